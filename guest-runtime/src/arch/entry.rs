@@ -1,0 +1,104 @@
+//! Where each vCPU starts, and the drop from ring 0 to ring 3.
+//!
+//! The core enters `_start` in long mode with `rdi` = boot info and `rsi` =
+//! vCPU index. `_start` takes the vCPU's boot stack and calls
+//! [`ring0_main`], which sets up this vCPU (per-CPU pointer, GDT/TSS, IDT,
+//! x2APIC) and `iretq`s to [`ring3_main`]. From then on the vCPU runs in
+//! ring 3 and only enters ring 0 through interrupts and the wait gate.
+
+use super::gdt::{USER_CS, USER_DS};
+use super::percpu::PERCPU;
+use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicBool, Ordering};
+use protocol::boot::{BootInfo, MAX_VCPUS};
+
+const BOOT_STACK_SIZE: usize = 16 * 1024;
+const USER_STACK_SIZE: usize = 256 * 1024;
+const IA32_FS_BASE: u32 = 0xC000_0100;
+/// RFLAGS for ring 3: interrupts on, reserved bit 1 set.
+const USER_RFLAGS: u64 = 0x202;
+
+#[repr(C, align(16))]
+struct Stack<const N: usize>([u8; N]);
+
+static mut BOOT_STACKS: [Stack<BOOT_STACK_SIZE>; MAX_VCPUS] = [const { Stack([0; BOOT_STACK_SIZE]) }; MAX_VCPUS];
+static mut USER_STACKS: [Stack<USER_STACK_SIZE>; MAX_VCPUS] = [const { Stack([0; USER_STACK_SIZE]) }; MAX_VCPUS];
+
+/// Set by vCPU 0 once the heap and clock are ready for the others.
+static BOOT_CPU_READY: AtomicBool = AtomicBool::new(false);
+
+core::arch::global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".global _start",
+    "_start:",
+    "cli",
+    "lea rsp, [rip + {stacks}]",
+    "lea rax, [rsi + 1]",
+    "shl rax, 14", // * BOOT_STACK_SIZE
+    "add rsp, rax",
+    "call {main}",
+    "ud2",
+    stacks = sym BOOT_STACKS,
+    main = sym ring0_main,
+);
+
+/// Ring-0 setup of one vCPU; never returns.
+#[link_section = ".text.ring0"]
+unsafe extern "C" fn ring0_main(boot: *const BootInfo, cpu: usize) -> ! {
+    if cpu >= MAX_VCPUS {
+        crate::panic::ring0_fatal(b"vCPU index out of range");
+    }
+    // SAFETY: ring 0 at boot; each vCPU sets up only its own state.
+    unsafe {
+        let percpu = addr_of_mut!(PERCPU[cpu]);
+        addr_of_mut!((*percpu).index).write_volatile(cpu as u64);
+        // A null FS selector survives the drop to ring 3 unchanged.
+        core::arch::asm!("mov fs, {0:x}", in(reg) 0u16, options(nostack, preserves_flags));
+        super::wrmsr(IA32_FS_BASE, percpu as u64);
+        super::gdt::init(cpu);
+        super::idt::init(cpu);
+        super::apic::init();
+        let stack_top = addr_of_mut!(USER_STACKS[cpu]) as u64 + USER_STACK_SIZE as u64;
+        core::arch::asm!(
+            "push {ss}",
+            "push {rsp}",
+            "push {rflags}",
+            "push {cs}",
+            "push {rip}",
+            "iretq",
+            ss = in(reg) USER_DS as u64,
+            rsp = in(reg) stack_top - 8,
+            rflags = in(reg) USER_RFLAGS,
+            cs = in(reg) USER_CS as u64,
+            rip = in(reg) ring3_main as *const () as u64,
+            in("rdi") boot,
+            in("rsi") cpu,
+            options(noreturn),
+        );
+    }
+}
+
+extern "Rust" {
+    fn __guest_main(boot: &'static BootInfo) -> !;
+}
+
+/// First ring-3 code of each vCPU: vCPU 0 readies the heap and clock and
+/// runs the kernel's main; the others wait for it and then idle.
+extern "C" fn ring3_main(boot: *const BootInfo, cpu: usize) -> ! {
+    // SAFETY: the core placed a BootInfo at this address before entry, and
+    // nothing writes it afterwards.
+    let boot: &'static BootInfo = unsafe { &*boot };
+    if cpu == 0 {
+        crate::time::init(boot);
+        crate::heap::init(boot);
+        BOOT_CPU_READY.store(true, Ordering::Release);
+        // SAFETY: `entry!` defines this function in the kernel.
+        unsafe { __guest_main(boot) }
+    }
+    while !BOOT_CPU_READY.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    loop {
+        crate::event::wait_until(0);
+    }
+}

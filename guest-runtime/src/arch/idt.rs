@@ -1,0 +1,177 @@
+//! Interrupt descriptor tables, one per vCPU, and the interrupt stubs.
+//!
+//! Three kinds of vector:
+//!
+//! * **exceptions** (0-31) end the domain: the stub records the frame and
+//!   calls [`exception_handler`], which reports a crash by hypercall;
+//! * **interrupts** (0x20-0xFE: timer, control, event-channel ports): the
+//!   stub sets the vector's bit in this vCPU's [`PENDING`] bitmap, EOIs the
+//!   x2APIC and returns: three instructions of work in emulated ring 0;
+//! * the **wait gate** (0x21, callable from ring 3): if nothing is pending,
+//!   optionally arm the TSC-deadline timer, then `sti; hlt`.
+//!
+//! Every vector runs on an IST stack (see [`super::gdt::ist`]).
+
+use super::gdt::{ist, KERNEL_CS};
+use core::ptr::addr_of_mut;
+use core::sync::atomic::AtomicU64;
+use protocol::boot::MAX_VCPUS;
+
+/// Vector of the ring-3 wait gate.
+pub const WAIT_GATE_VECTOR: u8 = 0x21;
+/// Spurious-interrupt vector programmed into the x2APIC.
+pub const SPURIOUS_VECTOR: u8 = 0xFF;
+
+/// Bits of interrupt vectors seen but not yet collected, for one vCPU.
+#[repr(C, align(64))]
+pub struct Pending(pub [AtomicU64; 4]);
+
+/// One pending bitmap per vCPU, written by the stubs, drained by
+/// [`crate::event`] in ring 3.
+pub static PENDING: [Pending; MAX_VCPUS] = [const { Pending([const { AtomicU64::new(0) }; 4]) }; MAX_VCPUS];
+
+core::arch::global_asm!(
+    ".section .text.ring0.stubs, \"ax\"",
+    // Interrupt stubs: note the vector, then EOI and return.
+    ".macro IRQ_STUBS cpu",
+    ".set vec, 0x20",
+    ".rept 224",
+    ".balign 16",
+    "lock bts qword ptr [rip + {pending} + \\cpu * 64 + (vec / 64) * 8], (vec % 64)",
+    "jmp guest_irq_common",
+    ".set vec, vec + 1",
+    ".endr",
+    ".endm",
+    // The wait gate: sleep unless something is already pending.
+    ".macro WAIT_GATE cpu",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "mov rax, qword ptr [rip + {pending} + \\cpu * 64]",
+    "or rax, qword ptr [rip + {pending} + \\cpu * 64 + 8]",
+    "or rax, qword ptr [rip + {pending} + \\cpu * 64 + 16]",
+    "or rax, qword ptr [rip + {pending} + \\cpu * 64 + 24]",
+    "jnz 1f",
+    "test rdi, rdi",
+    "jz 2f",
+    "mov ecx, 0x6E0", // IA32_TSC_DEADLINE
+    "mov eax, edi",
+    "mov rdx, rdi",
+    "shr rdx, 32",
+    "wrmsr",
+    "2:",
+    "sti",
+    "hlt",
+    "1:",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    "iretq",
+    ".endm",
+    ".macro EXC vec, has_error",
+    ".balign 16",
+    ".if \\has_error == 0",
+    "push 0",
+    ".endif",
+    "push \\vec",
+    "jmp guest_exception_common",
+    ".endm",
+    "",
+    ".global guest_irq_stubs0",
+    "guest_irq_stubs0:",
+    "IRQ_STUBS 0",
+    ".global guest_irq_stubs1",
+    "guest_irq_stubs1:",
+    "IRQ_STUBS 1",
+    ".global guest_wait_gate0",
+    "guest_wait_gate0:",
+    "WAIT_GATE 0",
+    ".global guest_wait_gate1",
+    "guest_wait_gate1:",
+    "WAIT_GATE 1",
+    "guest_irq_common:",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "mov ecx, 0x80B", // x2APIC EOI
+    "xor eax, eax",
+    "xor edx, edx",
+    "wrmsr",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    ".global guest_spurious",
+    "guest_spurious:",
+    "iretq",
+    ".global guest_exception_stubs",
+    ".balign 16",
+    "guest_exception_stubs:",
+    "EXC 0, 0", "EXC 1, 0", "EXC 2, 0", "EXC 3, 0", "EXC 4, 0", "EXC 5, 0", "EXC 6, 0", "EXC 7, 0",
+    "EXC 8, 1", "EXC 9, 0", "EXC 10, 1", "EXC 11, 1", "EXC 12, 1", "EXC 13, 1", "EXC 14, 1", "EXC 15, 0",
+    "EXC 16, 0", "EXC 17, 1", "EXC 18, 0", "EXC 19, 0", "EXC 20, 0", "EXC 21, 1", "EXC 22, 0", "EXC 23, 0",
+    "EXC 24, 0", "EXC 25, 0", "EXC 26, 0", "EXC 27, 0", "EXC 28, 0", "EXC 29, 1", "EXC 30, 1", "EXC 31, 0",
+    "guest_exception_common:",
+    "mov rdi, rsp",
+    "and rsp, -16",
+    "call {handler}",
+    "ud2",
+    pending = sym PENDING,
+    handler = sym super::super::panic::exception_handler,
+);
+
+extern "C" {
+    static guest_irq_stubs0: u8;
+    static guest_irq_stubs1: u8;
+    static guest_wait_gate0: u8;
+    static guest_wait_gate1: u8;
+    static guest_spurious: u8;
+    static guest_exception_stubs: u8;
+}
+
+const STUB_SIZE: u64 = 16;
+static mut IDT: [[u64; 512]; MAX_VCPUS] = [[0; 512]; MAX_VCPUS];
+
+/// Builds and loads this vCPU's IDT.
+///
+/// # Safety
+/// Ring 0, once per vCPU, after [`super::gdt::init`].
+#[link_section = ".text.ring0"]
+pub unsafe fn init(cpu: usize) {
+    // SAFETY: the stub symbols are defined above; each vCPU writes only its
+    // own table, with volatile stores (no SSE in ring 0).
+    unsafe {
+        let (irq, gate) = if cpu == 0 {
+            (&raw const guest_irq_stubs0 as u64, &raw const guest_wait_gate0 as u64)
+        } else {
+            (&raw const guest_irq_stubs1 as u64, &raw const guest_wait_gate1 as u64)
+        };
+        let exceptions = &raw const guest_exception_stubs as u64;
+        let table = addr_of_mut!(IDT[cpu]) as *mut u64;
+        let mut vector: u64 = 0;
+        while vector < 256 {
+            let (handler, stack, dpl) = if vector < 32 {
+                let stack = match vector {
+                    2 | 8 | 18 => ist::CRITICAL,
+                    _ => ist::EXCEPTION,
+                };
+                (exceptions + vector * STUB_SIZE, stack, 0)
+            } else if vector == WAIT_GATE_VECTOR as u64 {
+                (gate, ist::WAIT_GATE, 3)
+            } else if vector == SPURIOUS_VECTOR as u64 {
+                (&raw const guest_spurious as u64, ist::INTERRUPT, 0)
+            } else {
+                (irq + (vector - 32) * STUB_SIZE, ist::INTERRUPT, 0)
+            };
+            let low = (handler & 0xFFFF)
+                | (KERNEL_CS as u64) << 16
+                | (stack as u64) << 32
+                | (0x8E | dpl << 5) << 40
+                | ((handler >> 16) & 0xFFFF) << 48;
+            table.add(2 * vector as usize).write_volatile(low);
+            table.add(2 * vector as usize + 1).write_volatile(handler >> 32);
+            vector += 1;
+        }
+        let pointer = super::gdt::DescriptorPointer { limit: 256 * 16 - 1, base: table as u64 };
+        core::arch::asm!("lidt [{0}]", in(reg) &pointer, options(readonly, nostack, preserves_flags));
+    }
+}

@@ -1,0 +1,112 @@
+//! Waiting for and collecting interrupts, from ring 3.
+//!
+//! The interrupt stubs only set bits in this vCPU's pending bitmap. Ring 3
+//! drains the bitmap with atomic swaps ([`poll`]) and, when nothing is
+//! there, enters the wait gate ([`wait_until`]), which re-checks the bitmap
+//! with interrupts off and then does `sti; hlt`, so an interrupt that lands
+//! between the check and the halt still wakes it.
+
+use crate::arch::idt::PENDING;
+use crate::arch::percpu::cpu_index;
+use core::sync::atomic::Ordering;
+use protocol::evtchn::{vector_port, CONTROL_VECTOR, TIMER_VECTOR};
+
+/// Interrupt vectors collected in one [`poll`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Events([u64; 4]);
+
+impl Events {
+    /// True if nothing arrived.
+    pub fn is_empty(&self) -> bool {
+        self.0 == [0; 4]
+    }
+
+    fn has_vector(&self, vector: u8) -> bool {
+        self.0[vector as usize / 64] & 1 << (vector % 64) != 0
+    }
+
+    /// True if the timer fired.
+    pub fn timer(&self) -> bool {
+        self.has_vector(TIMER_VECTOR)
+    }
+
+    /// True if the core left a control request (see
+    /// [`protocol::boot::ControlRequest`]).
+    pub fn control(&self) -> bool {
+        self.has_vector(CONTROL_VECTOR)
+    }
+
+    /// True if `port` was notified.
+    pub fn has_port(&self, port: u32) -> bool {
+        port < protocol::evtchn::NR_PORTS && self.has_vector(protocol::evtchn::port_vector(port))
+    }
+
+    /// The event-channel ports that were notified.
+    pub fn ports(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..=255u8).filter(|&v| self.has_vector(v)).filter_map(vector_port)
+    }
+
+    /// Adds the events of `other`.
+    pub fn merge(&mut self, other: Events) {
+        for (word, more) in self.0.iter_mut().zip(other.0) {
+            *word |= more;
+        }
+    }
+}
+
+/// Takes whatever interrupts arrived since the last call, without waiting.
+pub fn poll() -> Events {
+    let pending = &PENDING[cpu_index()].0;
+    let mut words = [0; 4];
+    for (word, bits) in words.iter_mut().zip(pending) {
+        if bits.load(Ordering::Relaxed) != 0 {
+            *word = bits.swap(0, Ordering::Acquire);
+        }
+    }
+    Events(words)
+}
+
+/// Waits until an interrupt arrives or the TSC reaches `deadline_tsc`
+/// (0: no deadline), and returns what arrived (empty on a timeout).
+pub fn wait_until(deadline_tsc: u64) -> Events {
+    loop {
+        let events = poll();
+        if !events.is_empty() || (deadline_tsc != 0 && crate::time::rdtsc() >= deadline_tsc) {
+            return events;
+        }
+        // SAFETY: vector 0x21 is the wait gate (DPL 3); it preserves every
+        // register and returns with interrupts enabled.
+        unsafe { core::arch::asm!("int 0x21", in("rdi") deadline_tsc, options(nostack)) };
+    }
+}
+
+/// Spins in ring 3 for up to `spin_ns` polling for an interrupt, then
+/// waits in the gate: a short poll saves the halt and wake-up when the
+/// answer is about to arrive.
+pub fn wait_spinning(spin_ns: u64, deadline_tsc: u64) -> Events {
+    let spin_end = crate::time::rdtsc() + crate::time::ns_to_ticks(spin_ns);
+    loop {
+        let events = poll();
+        if !events.is_empty() {
+            return events;
+        }
+        let now = crate::time::rdtsc();
+        if deadline_tsc != 0 && now >= deadline_tsc {
+            return events;
+        }
+        if now >= spin_end {
+            return wait_until(deadline_tsc);
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Puts events back so the next [`poll`] returns them again.
+pub fn requeue(events: Events) {
+    let pending = &PENDING[cpu_index()].0;
+    for (bits, word) in pending.iter().zip(events.0) {
+        if word != 0 {
+            bits.fetch_or(word, Ordering::Release);
+        }
+    }
+}

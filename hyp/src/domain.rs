@@ -1,0 +1,204 @@
+//! One domain: a KVM VM, its RAM, its vCPU threads and its state.
+
+use crate::events::LineAssembler;
+use crate::memory::GuestRam;
+use kvm_ioctls::VmFd;
+use protocol::domain::{DomId, DomainState, ShutdownReason};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::EventFd;
+
+/// What a domain is made from.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// Name shown by `xl list`; unique among live domains.
+    pub name: String,
+    /// The kernel: a static x86-64 ELF executable.
+    pub kernel: Vec<u8>,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// Number of vCPUs (1 or 2).
+    pub vcpus: u8,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Leave the vCPUs paused after creation (`xl create -p`).
+    pub start_paused: bool,
+}
+
+/// Where a domain is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Life {
+    Alive,
+    Shutdown(ShutdownReason),
+    Crashed,
+    Dying,
+}
+
+pub(crate) struct Status {
+    pub life: Life,
+    pub paused: bool,
+    /// vCPU threads waiting while paused.
+    pub parked: usize,
+    pub message: Option<String>,
+}
+
+/// Event counts kept per domain.
+#[derive(Default, Debug)]
+pub struct Counters {
+    /// Hypercalls handled.
+    pub hypercalls: AtomicU64,
+    /// Privileged hypercalls refused.
+    pub privileged_denied: AtomicU64,
+    /// Doorbell writes that reached the core (ports with no ioeventfd).
+    pub doorbell_exits: AtomicU64,
+    /// Accesses to MMIO addresses nothing is behind.
+    pub unassigned_mmio: AtomicU64,
+    /// Exits to the core's user space, of every kind.
+    pub user_exits: AtomicU64,
+}
+
+/// A handle on one vCPU thread.
+pub(crate) struct VcpuThread {
+    /// The thread's kernel tid, once it started (0 before).
+    pub tid: Arc<AtomicI32>,
+    pub handle: JoinHandle<()>,
+}
+
+/// A domain. Shared between the registry and its vCPU threads.
+pub struct Domain {
+    /// The domain's id.
+    pub id: DomId,
+    pub(crate) name: Mutex<String>,
+    pub(crate) vm: Arc<VmFd>,
+    pub(crate) ram: GuestRam,
+    pub(crate) memory_mib: u64,
+    pub(crate) vcpu_count: u8,
+    pub(crate) status: Mutex<Status>,
+    pub(crate) status_changed: Condvar,
+    pub(crate) threads: Mutex<Vec<VcpuThread>>,
+    /// Raises the control vector (irqfd on [`crate::evtchn::CONTROL_GSI`]).
+    pub(crate) control_irq: EventFd,
+    /// Event counts.
+    pub counters: Counters,
+    pub(crate) console: Mutex<LineAssembler>,
+    pub(crate) created: Instant,
+    pub(crate) first_output: OnceLock<Duration>,
+    /// CPU time of vCPU threads that have exited.
+    pub(crate) cpu_ns_retired: AtomicU64,
+}
+
+impl Domain {
+    pub(crate) fn status(&self) -> MutexGuard<'_, Status> {
+        self.status.lock().expect("domain status lock")
+    }
+
+    /// The domain's name.
+    pub fn name(&self) -> String {
+        self.name.lock().expect("domain name lock").clone()
+    }
+
+    /// True for Dom0.
+    pub fn is_privileged(&self) -> bool {
+        self.id == protocol::domain::DOM0
+    }
+
+    /// The state `xl list` shows.
+    pub fn state(&self) -> DomainState {
+        let status = self.status();
+        match status.life {
+            Life::Dying => DomainState::Dying,
+            Life::Crashed => DomainState::Crashed,
+            Life::Shutdown(reason) => DomainState::Shutdown(reason),
+            Life::Alive if status.paused => DomainState::Paused,
+            Life::Alive if self.all_vcpus_halted() => DomainState::Blocked,
+            Life::Alive => DomainState::Running,
+        }
+    }
+
+    /// The shutdown or crash message, if any.
+    pub fn message(&self) -> Option<String> {
+        self.status().message.clone()
+    }
+
+    /// A vCPU thread sleeping inside `KVM_RUN` is a vCPU halted in the guest.
+    fn all_vcpus_halted(&self) -> bool {
+        let threads = self.threads.lock().expect("vcpu threads lock");
+        !threads.is_empty()
+            && threads.iter().all(|t| {
+                let tid = t.tid.load(Ordering::Relaxed);
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        stat.rsplit_once(") ")
+                            .map(|(_, rest)| rest.starts_with('S'))
+                    })
+                    .unwrap_or(false)
+            })
+    }
+
+    /// CPU time used by this domain's vCPUs.
+    pub fn cpu_time(&self) -> Duration {
+        let mut ns = self.cpu_ns_retired.load(Ordering::Relaxed);
+        for t in self.threads.lock().expect("vcpu threads lock").iter() {
+            if t.handle.is_finished() {
+                continue;
+            }
+            let tid = t.tid.load(Ordering::Relaxed);
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")) {
+                ns += stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        Duration::from_nanos(ns)
+    }
+
+    /// RAM in MiB.
+    pub fn memory_mib(&self) -> u64 {
+        self.memory_mib
+    }
+
+    /// Number of vCPUs.
+    pub fn vcpus(&self) -> u8 {
+        self.vcpu_count
+    }
+
+    /// Time from creation to the first console output.
+    pub fn time_to_first_output(&self) -> Option<Duration> {
+        self.first_output.get().copied()
+    }
+
+    /// The guest's progress counter (see [`protocol::boot::SharedInfo`]).
+    pub fn progress(&self) -> u64 {
+        let offset = std::mem::offset_of!(protocol::boot::SharedInfo, progress) as u64;
+        self.ram
+            .read_u64(protocol::memory::SHARED_INFO_ADDR + offset)
+            .unwrap_or(0)
+    }
+
+    /// The memfd behind the domain's RAM.
+    pub fn ram_fd(&self) -> i32 {
+        self.ram.fd()
+    }
+
+    /// Moves the domain to a final state, waking every vCPU thread so they
+    /// exit; the first final state wins.
+    pub(crate) fn finish(&self, life: Life, message: Option<String>) -> bool {
+        let mut status = self.status();
+        let first =
+            status.life == Life::Alive || (life == Life::Dying && status.life != Life::Dying);
+        if first {
+            status.life = life;
+            if message.is_some() {
+                status.message = message;
+            }
+        }
+        drop(status);
+        self.status_changed.notify_all();
+        first
+    }
+}

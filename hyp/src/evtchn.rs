@@ -1,0 +1,217 @@
+//! Event channels: ports, and their wiring into KVM.
+//!
+//! An interdomain channel between port `pa` of domain A and port `pb` of
+//! domain B is two eventfds, one per direction. The A-to-B eventfd is
+//! registered as an ioeventfd in A's VM on the doorbell address with
+//! `datamatch = pa`, and as an irqfd in B's VM on the GSI whose MSI route
+//! raises `pb`'s vector. A guest's send is therefore handled inside KVM
+//! from the doorbell write to the interrupt in the other domain: the
+//! core's threads never run. The B-to-A eventfd mirrors it.
+//!
+//! Semantics follow Xen's `EVTCHNOP_*`: closing one end of an interdomain
+//! channel returns the other end to *unbound* (its owner may close it or
+//! wait for a new bind); a send on an unbound port is dropped; a send on a
+//! free or invalid port is `EINVAL`.
+
+use kvm_ioctls::{IoEventAddress, VmFd};
+use protocol::domain::DomId;
+use protocol::evtchn::{is_valid_port, PortStatus, NR_PORTS};
+use protocol::hypercall::Errno;
+use protocol::memory::DOORBELL_ADDR;
+use std::collections::HashMap;
+use std::sync::Arc;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// GSI whose MSI route raises the control vector.
+pub const CONTROL_GSI: u32 = 31;
+
+/// The GSI whose MSI route raises `port`'s vector.
+pub fn port_gsi(port: u32) -> u32 {
+    32 + port
+}
+
+enum Port {
+    Free,
+    Unbound {
+        remote: DomId,
+    },
+    Interdomain {
+        remote: DomId,
+        remote_port: u32,
+        tx: EventFd,
+    },
+}
+
+struct DomainPorts {
+    vm: Arc<VmFd>,
+    ports: Vec<Port>,
+}
+
+/// Every domain's ports, and the eventfds wiring them.
+#[derive(Default)]
+pub struct EventChannels {
+    domains: HashMap<DomId, DomainPorts>,
+}
+
+impl EventChannels {
+    /// Gives a new domain an empty port table.
+    pub fn add_domain(&mut self, domid: DomId, vm: Arc<VmFd>) {
+        let ports = (0..NR_PORTS).map(|_| Port::Free).collect();
+        self.domains.insert(domid, DomainPorts { vm, ports });
+    }
+
+    /// Closes every port of a domain that is going away.
+    pub fn remove_domain(&mut self, domid: DomId) {
+        for port in 1..NR_PORTS {
+            let _ = self.close(domid, port);
+        }
+        self.domains.remove(&domid);
+    }
+
+    fn port_mut(&mut self, domid: DomId, port: u32) -> Result<&mut Port, Errno> {
+        let table = self.domains.get_mut(&domid).ok_or(Errno::Srch)?;
+        if !is_valid_port(port) {
+            return Err(Errno::Inval);
+        }
+        Ok(&mut table.ports[port as usize])
+    }
+
+    fn free_port(&self, domid: DomId) -> Result<u32, Errno> {
+        let table = self.domains.get(&domid).ok_or(Errno::Srch)?;
+        (1..NR_PORTS)
+            .find(|&p| matches!(table.ports[p as usize], Port::Free))
+            .ok_or(Errno::NoSpc)
+    }
+
+    /// `alloc_unbound`: a port of `domid` that `remote` may bind.
+    pub fn alloc_unbound(&mut self, domid: DomId, remote: DomId) -> Result<u32, Errno> {
+        if !self.domains.contains_key(&remote) {
+            return Err(Errno::Srch);
+        }
+        let port = self.free_port(domid)?;
+        *self.port_mut(domid, port)? = Port::Unbound { remote };
+        Ok(port)
+    }
+
+    /// `bind_interdomain`: connects a new port of `domid` to `remote_port`
+    /// of `remote`, which must be unbound and offered to `domid`.
+    pub fn bind_interdomain(
+        &mut self,
+        domid: DomId,
+        remote: DomId,
+        remote_port: u32,
+    ) -> Result<u32, Errno> {
+        if !self.domains.contains_key(&remote) {
+            return Err(Errno::Srch);
+        }
+        match self.port_mut(remote, remote_port)? {
+            Port::Unbound { remote: offered_to } if *offered_to == domid => {}
+            _ => return Err(Errno::Inval),
+        }
+        let port = self.free_port(domid)?;
+        let local_vm = Arc::clone(&self.domains[&domid].vm);
+        let remote_vm = Arc::clone(&self.domains[&remote].vm);
+        let to_remote = wire(&local_vm, port, &remote_vm, remote_port)?;
+        let to_local = match wire(&remote_vm, remote_port, &local_vm, port) {
+            Ok(fd) => fd,
+            Err(errno) => {
+                unwire(&local_vm, port, &remote_vm, remote_port, &to_remote);
+                return Err(errno);
+            }
+        };
+        *self.port_mut(domid, port)? = Port::Interdomain {
+            remote,
+            remote_port,
+            tx: to_remote,
+        };
+        *self.port_mut(remote, remote_port)? = Port::Interdomain {
+            remote: domid,
+            remote_port: port,
+            tx: to_local,
+        };
+        Ok(port)
+    }
+
+    /// `close`: frees a port; the remote end of a channel becomes unbound.
+    pub fn close(&mut self, domid: DomId, port: u32) -> Result<(), Errno> {
+        match std::mem::replace(self.port_mut(domid, port)?, Port::Free) {
+            Port::Free => Err(Errno::Inval),
+            Port::Unbound { .. } => Ok(()),
+            Port::Interdomain {
+                remote,
+                remote_port,
+                tx,
+            } => {
+                let local_vm = Arc::clone(&self.domains[&domid].vm);
+                unwire(&local_vm, port, &self.domains[&remote].vm, remote_port, &tx);
+                let back = std::mem::replace(
+                    self.port_mut(remote, remote_port)?,
+                    Port::Unbound { remote: domid },
+                );
+                if let Port::Interdomain { tx: back_tx, .. } = back {
+                    let remote_vm = Arc::clone(&self.domains[&remote].vm);
+                    unwire(&remote_vm, remote_port, &local_vm, port, &back_tx);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `status`: `status | remote_domid << 8 | remote_port << 32`.
+    pub fn status(&mut self, domid: DomId, port: u32) -> Result<u64, Errno> {
+        Ok(match self.port_mut(domid, port)? {
+            Port::Free => PortStatus::Closed as u64,
+            Port::Unbound { remote } => PortStatus::Unbound as u64 | (*remote as u64) << 8,
+            Port::Interdomain {
+                remote,
+                remote_port,
+                ..
+            } => {
+                PortStatus::Interdomain as u64 | (*remote as u64) << 8 | (*remote_port as u64) << 32
+            }
+        })
+    }
+
+    /// A doorbell write that KVM did not catch: the port has no ioeventfd.
+    /// Returns the send status the guest is to see.
+    pub fn send_slow(&mut self, domid: DomId, port: u32) -> Result<(), Errno> {
+        match self.port_mut(domid, port)? {
+            Port::Free => Err(Errno::Inval),
+            Port::Unbound { .. } => Ok(()),
+            Port::Interdomain { tx, .. } => tx.write(1).map_err(|_| Errno::Busy),
+        }
+    }
+
+    /// Number of ports open in `domid` (for tests and `xl` reports).
+    pub fn open_ports(&self, domid: DomId) -> usize {
+        self.domains.get(&domid).map_or(0, |t| {
+            t.ports.iter().filter(|p| !matches!(p, Port::Free)).count()
+        })
+    }
+}
+
+/// Creates the eventfd that carries `from_port`'s sends to `to_port`.
+fn wire(from_vm: &VmFd, from_port: u32, to_vm: &VmFd, to_port: u32) -> Result<EventFd, Errno> {
+    let fd = EventFd::new(EFD_NONBLOCK).map_err(|_| Errno::NoSpc)?;
+    if let Err(e) = from_vm.register_ioevent(&fd, &IoEventAddress::Mmio(DOORBELL_ADDR), from_port) {
+        tracing::warn!("KVM_IOEVENTFD for port {from_port}: {e}");
+        return Err(Errno::Busy);
+    }
+    if let Err(e) = to_vm.register_irqfd(&fd, port_gsi(to_port)) {
+        tracing::warn!("KVM_IRQFD for port {to_port}: {e}");
+        let _ = from_vm.unregister_ioevent(&fd, &IoEventAddress::Mmio(DOORBELL_ADDR), from_port);
+        return Err(Errno::Busy);
+    }
+    Ok(fd)
+}
+
+/// Undoes [`wire`].
+fn unwire(from_vm: &VmFd, from_port: u32, to_vm: &VmFd, to_port: u32, fd: &EventFd) {
+    if let Err(e) = from_vm.unregister_ioevent(fd, &IoEventAddress::Mmio(DOORBELL_ADDR), from_port)
+    {
+        tracing::warn!("removing ioeventfd of port {from_port}: {e}");
+    }
+    if let Err(e) = to_vm.unregister_irqfd(fd, port_gsi(to_port)) {
+        tracing::warn!("removing irqfd of port {to_port}: {e}");
+    }
+}

@@ -1,0 +1,130 @@
+//! What the core hands a kernel at boot, and the page they share after.
+//!
+//! Each vCPU enters the kernel's ELF entry point directly in 64-bit long
+//! mode (paging on, identity map of the low 4 GiB with 2 MiB pages, every
+//! page user-accessible, SSE enabled), with:
+//!
+//! * `rdi` = [`crate::memory::BOOT_INFO_ADDR`],
+//! * `rsi` = the vCPU index (0 for the boot vCPU),
+//! * interrupts disabled, no stack (the kernel picks its own).
+//!
+//! All structures are `#[repr(C)]` and fixed-size so both sides agree on
+//! every byte.
+
+use crate::domain::DomId;
+
+/// Value of [`BootInfo::magic`]: "HYPBOOT1" in ASCII.
+pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"HYPBOOT1");
+
+/// Version of the boot protocol described here.
+pub const BOOT_VERSION: u32 = 1;
+
+/// Most vCPUs a domain can have.
+pub const MAX_VCPUS: usize = 2;
+
+/// Longest kernel command line, in bytes.
+pub const CMDLINE_MAX: usize = 512;
+
+/// [`BootInfo::flags`] bit: this domain is privileged (it is Dom0).
+pub const FLAG_PRIVILEGED: u32 = 1;
+
+/// The boot-information page, written by the core before the first vCPU
+/// runs (Xen's `start_info`).
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct BootInfo {
+    /// Always [`BOOT_MAGIC`].
+    pub magic: u64,
+    /// Always [`BOOT_VERSION`].
+    pub version: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// This domain's id.
+    pub domid: DomId,
+    /// Number of vCPUs the domain has (each enters the kernel).
+    pub vcpus: u16,
+    /// Length of the command line in [`BootInfo::cmdline`].
+    pub cmdline_len: u32,
+    /// Bytes of RAM, starting at guest-physical 0.
+    pub ram_bytes: u64,
+    /// First byte after the loaded kernel image (its `.bss` included),
+    /// rounded up to a page: free RAM starts here.
+    pub kernel_end: u64,
+    /// Time-stamp-counter frequency in kHz, for the kernel's clock.
+    pub tsc_khz: u64,
+    /// The domain the control channel goes to (Dom0 for a guest).
+    pub control_domid: DomId,
+    /// Padding.
+    pub _pad: u16,
+    /// A port that [`BootInfo::control_domid`] allocated unbound for this
+    /// domain: bind it with `evtchn_bind_interdomain` to talk to Dom0.
+    /// Zero when there is none (Dom0 itself).
+    pub control_port: u32,
+    /// The kernel command line (UTF-8, not NUL-terminated).
+    pub cmdline: [u8; CMDLINE_MAX],
+}
+
+impl BootInfo {
+    /// The command line as text; empty if it is not valid UTF-8.
+    pub fn cmdline(&self) -> &str {
+        let len = (self.cmdline_len as usize).min(CMDLINE_MAX);
+        core::str::from_utf8(&self.cmdline[..len]).unwrap_or("")
+    }
+
+    /// True if this domain is the privileged service VM.
+    pub fn is_privileged(&self) -> bool {
+        self.flags & FLAG_PRIVILEGED != 0
+    }
+}
+
+/// A request the core puts in [`SharedInfo::control_request`] before it
+/// raises [`crate::evtchn::CONTROL_VECTOR`] (Xen's `control/shutdown`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ControlRequest {
+    /// Nothing asked.
+    None = 0,
+    /// Shut down cleanly and power off (`xl shutdown`).
+    Poweroff = 1,
+    /// Shut down cleanly and ask to be restarted (`xl reboot`).
+    Reboot = 2,
+}
+
+impl ControlRequest {
+    /// Decodes the field's value.
+    pub fn from_raw(raw: u32) -> Self {
+        match raw {
+            1 => Self::Poweroff,
+            2 => Self::Reboot,
+            _ => Self::None,
+        }
+    }
+}
+
+/// Per-vCPU part of [`SharedInfo`].
+#[derive(Debug)]
+#[repr(C)]
+pub struct VcpuInfo {
+    /// Outcome of the last doorbell write that exited to the core: 0, or a
+    /// negative [`crate::hypercall::Errno`] for a send on a port that is
+    /// not open. Sends on bound ports never touch it, so a guest clears it
+    /// before ringing and reads it after.
+    pub send_status: i32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// The page both the core and the guest write (Xen's `shared_info`).
+#[derive(Debug)]
+#[repr(C)]
+pub struct SharedInfo {
+    /// Per-vCPU fields.
+    pub vcpu: [VcpuInfo; MAX_VCPUS],
+    /// A [`ControlRequest`] the core left for the guest.
+    pub control_request: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// A counter the guest advances while it makes progress; the core
+    /// reports it (a heartbeat, read by tests and `xl list -l`).
+    pub progress: u64,
+}

@@ -1,0 +1,70 @@
+//! Domain identity, state and shutdown reasons.
+
+use serde::{Deserialize, Serialize};
+
+/// A domain identifier. Domain 0 is the privileged service VM.
+pub type DomId = u16;
+
+/// The privileged service VM's domain id.
+pub const DOM0: DomId = 0;
+
+/// The largest domain id the core hands out (Xen reserves the ids above
+/// `0x7FEF` for special domains).
+pub const DOMID_MAX: DomId = 0x7FEF;
+
+/// Why a domain shut down (Xen's `SHUTDOWN_*` codes, the subset we use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+pub enum ShutdownReason {
+    /// The guest asked to be switched off.
+    Poweroff = 0,
+    /// The guest asked to be restarted.
+    Reboot = 1,
+    /// The guest crashed: it panicked, faulted fatally or broke a rule.
+    Crash = 3,
+}
+
+impl ShutdownReason {
+    /// Decodes a reason from a hypercall argument.
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Poweroff),
+            1 => Some(Self::Reboot),
+            3 => Some(Self::Crash),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name Xen's tools print (`poweroff`, `reboot`, `crash`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Poweroff => "poweroff",
+            Self::Reboot => "reboot",
+            Self::Crash => "crash",
+        }
+    }
+}
+
+/// The life-cycle state of a domain, as `xl list` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DomainState {
+    /// At least one vCPU is executing guest code (or could be).
+    Running,
+    /// Every vCPU is halted, waiting for an event.
+    Blocked,
+    /// Stopped by the toolstack; its vCPUs do not run until unpaused.
+    Paused,
+    /// The guest shut itself down with this reason; nothing runs any more.
+    Shutdown(ShutdownReason),
+    /// The guest crashed (panic, fatal fault, KVM error); nothing runs.
+    Crashed,
+    /// Being torn down.
+    Dying,
+}
+
+impl DomainState {
+    /// True once the domain can never run again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Shutdown(_) | Self::Crashed | Self::Dying)
+    }
+}

@@ -1,0 +1,79 @@
+//! Event channels: Xen's notification mechanism, wired through KVM.
+//!
+//! A port is a per-domain number in `1..NR_PORTS` (port 0 is never valid).
+//! An *interdomain* channel joins a port of one domain to a port of another:
+//!
+//! * **send**: the guest writes the local port number (4 bytes) to
+//!   [`crate::memory::DOORBELL_ADDR`]. For a bound port the core registered
+//!   a `KVM_IOEVENTFD` with `datamatch = port`, so KVM signals an eventfd
+//!   in the kernel and the vCPU does not leave the kernel.
+//! * **receive**: that same eventfd is a `KVM_IRQFD` in the remote domain,
+//!   routed as an MSI to vector [`port_vector`] of the remote port on the
+//!   remote domain's vCPU 0.
+//!
+//! A notification from one domain to another never wakes the core's user
+//! space. A write to the doorbell for a port with no ioeventfd (unbound,
+//! closed or never allocated) does exit to the core, which records the
+//! outcome in [`crate::boot::VcpuInfo::send_status`] so the guest can see
+//! the error without a second hypercall.
+
+/// Number of ports per domain, port 0 included (it is never valid).
+pub const NR_PORTS: u32 = 192;
+
+/// First vector used for event-channel ports: port `p` raises vector
+/// `PORT_VECTOR_BASE + p`.
+pub const PORT_VECTOR_BASE: u8 = 0x40;
+
+/// Vector of the guest's local timer (x2APIC TSC-deadline mode).
+pub const TIMER_VECTOR: u8 = 0x20;
+
+/// Vector the core raises when it has put a request for the guest in
+/// [`crate::boot::SharedInfo::control_request`] (Xen's control/shutdown
+/// node).
+pub const CONTROL_VECTOR: u8 = 0x22;
+
+/// The interrupt vector that port `port` is delivered on.
+pub const fn port_vector(port: u32) -> u8 {
+    PORT_VECTOR_BASE + port as u8
+}
+
+/// The port a vector belongs to, if it is a port vector.
+pub const fn vector_port(vector: u8) -> Option<u32> {
+    let port = vector as u32;
+    if port > PORT_VECTOR_BASE as u32 && port - (PORT_VECTOR_BASE as u32) < NR_PORTS {
+        Some(port - PORT_VECTOR_BASE as u32)
+    } else {
+        None
+    }
+}
+
+/// True if `port` is a port number a domain may hold.
+pub const fn is_valid_port(port: u32) -> bool {
+    port != 0 && port < NR_PORTS
+}
+
+/// What a port is used for, as `EVTCHNOP_status` reports it (Xen's
+/// `EVTCHNSTAT_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum PortStatus {
+    /// The port is not allocated.
+    Closed = 0,
+    /// Allocated by `alloc_unbound`, waiting for the remote domain to bind.
+    Unbound = 1,
+    /// Connected to a port of another domain.
+    Interdomain = 2,
+}
+
+impl PortStatus {
+    /// Decodes the status half of a [`crate::hypercall::Op::EvtchnStatus`]
+    /// result.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Closed),
+            1 => Some(Self::Unbound),
+            2 => Some(Self::Interdomain),
+            _ => None,
+        }
+    }
+}

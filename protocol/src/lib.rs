@@ -1,0 +1,25 @@
+//! The contract between every party of the hypervisor.
+//!
+//! Everything that crosses a boundary is defined here, once, and both ends
+//! use the same definition (as Xen's `public/` headers are shared by the
+//! hypervisor, the toolstack and every guest):
+//!
+//! * [`memory`]: the guest-physical memory map every domain boots with;
+//! * [`boot`]: the [`boot::BootInfo`] page the core hands a kernel at entry,
+//!   and the [`boot::SharedInfo`] page the core and the guest both write;
+//! * [`hypercall`]: how a guest calls the core, the operation numbers and
+//!   their arguments, and the error codes;
+//! * [`evtchn`]: event-channel ports, vectors and the doorbell;
+//! * [`domain`]: domain ids, states and shutdown reasons;
+//! * [`report`]: structured results a guest workload hands to the toolstack.
+//!
+//! The crate is `no_std` so that guest kernels link it as they are.
+#![no_std]
+#![deny(missing_docs)]
+
+pub mod boot;
+pub mod domain;
+pub mod evtchn;
+pub mod hypercall;
+pub mod memory;
+pub mod report;
