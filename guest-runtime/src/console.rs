@@ -33,7 +33,10 @@ impl Write for BufferedConsole {
 
 /// Writes formatted text to the console (use [`crate::println!`]).
 pub fn print(args: fmt::Arguments) {
-    let mut console = BufferedConsole { buf: [0; 256], len: 0 };
+    let mut console = BufferedConsole {
+        buf: [0; 256],
+        len: 0,
+    };
     let _ = console.write_fmt(args);
     console.flush();
 }

@@ -43,7 +43,9 @@ impl Events {
 
     /// The event-channel ports that were notified.
     pub fn ports(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..=255u8).filter(|&v| self.has_vector(v)).filter_map(vector_port)
+        (0..=255u8)
+            .filter(|&v| self.has_vector(v))
+            .filter_map(vector_port)
     }
 
     /// Adds the events of `other`.
@@ -66,6 +68,11 @@ pub fn poll() -> Events {
     Events(words)
 }
 
+extern "C" {
+    /// The `ud2` the #UD handler treats as "wait" (see [`crate::arch::idt`]).
+    fn guest_wait(deadline_tsc: u64);
+}
+
 /// Waits until an interrupt arrives or the TSC reaches `deadline_tsc`
 /// (0: no deadline), and returns what arrived (empty on a timeout).
 pub fn wait_until(deadline_tsc: u64) -> Events {
@@ -74,9 +81,9 @@ pub fn wait_until(deadline_tsc: u64) -> Events {
         if !events.is_empty() || (deadline_tsc != 0 && crate::time::rdtsc() >= deadline_tsc) {
             return events;
         }
-        // SAFETY: vector 0x21 is the wait gate (DPL 3); it preserves every
-        // register and returns with interrupts enabled.
-        unsafe { core::arch::asm!("int 0x21", in("rdi") deadline_tsc, options(nostack)) };
+        // SAFETY: `guest_wait` is the wait gate (see `arch::idt`); it
+        // preserves every register and returns with interrupts enabled.
+        unsafe { guest_wait(deadline_tsc) };
     }
 }
 

@@ -14,7 +14,14 @@ pub fn alloc_unbound(remote: DomId) -> Result<u32, Errno> {
 
 /// Connects a new local port to `remote_port` of domain `remote`.
 pub fn bind_interdomain(remote: DomId, remote_port: u32) -> Result<u32, Errno> {
-    check(raw(Op::EvtchnBindInterdomain, remote as u64, remote_port as u64, 0, 0)).map(|port| port as u32)
+    check(raw(
+        Op::EvtchnBindInterdomain,
+        remote as u64,
+        remote_port as u64,
+        0,
+        0,
+    ))
+    .map(|port| port as u32)
 }
 
 /// Closes a local port.
@@ -26,7 +33,11 @@ pub fn close(port: u32) -> Result<(), Errno> {
 pub fn status(port: u32) -> Result<(PortStatus, DomId, u32), Errno> {
     let raw_status = check(raw(Op::EvtchnStatus, port as u64, 0, 0, 0))?;
     let status = PortStatus::from_raw(raw_status as u32 & 0xFF).ok_or(Errno::Inval)?;
-    Ok((status, (raw_status >> 8) as DomId, (raw_status >> 32) as u32))
+    Ok((
+        status,
+        (raw_status >> 8) as DomId,
+        (raw_status >> 32) as u32,
+    ))
 }
 
 /// Notifies the remote end of `port`.

@@ -42,7 +42,13 @@ pub fn check(result: i64) -> Result<u64, Errno> {
 /// Appends bytes to this domain's console.
 pub fn console_write(bytes: &[u8]) {
     for chunk in bytes.chunks(protocol::hypercall::MAX_CONSOLE_WRITE as usize) {
-        raw(Op::ConsoleWrite, chunk.as_ptr() as u64, chunk.len() as u64, 0, 0);
+        raw(
+            Op::ConsoleWrite,
+            chunk.as_ptr() as u64,
+            chunk.len() as u64,
+            0,
+            0,
+        );
     }
 }
 
@@ -53,7 +59,13 @@ pub fn sched_yield() {
 
 /// Stops this domain with `reason` and a message (shown for a crash).
 pub fn shutdown(reason: ShutdownReason, message: &[u8]) -> ! {
-    raw(Op::SchedShutdown, reason as u64, message.as_ptr() as u64, message.len() as u64, 0);
+    raw(
+        Op::SchedShutdown,
+        reason as u64,
+        message.as_ptr() as u64,
+        message.len() as u64,
+        0,
+    );
     // The core stops every vCPU of a domain that shut down; if it ever
     // returns, sleep forever.
     loop {
@@ -65,13 +77,26 @@ pub fn shutdown(reason: ShutdownReason, message: &[u8]) -> ! {
 pub fn report(report: &Report) -> Result<(), Errno> {
     let mut buf = [0u8; 512];
     let bytes = report.encode(&mut buf).ok_or(Errno::NoSpc)?;
-    check(raw(Op::Report, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0)).map(|_| ())
+    check(raw(
+        Op::Report,
+        bytes.as_ptr() as u64,
+        bytes.len() as u64,
+        0,
+        0,
+    ))
+    .map(|_| ())
 }
 
 /// Privileged: reads the core's view of domain `domid`.
 pub fn domain_info(domid: DomId) -> Result<DomainInfo, Errno> {
     let mut info = DomainInfo::default();
-    check(raw(Op::DomctlGetDomainInfo, domid as u64, &mut info as *mut DomainInfo as u64, 0, 0))?;
+    check(raw(
+        Op::DomctlGetDomainInfo,
+        domid as u64,
+        &mut info as *mut DomainInfo as u64,
+        0,
+        0,
+    ))?;
     Ok(info)
 }
 

@@ -21,6 +21,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod console;
+pub mod control;
 pub mod event;
 pub mod evtchn;
 pub mod heap;

@@ -22,7 +22,11 @@ impl Ring0Message {
     fn byte(&mut self, byte: u8) {
         if self.len < MESSAGE_CAPACITY {
             // SAFETY: in bounds; only the crashing vCPU writes the buffer.
-            unsafe { (addr_of_mut!(MESSAGE) as *mut u8).add(self.len).write_volatile(byte) };
+            unsafe {
+                (addr_of_mut!(MESSAGE) as *mut u8)
+                    .add(self.len)
+                    .write_volatile(byte)
+            };
             self.len += 1;
         }
     }
@@ -44,7 +48,11 @@ impl Ring0Message {
         while shift > 0 {
             shift -= 4;
             let digit = (value >> shift) as u8 & 0xF;
-            self.byte(if digit < 10 { b'0' + digit } else { b'a' + digit - 10 });
+            self.byte(if digit < 10 {
+                b'0' + digit
+            } else {
+                b'a' + digit - 10
+            });
         }
     }
 
@@ -87,11 +95,27 @@ impl Ring0Message {
 }
 
 const EXCEPTION_NAMES: [&[u8]; 21] = [
-    b"#DE divide error", b"#DB debug", b"NMI", b"#BP breakpoint", b"#OF overflow",
-    b"#BR bound range", b"#UD invalid opcode", b"#NM device not available", b"#DF double fault",
-    b"coprocessor overrun", b"#TS invalid TSS", b"#NP segment not present", b"#SS stack fault",
-    b"#GP general protection", b"#PF page fault", b"reserved", b"#MF x87 error",
-    b"#AC alignment check", b"#MC machine check", b"#XM SIMD error", b"#VE virtualization",
+    b"#DE divide error",
+    b"#DB debug",
+    b"NMI",
+    b"#BP breakpoint",
+    b"#OF overflow",
+    b"#BR bound range",
+    b"#UD invalid opcode",
+    b"#NM device not available",
+    b"#DF double fault",
+    b"coprocessor overrun",
+    b"#TS invalid TSS",
+    b"#NP segment not present",
+    b"#SS stack fault",
+    b"#GP general protection",
+    b"#PF page fault",
+    b"reserved",
+    b"#MF x87 error",
+    b"#AC alignment check",
+    b"#MC machine check",
+    b"#XM SIMD error",
+    b"#VE virtualization",
 ];
 
 /// Called by the exception stubs with a pointer to `[vector, error code,
@@ -146,7 +170,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         }
         message.crash();
     }
-    let mut text = FixedText { buf: [0; MESSAGE_CAPACITY], len: 0 };
+    let mut text = FixedText {
+        buf: [0; MESSAGE_CAPACITY],
+        len: 0,
+    };
     let _ = core::fmt::write(&mut text, format_args!("{info}"));
     crate::hypercall::shutdown(ShutdownReason::Crash, &text.buf[..text.len])
 }

@@ -21,8 +21,10 @@ const USER_RFLAGS: u64 = 0x202;
 #[repr(C, align(16))]
 struct Stack<const N: usize>([u8; N]);
 
-static mut BOOT_STACKS: [Stack<BOOT_STACK_SIZE>; MAX_VCPUS] = [const { Stack([0; BOOT_STACK_SIZE]) }; MAX_VCPUS];
-static mut USER_STACKS: [Stack<USER_STACK_SIZE>; MAX_VCPUS] = [const { Stack([0; USER_STACK_SIZE]) }; MAX_VCPUS];
+static mut BOOT_STACKS: [Stack<BOOT_STACK_SIZE>; MAX_VCPUS] =
+    [const { Stack([0; BOOT_STACK_SIZE]) }; MAX_VCPUS];
+static mut USER_STACKS: [Stack<USER_STACK_SIZE>; MAX_VCPUS] =
+    [const { Stack([0; USER_STACK_SIZE]) }; MAX_VCPUS];
 
 /// Set by vCPU 0 once the heap and clock are ready for the others.
 static BOOT_CPU_READY: AtomicBool = AtomicBool::new(false);

@@ -24,14 +24,12 @@ pub mod ist {
     pub const EXCEPTION: u8 = 1;
     /// External interrupts: timer, event channels, control.
     pub const INTERRUPT: u8 = 2;
-    /// The ring-3 wait gate.
-    pub const WAIT_GATE: u8 = 3;
     /// Double fault, NMI and machine check.
-    pub const CRITICAL: u8 = 4;
+    pub const CRITICAL: u8 = 3;
 }
 
 const IST_STACK_SIZE: usize = 16 * 1024;
-const IST_SLOTS: usize = 4;
+const IST_SLOTS: usize = 3;
 
 #[repr(C, align(16))]
 struct IstStacks([[u8; IST_STACK_SIZE]; IST_SLOTS]);
@@ -83,7 +81,8 @@ pub unsafe fn init(cpu: usize) {
         while slot < IST_SLOTS {
             let top = stacks + ((slot + 1) * IST_STACK_SIZE) as u64;
             tss.add(TSS_IST1 + 2 * slot).write_volatile(top as u32);
-            tss.add(TSS_IST1 + 2 * slot + 1).write_volatile((top >> 32) as u32);
+            tss.add(TSS_IST1 + 2 * slot + 1)
+                .write_volatile((top >> 32) as u32);
             slot += 1;
         }
         // No I/O permission bitmap: ring 3 may use no port.
@@ -101,7 +100,10 @@ pub unsafe fn init(cpu: usize) {
         gdt.add(index + 1).write_volatile(base >> 32);
 
         let gdt_base = gdt as u64;
-        let pointer = DescriptorPointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: gdt_base };
+        let pointer = DescriptorPointer {
+            limit: (GDT_ENTRIES * 8 - 1) as u16,
+            base: gdt_base,
+        };
         core::arch::asm!(
             "lgdt [{ptr}]",
             "push {cs}",

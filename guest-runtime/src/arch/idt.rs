@@ -7,8 +7,11 @@
 //! * **interrupts** (0x20-0xFE: timer, control, event-channel ports): the
 //!   stub sets the vector's bit in this vCPU's [`PENDING`] bitmap, EOIs the
 //!   x2APIC and returns: three instructions of work in emulated ring 0;
-//! * the **wait gate** (0x21, callable from ring 3): if nothing is pending,
-//!   optionally arm the TSC-deadline timer, then `sti; hlt`.
+//! * the **wait gate**: ring 3 executes the `ud2` at `guest_wait`; the
+//!   #UD handler recognises that address and, if nothing is pending,
+//!   optionally arms the TSC-deadline timer, then does `sti; hlt`. (On this
+//!   machine's PVM neither `int n` nor `syscall` from ring 3 reaches ring 0,
+//!   but exceptions do.)
 //!
 //! Every vector runs on an IST stack (see [`super::gdt::ist`]).
 
@@ -17,8 +20,6 @@ use core::ptr::addr_of_mut;
 use core::sync::atomic::AtomicU64;
 use protocol::boot::MAX_VCPUS;
 
-/// Vector of the ring-3 wait gate.
-pub const WAIT_GATE_VECTOR: u8 = 0x21;
 /// Spurious-interrupt vector programmed into the x2APIC.
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 
@@ -28,7 +29,8 @@ pub struct Pending(pub [AtomicU64; 4]);
 
 /// One pending bitmap per vCPU, written by the stubs, drained by
 /// [`crate::event`] in ring 3.
-pub static PENDING: [Pending; MAX_VCPUS] = [const { Pending([const { AtomicU64::new(0) }; 4]) }; MAX_VCPUS];
+pub static PENDING: [Pending; MAX_VCPUS] =
+    [const { Pending([const { AtomicU64::new(0) }; 4]) }; MAX_VCPUS];
 
 core::arch::global_asm!(
     ".section .text.ring0.stubs, \"ax\"",
@@ -42,9 +44,14 @@ core::arch::global_asm!(
     ".set vec, vec + 1",
     ".endr",
     ".endm",
-    // The wait gate: sleep unless something is already pending.
+    // The wait gate: the #UD handler of each vCPU. A `ud2` at
+    // `guest_wait` (and only there) means "sleep unless something is
+    // pending"; any other #UD is a crash like every exception.
     ".macro WAIT_GATE cpu",
     "push rax",
+    "lea rax, [rip + guest_wait]",
+    "cmp rax, qword ptr [rsp + 8]", // the faulting RIP
+    "jne 3f",
     "push rcx",
     "push rdx",
     "mov rax, qword ptr [rip + {pending} + \\cpu * 64]",
@@ -62,11 +69,18 @@ core::arch::global_asm!(
     "2:",
     "sti",
     "hlt",
+    "cli",
     "1:",
     "pop rdx",
     "pop rcx",
     "pop rax",
+    "add qword ptr [rsp], 2", // resume after the ud2
     "iretq",
+    "3:",
+    "pop rax",
+    "push 0",
+    "push 6",
+    "jmp guest_exception_common",
     ".endm",
     ".macro EXC vec, has_error",
     ".balign 16",
@@ -103,6 +117,11 @@ core::arch::global_asm!(
     ".global guest_spurious",
     "guest_spurious:",
     "iretq",
+    // Ring 3 calls this with the deadline in rdi; every register survives.
+    ".global guest_wait",
+    "guest_wait:",
+    "ud2",
+    "ret",
     ".global guest_exception_stubs",
     ".balign 16",
     "guest_exception_stubs:",
@@ -129,6 +148,8 @@ extern "C" {
 }
 
 const STUB_SIZE: u64 = 16;
+/// The #UD vector, which doubles as the wait gate.
+const INVALID_OPCODE: u64 = 6;
 static mut IDT: [[u64; 512]; MAX_VCPUS] = [[0; 512]; MAX_VCPUS];
 
 /// Builds and loads this vCPU's IDT.
@@ -141,37 +162,48 @@ pub unsafe fn init(cpu: usize) {
     // own table, with volatile stores (no SSE in ring 0).
     unsafe {
         let (irq, gate) = if cpu == 0 {
-            (&raw const guest_irq_stubs0 as u64, &raw const guest_wait_gate0 as u64)
+            (
+                &raw const guest_irq_stubs0 as u64,
+                &raw const guest_wait_gate0 as u64,
+            )
         } else {
-            (&raw const guest_irq_stubs1 as u64, &raw const guest_wait_gate1 as u64)
+            (
+                &raw const guest_irq_stubs1 as u64,
+                &raw const guest_wait_gate1 as u64,
+            )
         };
         let exceptions = &raw const guest_exception_stubs as u64;
         let table = addr_of_mut!(IDT[cpu]) as *mut u64;
         let mut vector: u64 = 0;
         while vector < 256 {
-            let (handler, stack, dpl) = if vector < 32 {
+            let (handler, stack) = if vector == INVALID_OPCODE {
+                (gate, ist::EXCEPTION)
+            } else if vector < 32 {
                 let stack = match vector {
                     2 | 8 | 18 => ist::CRITICAL,
                     _ => ist::EXCEPTION,
                 };
-                (exceptions + vector * STUB_SIZE, stack, 0)
-            } else if vector == WAIT_GATE_VECTOR as u64 {
-                (gate, ist::WAIT_GATE, 3)
+                (exceptions + vector * STUB_SIZE, stack)
             } else if vector == SPURIOUS_VECTOR as u64 {
-                (&raw const guest_spurious as u64, ist::INTERRUPT, 0)
+                (&raw const guest_spurious as u64, ist::INTERRUPT)
             } else {
-                (irq + (vector - 32) * STUB_SIZE, ist::INTERRUPT, 0)
+                (irq + (vector - 32) * STUB_SIZE, ist::INTERRUPT)
             };
             let low = (handler & 0xFFFF)
                 | (KERNEL_CS as u64) << 16
                 | (stack as u64) << 32
-                | (0x8E | dpl << 5) << 40
+                | 0x8E << 40 // present interrupt gate, DPL 0
                 | ((handler >> 16) & 0xFFFF) << 48;
             table.add(2 * vector as usize).write_volatile(low);
-            table.add(2 * vector as usize + 1).write_volatile(handler >> 32);
+            table
+                .add(2 * vector as usize + 1)
+                .write_volatile(handler >> 32);
             vector += 1;
         }
-        let pointer = super::gdt::DescriptorPointer { limit: 256 * 16 - 1, base: table as u64 };
+        let pointer = super::gdt::DescriptorPointer {
+            limit: 256 * 16 - 1,
+            base: table as u64,
+        };
         core::arch::asm!("lidt [{0}]", in(reg) &pointer, options(readonly, nostack, preserves_flags));
     }
 }

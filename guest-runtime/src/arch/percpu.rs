@@ -19,6 +19,8 @@ pub fn cpu_index() -> usize {
     let index: u64;
     // SAFETY: FS points at this vCPU's PerCpu from the first ring-0
     // instructions on; `index` is its first field.
-    unsafe { core::arch::asm!("mov {0}, qword ptr fs:[0]", out(reg) index, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {0}, qword ptr fs:[0]", out(reg) index, options(nostack, readonly, preserves_flags))
+    };
     index as usize
 }
