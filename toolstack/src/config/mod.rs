@@ -1,0 +1,1 @@
+//! xl.cfg parsing (being written).
