@@ -50,7 +50,7 @@ fn spin() -> ! {
     loop {
         count += 1;
         control::set_progress(count);
-        if count % 4096 == 0 && event::poll().control() {
+        if count.is_multiple_of(4096) && event::poll().control() {
             control::obey("frontends");
         }
     }

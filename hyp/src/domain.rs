@@ -78,6 +78,9 @@ pub struct Domain {
     pub(crate) status: Mutex<Status>,
     pub(crate) status_changed: Condvar,
     pub(crate) threads: Mutex<Vec<VcpuThread>>,
+    /// The port Dom0 holds for this domain's control channel (0 for Dom0);
+    /// the core allocated it, so the core closes it.
+    pub(crate) control_port: u32,
     /// Raises the control vector (irqfd on [`crate::evtchn::CONTROL_GSI`]).
     pub(crate) control_irq: EventFd,
     /// Event counts.

@@ -16,7 +16,7 @@ const PT_LOAD: u32 = 1;
 const MAX_PHDRS: u16 = 64;
 
 /// Why a kernel image cannot be loaded.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ElfError {
     /// The file ends before the ELF header does.
     #[error("truncated: {0} bytes is shorter than an ELF header")]
@@ -248,4 +248,80 @@ fn check_segment(s: &Segment, file_len: usize, ram_size: u64) -> Result<(), ElfE
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One PT_LOAD segment at `addr` with `code`, `memsz` bytes in memory.
+    fn image(code: &[u8], addr: u64, memsz: u64) -> Vec<u8> {
+        let mut elf = vec![0u8; EHDR_SIZE + PHDR_SIZE];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        (elf[4], elf[5]) = (2, 1);
+        elf[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
+        elf[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+        elf[24..32].copy_from_slice(&addr.to_le_bytes());
+        elf[32..40].copy_from_slice(&(EHDR_SIZE as u64).to_le_bytes());
+        elf[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
+        elf[56..58].copy_from_slice(&1u16.to_le_bytes());
+        let ph = EHDR_SIZE;
+        elf[ph..ph + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+        elf[ph + 8..ph + 16].copy_from_slice(&((EHDR_SIZE + PHDR_SIZE) as u64).to_le_bytes());
+        elf[ph + 24..ph + 32].copy_from_slice(&addr.to_le_bytes());
+        elf[ph + 32..ph + 40].copy_from_slice(&(code.len() as u64).to_le_bytes());
+        elf[ph + 40..ph + 48].copy_from_slice(&memsz.to_le_bytes());
+        elf.extend_from_slice(code);
+        elf
+    }
+
+    fn ram() -> GuestRam {
+        GuestRam::new("elf-test", 4 << 20).unwrap()
+    }
+
+    #[test]
+    fn loads_code_and_zeroes_bss() {
+        let ram = ram();
+        ram.write(KERNEL_BASE + 4, &[0xAA; 16]);
+        let kernel = load(&image(&[1, 2, 3, 4], KERNEL_BASE, 0x2001), &ram).unwrap();
+        assert_eq!(kernel, LoadedKernel { entry: KERNEL_BASE, end: KERNEL_BASE + 0x3000 });
+        assert_eq!(ram.read(KERNEL_BASE, 8).unwrap(), [1, 2, 3, 4, 0, 0, 0, 0]);
+        assert_eq!(ram.read(KERNEL_BASE + 8, 12).unwrap(), [0; 12], "stale bytes under .bss are zeroed");
+    }
+
+    #[test]
+    fn rejects_each_malformed_image_with_its_reason() {
+        let ram = ram();
+        let good = image(&[0xF4], KERNEL_BASE, 16);
+        let patched = |at: usize, bytes: &[u8]| {
+            let mut elf = good.clone();
+            elf[at..at + bytes.len()].copy_from_slice(bytes);
+            elf
+        };
+        let cases = [
+            (good[..10].to_vec(), ElfError::TooShort(10)),
+            (patched(0, b"\x7fELG"), ElfError::BadMagic),
+            (patched(4, &[1]), ElfError::WrongClass { class: 1, data: 1 }),
+            (patched(18, &40u16.to_le_bytes()), ElfError::WrongMachine(40)),
+            (patched(16, &3u16.to_le_bytes()), ElfError::NotExecutable(3)),
+            (patched(32, &4096u64.to_le_bytes()), ElfError::HeadersTruncated { offset: 4096, count: 1 }),
+            (patched(54, &32u16.to_le_bytes()), ElfError::BadHeaderTable { size: 32, count: 1 }),
+            (good[..good.len() - 1].to_vec(), ElfError::SegmentTruncated { index: 0, offset: 120, end: 121, file_len: 120 }),
+            (patched(24, &0u64.to_le_bytes()), ElfError::EntryOutsideImage(0)),
+            (image(&[0xF4; 32], KERNEL_BASE, 16), ElfError::FileLargerThanMemory { index: 0, filesz: 32, memsz: 16 }),
+            (
+                image(&[0xF4], 0x1000, 16),
+                ElfError::SegmentOutsideRam { index: 0, start: 0x1000, end: 0x1010, base: KERNEL_BASE, ram: 4 << 20 },
+            ),
+            (
+                image(&[0xF4], u64::MAX - 4, 16),
+                ElfError::SegmentOutsideRam { index: 0, start: u64::MAX - 4, end: u64::MAX, base: KERNEL_BASE, ram: 4 << 20 },
+            ),
+            (patched(EHDR_SIZE, &0u32.to_le_bytes()), ElfError::NoLoadableSegment),
+        ];
+        for (elf, expected) in cases {
+            assert_eq!(load(&elf, &ram), Err(expected.clone()), "{expected}");
+        }
+        assert_eq!(ram.read(KERNEL_BASE, 1).unwrap(), [0], "nothing was copied by a failed load");
+    }
 }

@@ -284,6 +284,7 @@ impl Hypervisor {
             }),
             status_changed: Condvar::new(),
             threads: Mutex::new(Vec::new()),
+            control_port,
             control_irq,
             counters: Counters::default(),
             console: Mutex::new(LineAssembler::default()),
@@ -294,7 +295,7 @@ impl Hypervisor {
         registry.domains.insert(domid, Arc::clone(&domain));
         drop(registry);
         if let Err(e) = self.spawn_vcpus(&domain, vcpus) {
-            let _ = self.teardown(domid, control_port);
+            let _ = self.teardown(domid);
             return Err(e);
         }
         tracing::info!(
@@ -438,10 +439,10 @@ impl Hypervisor {
                 message: "Domain-0 cannot be destroyed while guests run".into(),
             });
         }
-        self.teardown(domid, 0)
+        self.teardown(domid)
     }
 
-    fn teardown(&self, domid: DomId, dom0_port: u32) -> Result<()> {
+    fn teardown(&self, domid: DomId) -> Result<()> {
         let domain = self
             .inner
             .registry()
@@ -469,8 +470,8 @@ impl Hypervisor {
         let _ = domain.vm.unregister_irqfd(&domain.control_irq, CONTROL_GSI);
         let mut evtchn = self.inner.evtchn();
         evtchn.remove_domain(domid);
-        if dom0_port != 0 {
-            let _ = evtchn.close(DOM0, dom0_port);
+        if domain.control_port != 0 {
+            let _ = evtchn.close(DOM0, domain.control_port);
         }
         drop(evtchn);
         self.inner.events.publish(Event::State {
@@ -500,7 +501,7 @@ impl Drop for Hypervisor {
             .copied()
             .collect();
         for domid in ids {
-            let _ = self.teardown(domid, 0);
+            let _ = self.teardown(domid);
         }
     }
 }

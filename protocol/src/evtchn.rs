@@ -18,7 +18,7 @@
 //! the error without a second hypercall.
 
 /// Number of ports per domain, port 0 included (it is never valid).
-pub const NR_PORTS: u32 = 192;
+pub const NR_PORTS: u32 = 128;
 
 /// First vector used for event-channel ports: port `p` raises vector
 /// `PORT_VECTOR_BASE + p`.
@@ -75,5 +75,22 @@ impl PortStatus {
             2 => Some(Self::Interdomain),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_port_has_its_own_vector_above_the_fixed_ones() {
+        for port in 1..NR_PORTS {
+            let vector = port_vector(port);
+            assert!(vector > CONTROL_VECTOR.max(TIMER_VECTOR) && vector < 0xFF);
+            assert_eq!(vector_port(vector), Some(port));
+        }
+        assert_eq!(vector_port(TIMER_VECTOR), None);
+        assert_eq!(vector_port(PORT_VECTOR_BASE), None, "port 0 is never valid");
+        assert!(!is_valid_port(0) && !is_valid_port(NR_PORTS));
     }
 }

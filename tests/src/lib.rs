@@ -71,3 +71,62 @@ pub fn with_dom0() -> (Hypervisor, Receiver<Event>) {
     hv.create_dom0(service_vm()).expect("boot Dom0");
     (hv, events)
 }
+
+/// Collects the reports `domid` hands over until it reaches a final state.
+pub fn reports_until_final(events: &Receiver<Event>, domid: DomId, timeout: Duration) -> Vec<protocol::report::Report> {
+    let mut reports = Vec::new();
+    wait_for(events, timeout, |e| match e {
+        Event::Report { domid: d, bytes } if *d == domid => {
+            reports.extend(protocol::report::Report::decode(bytes));
+            false
+        }
+        Event::State { domid: d, state, .. } => *d == domid && state.is_final(),
+        _ => false,
+    })
+    .expect("domain reached a final state in time");
+    reports
+}
+
+/// A minimal static x86-64 ELF executable: one `PT_LOAD` segment at
+/// `load_addr` holding `code` (entry at its first byte), `memsz` bytes long.
+pub fn tiny_elf(code: &[u8], load_addr: u64, memsz: u64) -> Vec<u8> {
+    const EHDR: usize = 64;
+    const PHDR: usize = 56;
+    let mut elf = vec![0u8; EHDR + PHDR];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // 64-bit
+    elf[5] = 1; // little-endian
+    elf[6] = 1; // version
+    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+    elf[20..24].copy_from_slice(&1u32.to_le_bytes());
+    elf[24..32].copy_from_slice(&load_addr.to_le_bytes()); // entry
+    elf[32..40].copy_from_slice(&(EHDR as u64).to_le_bytes()); // phoff
+    elf[52..54].copy_from_slice(&(EHDR as u16).to_le_bytes());
+    elf[54..56].copy_from_slice(&(PHDR as u16).to_le_bytes());
+    elf[56..58].copy_from_slice(&1u16.to_le_bytes()); // phnum
+    let ph = EHDR;
+    elf[ph..ph + 4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf[ph + 4..ph + 8].copy_from_slice(&5u32.to_le_bytes()); // R+X
+    elf[ph + 8..ph + 16].copy_from_slice(&((EHDR + PHDR) as u64).to_le_bytes()); // offset
+    elf[ph + 16..ph + 24].copy_from_slice(&load_addr.to_le_bytes()); // vaddr
+    elf[ph + 24..ph + 32].copy_from_slice(&load_addr.to_le_bytes()); // paddr
+    elf[ph + 32..ph + 40].copy_from_slice(&(code.len() as u64).to_le_bytes()); // filesz
+    elf[ph + 40..ph + 48].copy_from_slice(&memsz.to_le_bytes()); // memsz
+    elf.extend_from_slice(code);
+    elf
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+/// Threads of this process.
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").expect("read /proc/self/task").count()
+}
