@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod evtchn;
 mod hypercall;
+pub mod hwqueue;
 mod hypervisor;
 mod irq;
 pub mod memory;

@@ -20,6 +20,8 @@
 pub mod boot;
 pub mod domain;
 pub mod evtchn;
+pub mod hwqueue;
 pub mod hypercall;
 pub mod memory;
 pub mod report;
+pub mod virtio;

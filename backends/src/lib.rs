@@ -1,0 +1,2 @@
+//! Device backends (being written).
+#![no_std]

@@ -1,0 +1,1 @@
+//! Dom0 hardware queues: io_uring instances lent to the service VM (being written).

@@ -1,0 +1,1 @@
+//! Hardware-queue layout shared with Dom0 (being written).

@@ -1,0 +1,1 @@
+//! Virtio layouts (being written).
