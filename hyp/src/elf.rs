@@ -284,9 +284,19 @@ mod tests {
         let ram = ram();
         ram.write(KERNEL_BASE + 4, &[0xAA; 16]);
         let kernel = load(&image(&[1, 2, 3, 4], KERNEL_BASE, 0x2001), &ram).unwrap();
-        assert_eq!(kernel, LoadedKernel { entry: KERNEL_BASE, end: KERNEL_BASE + 0x3000 });
+        assert_eq!(
+            kernel,
+            LoadedKernel {
+                entry: KERNEL_BASE,
+                end: KERNEL_BASE + 0x3000
+            }
+        );
         assert_eq!(ram.read(KERNEL_BASE, 8).unwrap(), [1, 2, 3, 4, 0, 0, 0, 0]);
-        assert_eq!(ram.read(KERNEL_BASE + 8, 12).unwrap(), [0; 12], "stale bytes under .bss are zeroed");
+        assert_eq!(
+            ram.read(KERNEL_BASE + 8, 12).unwrap(),
+            [0; 12],
+            "stale bytes under .bss are zeroed"
+        );
     }
 
     #[test]
@@ -302,26 +312,75 @@ mod tests {
             (good[..10].to_vec(), ElfError::TooShort(10)),
             (patched(0, b"\x7fELG"), ElfError::BadMagic),
             (patched(4, &[1]), ElfError::WrongClass { class: 1, data: 1 }),
-            (patched(18, &40u16.to_le_bytes()), ElfError::WrongMachine(40)),
+            (
+                patched(18, &40u16.to_le_bytes()),
+                ElfError::WrongMachine(40),
+            ),
             (patched(16, &3u16.to_le_bytes()), ElfError::NotExecutable(3)),
-            (patched(32, &4096u64.to_le_bytes()), ElfError::HeadersTruncated { offset: 4096, count: 1 }),
-            (patched(54, &32u16.to_le_bytes()), ElfError::BadHeaderTable { size: 32, count: 1 }),
-            (good[..good.len() - 1].to_vec(), ElfError::SegmentTruncated { index: 0, offset: 120, end: 121, file_len: 120 }),
-            (patched(24, &0u64.to_le_bytes()), ElfError::EntryOutsideImage(0)),
-            (image(&[0xF4; 32], KERNEL_BASE, 16), ElfError::FileLargerThanMemory { index: 0, filesz: 32, memsz: 16 }),
+            (
+                patched(32, &4096u64.to_le_bytes()),
+                ElfError::HeadersTruncated {
+                    offset: 4096,
+                    count: 1,
+                },
+            ),
+            (
+                patched(54, &32u16.to_le_bytes()),
+                ElfError::BadHeaderTable { size: 32, count: 1 },
+            ),
+            (
+                good[..good.len() - 1].to_vec(),
+                ElfError::SegmentTruncated {
+                    index: 0,
+                    offset: 120,
+                    end: 121,
+                    file_len: 120,
+                },
+            ),
+            (
+                patched(24, &0u64.to_le_bytes()),
+                ElfError::EntryOutsideImage(0),
+            ),
+            (
+                image(&[0xF4; 32], KERNEL_BASE, 16),
+                ElfError::FileLargerThanMemory {
+                    index: 0,
+                    filesz: 32,
+                    memsz: 16,
+                },
+            ),
             (
                 image(&[0xF4], 0x1000, 16),
-                ElfError::SegmentOutsideRam { index: 0, start: 0x1000, end: 0x1010, base: KERNEL_BASE, ram: 4 << 20 },
+                ElfError::SegmentOutsideRam {
+                    index: 0,
+                    start: 0x1000,
+                    end: 0x1010,
+                    base: KERNEL_BASE,
+                    ram: 4 << 20,
+                },
             ),
             (
                 image(&[0xF4], u64::MAX - 4, 16),
-                ElfError::SegmentOutsideRam { index: 0, start: u64::MAX - 4, end: u64::MAX, base: KERNEL_BASE, ram: 4 << 20 },
+                ElfError::SegmentOutsideRam {
+                    index: 0,
+                    start: u64::MAX - 4,
+                    end: u64::MAX,
+                    base: KERNEL_BASE,
+                    ram: 4 << 20,
+                },
             ),
-            (patched(EHDR_SIZE, &0u32.to_le_bytes()), ElfError::NoLoadableSegment),
+            (
+                patched(EHDR_SIZE, &0u32.to_le_bytes()),
+                ElfError::NoLoadableSegment,
+            ),
         ];
         for (elf, expected) in cases {
             assert_eq!(load(&elf, &ram), Err(expected.clone()), "{expected}");
         }
-        assert_eq!(ram.read(KERNEL_BASE, 1).unwrap(), [0], "nothing was copied by a failed load");
+        assert_eq!(
+            ram.read(KERNEL_BASE, 1).unwrap(),
+            [0],
+            "nothing was copied by a failed load"
+        );
     }
 }

@@ -116,15 +116,32 @@ mod tests {
     #[test]
     fn reports_round_trip_through_postcard() {
         let reports = [
-            Report::EvtchnPingPong(LatencySummary { samples: 3, min_ns: 1, median_ns: 2, p99_ns: 3, max_ns: 4 }),
-            Report::Check { name: heapless_name::Name::new("privileged-hypercall"), passed: true, value: -1 },
+            Report::EvtchnPingPong(LatencySummary {
+                samples: 3,
+                min_ns: 1,
+                median_ns: 2,
+                p99_ns: 3,
+                max_ns: 4,
+            }),
+            Report::Check {
+                name: heapless_name::Name::new("privileged-hypercall"),
+                passed: true,
+                value: -1,
+            },
         ];
         for report in reports {
             let mut buf = [0u8; 128];
             let bytes = report.encode(&mut buf).unwrap();
             assert_eq!(Report::decode(bytes), Some(report));
         }
-        assert_eq!(Report::decode(&[0xFF, 0xFF]), None, "garbage from a guest decodes to nothing");
-        assert_eq!(heapless_name::Name::new(&"x".repeat(100)).as_str().len(), heapless_name::CAPACITY);
+        assert_eq!(
+            Report::decode(&[0xFF, 0xFF]),
+            None,
+            "garbage from a guest decodes to nothing"
+        );
+        assert_eq!(
+            heapless_name::Name::new(&"x".repeat(100)).as_str().len(),
+            heapless_name::CAPACITY
+        );
     }
 }

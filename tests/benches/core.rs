@@ -44,20 +44,49 @@ fn main() {
         let events = hv.subscribe();
         hv.create_dom0(service_vm()).expect("Dom0");
         wait_console(&events, 0, "Domain-0 up", T).expect("Dom0 up");
-        dom0_boot.push(hv.domain(0).unwrap().time_to_first_output().unwrap().as_secs_f64() * 1e3);
-        let id = hv.create_domain(guest(&format!("bench{run}"), "workload=pingpong count=2000")).expect("guest");
+        dom0_boot.push(
+            hv.domain(0)
+                .unwrap()
+                .time_to_first_output()
+                .unwrap()
+                .as_secs_f64()
+                * 1e3,
+        );
+        let id = hv
+            .create_domain(guest(
+                &format!("bench{run}"),
+                "workload=pingpong count=2000",
+            ))
+            .expect("guest");
         let reports = reports_until_final(&events, id, T);
-        guest_boot.push(hv.domain(id).unwrap().time_to_first_output().unwrap().as_secs_f64() * 1e3);
+        guest_boot.push(
+            hv.domain(id)
+                .unwrap()
+                .time_to_first_output()
+                .unwrap()
+                .as_secs_f64()
+                * 1e3,
+        );
         if let [Report::EvtchnPingPong(s)] = reports.as_slice() {
             rtt_median.push(s.median_ns as f64 / 1e3);
             rtt_p99.push(s.p99_ns as f64 / 1e3);
         }
     }
     println!("boot, create -> first console line ({runs} runs, median):");
-    println!("  service-vm (Dom0, 64 MiB): {:.1} ms", median(&mut dom0_boot));
-    println!("  frontends (guest, 32 MiB): {:.1} ms", median(&mut guest_boot));
+    println!(
+        "  service-vm (Dom0, 64 MiB): {:.1} ms",
+        median(&mut dom0_boot)
+    );
+    println!(
+        "  frontends (guest, 32 MiB): {:.1} ms",
+        median(&mut guest_boot)
+    );
     println!("event-channel round trip guest -> Dom0 -> guest ({runs} runs x 2000, median of per-run figures):");
-    println!("  median {:.1} µs, p99 {:.1} µs", median(&mut rtt_median), median(&mut rtt_p99));
+    println!(
+        "  median {:.1} µs, p99 {:.1} µs",
+        median(&mut rtt_median),
+        median(&mut rtt_p99)
+    );
 
     let hv = Hypervisor::new().expect("open /dev/kvm");
     let events = hv.subscribe();
@@ -66,7 +95,9 @@ fn main() {
     let guests = 8;
     let (private_before, shared_before) = rss_kib();
     for i in 0..guests {
-        let id = hv.create_domain(guest(&format!("idle{i}"), "workload=idle")).expect("guest");
+        let id = hv
+            .create_domain(guest(&format!("idle{i}"), "workload=idle"))
+            .expect("guest");
         wait_console(&events, id, "workload idle", T).expect("guest up");
     }
     std::thread::sleep(Duration::from_millis(100));

@@ -73,14 +73,20 @@ pub fn with_dom0() -> (Hypervisor, Receiver<Event>) {
 }
 
 /// Collects the reports `domid` hands over until it reaches a final state.
-pub fn reports_until_final(events: &Receiver<Event>, domid: DomId, timeout: Duration) -> Vec<protocol::report::Report> {
+pub fn reports_until_final(
+    events: &Receiver<Event>,
+    domid: DomId,
+    timeout: Duration,
+) -> Vec<protocol::report::Report> {
     let mut reports = Vec::new();
     wait_for(events, timeout, |e| match e {
         Event::Report { domid: d, bytes } if *d == domid => {
             reports.extend(protocol::report::Report::decode(bytes));
             false
         }
-        Event::State { domid: d, state, .. } => *d == domid && state.is_final(),
+        Event::State {
+            domid: d, state, ..
+        } => *d == domid && state.is_final(),
         _ => false,
     })
     .expect("domain reached a final state in time");
@@ -128,5 +134,7 @@ pub fn open_fds() -> Vec<String> {
 
 /// Threads of this process.
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").expect("read /proc/self/task").count()
+    std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .count()
 }

@@ -14,20 +14,34 @@ fn dom0_boots_privileged_and_answers_a_guest() {
     let line = wait_console(&events, 0, "Domain-0 up", T).expect("Dom0 console line");
     assert!(line.contains("privileged=true"), "{line}");
     assert_eq!(hv.domain(0).unwrap().name(), "Domain-0");
-    let id = hv.create_domain(guest("pinger", "workload=pingpong count=200")).unwrap();
+    let id = hv
+        .create_domain(guest("pinger", "workload=pingpong count=200"))
+        .unwrap();
     assert_eq!(id, 1, "the first guest is domain 1");
     let reports = reports_until_final(&events, id, T);
-    assert_eq!(hv.domain(id).unwrap().state(), DomainState::Shutdown(ShutdownReason::Poweroff));
+    assert_eq!(
+        hv.domain(id).unwrap().state(),
+        DomainState::Shutdown(ShutdownReason::Poweroff)
+    );
     match reports.as_slice() {
         [Report::EvtchnPingPong(summary)] => {
             assert_eq!(summary.samples, 200);
-            assert!(summary.min_ns > 0 && summary.min_ns <= summary.median_ns && summary.median_ns <= summary.p99_ns);
+            assert!(
+                summary.min_ns > 0
+                    && summary.min_ns <= summary.median_ns
+                    && summary.median_ns <= summary.p99_ns
+            );
         }
         other => panic!("expected one ping-pong report, got {other:?}"),
     }
     // Notifications stayed in KVM: the guest exited to the core only for
     // its few hypercalls, not once per round trip.
-    let exits = hv.domain(id).unwrap().counters.user_exits.load(std::sync::atomic::Ordering::Relaxed);
+    let exits = hv
+        .domain(id)
+        .unwrap()
+        .counters
+        .user_exits
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(exits < 20, "{exits} user exits for 200 round trips");
     assert!(hv.domain(id).unwrap().time_to_first_output().is_some());
 }
@@ -39,7 +53,10 @@ fn guest_with_two_vcpus_boots_and_pings() {
     config.vcpus = 2;
     let id = hv.create_domain(config).unwrap();
     let reports = reports_until_final(&events, id, T);
-    assert_eq!(hv.domain(id).unwrap().state(), DomainState::Shutdown(ShutdownReason::Poweroff));
+    assert_eq!(
+        hv.domain(id).unwrap().state(),
+        DomainState::Shutdown(ShutdownReason::Poweroff)
+    );
     assert_eq!(reports.len(), 1);
     assert_eq!(hv.domain(id).unwrap().vcpus(), 2);
 }
@@ -48,7 +65,10 @@ fn guest_with_two_vcpus_boots_and_pings() {
 fn shutdown_and_reboot_requests_reach_the_guest() {
     use protocol::boot::ControlRequest;
     let (hv, events) = with_dom0();
-    for (request, reason) in [(ControlRequest::Poweroff, ShutdownReason::Poweroff), (ControlRequest::Reboot, ShutdownReason::Reboot)] {
+    for (request, reason) in [
+        (ControlRequest::Poweroff, ShutdownReason::Poweroff),
+        (ControlRequest::Reboot, ShutdownReason::Reboot),
+    ] {
         let name = format!("idle-{}", reason.name());
         let id = hv.create_domain(guest(&name, "workload=idle")).unwrap();
         wait_console(&events, id, "workload idle", T).expect("guest up");
@@ -57,8 +77,16 @@ fn shutdown_and_reboot_requests_reach_the_guest() {
         hv.destroy(id).unwrap();
     }
     hv.request_shutdown(0, ControlRequest::Poweroff).unwrap();
-    assert_eq!(hv.wait_final(0, T), Some(DomainState::Shutdown(ShutdownReason::Poweroff)));
-    assert!(wait_for(&events, T, |e| matches!(e, Event::Console { domid: 0, line } if line.contains("shutting down"))).is_some());
+    assert_eq!(
+        hv.wait_final(0, T),
+        Some(DomainState::Shutdown(ShutdownReason::Poweroff))
+    );
+    assert!(wait_for(
+        &events,
+        T,
+        |e| matches!(e, Event::Console { domid: 0, line } if line.contains("shutting down"))
+    )
+    .is_some());
 }
 
 #[test]
@@ -73,6 +101,10 @@ fn a_guest_needs_dom0_and_dom0_is_unique() {
     assert!(err.to_string().contains("already exists"), "{err}");
     let mut config = guest("greedy", "");
     config.vcpus = 3;
-    assert!(hv.create_domain(config).unwrap_err().to_string().contains("vcpus 3"));
+    assert!(hv
+        .create_domain(config)
+        .unwrap_err()
+        .to_string()
+        .contains("vcpus 3"));
     assert_eq!(hv.domains().len(), 1);
 }

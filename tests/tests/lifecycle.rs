@@ -15,7 +15,10 @@ fn pause_stops_progress_and_unpause_resumes_it() {
     let domain = hv.domain(id).unwrap();
     let before = domain.progress();
     std::thread::sleep(Duration::from_millis(50));
-    assert!(domain.progress() > before, "the spinning guest makes progress");
+    assert!(
+        domain.progress() > before,
+        "the spinning guest makes progress"
+    );
 
     hv.pause(id).unwrap();
     assert_eq!(domain.state(), DomainState::Paused);
@@ -24,13 +27,19 @@ fn pause_stops_progress_and_unpause_resumes_it() {
     assert_eq!(domain.progress(), frozen, "no progress while paused");
     let cpu_paused = domain.cpu_time();
     std::thread::sleep(Duration::from_millis(100));
-    assert!(domain.cpu_time() - cpu_paused < Duration::from_millis(20), "a paused domain uses no CPU");
+    assert!(
+        domain.cpu_time() - cpu_paused < Duration::from_millis(20),
+        "a paused domain uses no CPU"
+    );
 
     hv.unpause(id).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     assert!(domain.progress() > frozen, "progress resumes after unpause");
     assert_eq!(domain.state(), DomainState::Running);
-    assert!(hv.unpause(id).is_err(), "unpause of a running domain is refused");
+    assert!(
+        hv.unpause(id).is_err(),
+        "unpause of a running domain is refused"
+    );
 
     hv.destroy(id).unwrap();
     assert!(hv.domain(id).is_none());
@@ -47,18 +56,27 @@ fn idle_guest_is_blocked_and_uses_little_cpu() {
     assert_eq!(domain.state(), DomainState::Blocked);
     let cpu = domain.cpu_time();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(domain.cpu_time() - cpu < Duration::from_millis(20), "a halted guest burns no CPU");
+    assert!(
+        domain.cpu_time() - cpu < Duration::from_millis(20),
+        "a halted guest burns no CPU"
+    );
 }
 
 #[test]
 fn destroying_a_bound_guest_frees_its_ports_in_dom0() {
     let (hv, events) = with_dom0();
     let baseline = hv.open_ports(0);
-    let id = hv.create_domain(guest("bound", "workload=pingpong count=1000000")).unwrap();
+    let id = hv
+        .create_domain(guest("bound", "workload=pingpong count=1000000"))
+        .unwrap();
     assert!(wait_for(&events, T, |e| matches!(e, hyp::Event::Console { domid, line } if *domid == id && line.contains("bound local port"))).is_some());
     assert_eq!(hv.open_ports(0), baseline + 1);
     hv.destroy(id).unwrap();
-    assert_eq!(hv.open_ports(0), baseline, "Dom0's end of the channel is closed with the guest");
+    assert_eq!(
+        hv.open_ports(0),
+        baseline,
+        "Dom0's end of the channel is closed with the guest"
+    );
     assert!(hv.destroy(0).is_ok(), "Dom0 may go once it is alone");
 }
 

@@ -19,8 +19,16 @@ fn destroy_frees_memfd_threads_and_eventfds_and_bad_kernels_leave_nothing() {
     let id = hv.create_domain(config).unwrap();
     wait_console(&events, id, "bound local port", T).expect("guest bound its channel");
     let fds_running = open_fds();
-    assert!(fds_running.iter().any(|f| f.contains("memfd:hyp-ram-counted")), "guest RAM is a memfd: {fds_running:?}");
-    assert!(fds_running.iter().filter(|f| f.contains("eventfd")).count() > fds_before.iter().filter(|f| f.contains("eventfd")).count());
+    assert!(
+        fds_running
+            .iter()
+            .any(|f| f.contains("memfd:hyp-ram-counted")),
+        "guest RAM is a memfd: {fds_running:?}"
+    );
+    assert!(
+        fds_running.iter().filter(|f| f.contains("eventfd")).count()
+            > fds_before.iter().filter(|f| f.contains("eventfd")).count()
+    );
     // One thread per vCPU (newer kernels add a KVM worker per VM as well).
     assert!(thread_count() >= threads_before + 2, "one thread per vCPU");
 
@@ -38,18 +46,37 @@ fn destroy_frees_memfd_threads_and_eventfds_and_bad_kernels_leave_nothing() {
     wrong_machine[18..20].copy_from_slice(&183u16.to_le_bytes()); // aarch64
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated-header", good[..40].to_vec(), "truncated"),
-        ("truncated-segment", good[..good.len() / 2].to_vec(), "truncated: segment"),
+        (
+            "truncated-segment",
+            good[..good.len() / 2].to_vec(),
+            "truncated: segment",
+        ),
         ("wrong-machine", wrong_machine, "machine 183"),
         ("not-elf", b"#!/bin/sh\necho hello\n".repeat(8), "bad magic"),
-        ("outside-ram", tiny_elf(&[0xF4], 64 << 20, 0x1000), "outside the domain's RAM"),
-        ("huge-bss", tiny_elf(&[0xF4], protocol::memory::KERNEL_BASE, 1 << 40), "outside the domain's RAM"),
-        ("below-base", tiny_elf(&[0xF4], 0x1000, 0x1000), "outside the domain's RAM"),
+        (
+            "outside-ram",
+            tiny_elf(&[0xF4], 64 << 20, 0x1000),
+            "outside the domain's RAM",
+        ),
+        (
+            "huge-bss",
+            tiny_elf(&[0xF4], protocol::memory::KERNEL_BASE, 1 << 40),
+            "outside the domain's RAM",
+        ),
+        (
+            "below-base",
+            tiny_elf(&[0xF4], 0x1000, 0x1000),
+            "outside the domain's RAM",
+        ),
     ];
     for (name, kernel, expected) in cases {
         let mut config = guest(name, "");
         config.kernel = kernel;
         let err = hv.create_domain(config).unwrap_err().to_string();
-        assert!(err.contains(expected), "{name}: '{err}' should mention '{expected}'");
+        assert!(
+            err.contains(expected),
+            "{name}: '{err}' should mention '{expected}'"
+        );
         assert_eq!(hv.domains().len(), 1, "{name}: no domain left behind");
     }
     let mut after = open_fds();
@@ -58,7 +85,9 @@ fn destroy_frees_memfd_threads_and_eventfds_and_bad_kernels_leave_nothing() {
     assert_eq!(thread_count(), threads_before);
 
     // Domain ids keep counting; a new guest still works.
-    let id = hv.create_domain(guest("after", "workload=pingpong count=10")).unwrap();
+    let id = hv
+        .create_domain(guest("after", "workload=pingpong count=10"))
+        .unwrap();
     assert!(id > 1);
     reports_until_final(&events, id, T);
 }

@@ -93,11 +93,20 @@ struct Tour {
 
 impl Tour {
     /// Takes events until `done` says stop, printing console lines.
-    fn follow(&self, what: &'static str, mut done: impl FnMut(&Event) -> bool) -> Result<(), DemoError> {
+    fn follow(
+        &self,
+        what: &'static str,
+        mut done: impl FnMut(&Event) -> bool,
+    ) -> Result<(), DemoError> {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
-            let left = deadline.checked_duration_since(Instant::now()).ok_or(DemoError::Timeout(what))?;
-            let event = self.events.recv_timeout(left).map_err(|_| DemoError::Timeout(what))?;
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .ok_or(DemoError::Timeout(what))?;
+            let event = self
+                .events
+                .recv_timeout(left)
+                .map_err(|_| DemoError::Timeout(what))?;
             if let Event::Console { domid, line } = &event {
                 if self.json {
                     eprintln!("[d{domid}] {line}");
@@ -121,11 +130,22 @@ impl Tour {
         DomainSummary {
             domid,
             name: domain.as_ref().map(|d| d.name()).unwrap_or_default(),
-            booted: domain.as_ref().is_some_and(|d| d.time_to_first_output().is_some()),
-            boot_ms: domain.as_ref().and_then(|d| d.time_to_first_output()).map(|t| t.as_secs_f64() * 1e3),
+            booted: domain
+                .as_ref()
+                .is_some_and(|d| d.time_to_first_output().is_some()),
+            boot_ms: domain
+                .as_ref()
+                .and_then(|d| d.time_to_first_output())
+                .map(|t| t.as_secs_f64() * 1e3),
             shutdown_reason,
-            cpu_ms: domain.as_ref().map_or(0.0, |d| d.cpu_time().as_secs_f64() * 1e3),
-            user_exits: domain.as_ref().map_or(0, |d| d.counters.user_exits.load(std::sync::atomic::Ordering::Relaxed)),
+            cpu_ms: domain
+                .as_ref()
+                .map_or(0.0, |d| d.cpu_time().as_secs_f64() * 1e3),
+            user_exits: domain.as_ref().map_or(0, |d| {
+                d.counters
+                    .user_exits
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            }),
         }
     }
 }
@@ -141,8 +161,18 @@ fn is_final_state(event: &Event, of: DomId) -> Option<DomainState> {
 pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let hv = Hypervisor::new()?;
     let events = hv.subscribe();
-    let tour = Tour { hv, events, json: options.json };
-    let say = |text: String| if options.json { eprintln!("{text}") } else { println!("{text}") };
+    let tour = Tour {
+        hv,
+        events,
+        json: options.json,
+    };
+    let say = |text: String| {
+        if options.json {
+            eprintln!("{text}")
+        } else {
+            println!("{text}")
+        }
+    };
 
     say("xl demo: booting Domain-0 (the service VM)".into());
     tour.hv.create_dom0(DomainConfig {
@@ -153,9 +183,14 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
         cmdline: String::new(),
         start_paused: false,
     })?;
-    tour.follow("Domain-0 to boot", |e| matches!(e, Event::Console { domid: DOM0, .. }))?;
+    tour.follow("Domain-0 to boot", |e| {
+        matches!(e, Event::Console { domid: DOM0, .. })
+    })?;
 
-    say(format!("xl demo: booting a guest that times {} event-channel round trips to Domain-0", options.round_trips));
+    say(format!(
+        "xl demo: booting a guest that times {} event-channel round trips to Domain-0",
+        options.round_trips
+    ));
     let guest = tour.hv.create_domain(DomainConfig {
         name: "guest".into(),
         kernel: kernels::FRONTENDS.to_vec(),
@@ -178,8 +213,14 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let guest_state = guest_state.expect("follow returned on a final state");
     let guest_summary = tour.summary(guest, guest_state);
     let Some(Report::EvtchnPingPong(latency)) = report else {
-        let why = tour.hv.domain(guest).and_then(|d| d.message()).unwrap_or_default();
-        return Err(DemoError::Unexpected(format!("the guest ended ({guest_state:?}) without a ping-pong result {why}")));
+        let why = tour
+            .hv
+            .domain(guest)
+            .and_then(|d| d.message())
+            .unwrap_or_default();
+        return Err(DemoError::Unexpected(format!(
+            "the guest ended ({guest_state:?}) without a ping-pong result {why}"
+        )));
     };
     tour.hv.destroy(guest)?;
 
@@ -202,19 +243,28 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
         max_us: us(latency.max_ns),
         guest_user_exits: guest_summary.user_exits,
     };
-    Ok(DemoSummary { domains: vec![dom0_summary, guest_summary], evtchn })
+    Ok(DemoSummary {
+        domains: vec![dom0_summary, guest_summary],
+        evtchn,
+    })
 }
 
 /// True if every domain booted and powered off cleanly.
 pub fn succeeded(summary: &DemoSummary) -> bool {
-    summary.domains.iter().all(|d| d.booted && d.shutdown_reason.as_deref() == Some("poweroff"))
+    summary
+        .domains
+        .iter()
+        .all(|d| d.booted && d.shutdown_reason.as_deref() == Some("poweroff"))
         && summary.evtchn.round_trips > 0
 }
 
 /// Prints the human-readable summary.
 pub fn print(summary: &DemoSummary) {
     println!();
-    println!("{:<5} {:<12} {:>8} {:>10} {:>8} {:>10}", "ID", "Name", "Boot ms", "Shutdown", "CPU ms", "Exits");
+    println!(
+        "{:<5} {:<12} {:>8} {:>10} {:>8} {:>10}",
+        "ID", "Name", "Boot ms", "Shutdown", "CPU ms", "Exits"
+    );
     for d in &summary.domains {
         println!(
             "{:<5} {:<12} {:>8} {:>10} {:>8.1} {:>10}",

@@ -29,7 +29,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("XL_LOG").unwrap_or_else(|_| "warn,console=off".into()),
+            tracing_subscriber::EnvFilter::try_from_env("XL_LOG")
+                .unwrap_or_else(|_| "warn,console=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -39,7 +40,10 @@ fn main() -> ExitCode {
             match demo::run(&options) {
                 Ok(summary) => {
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&summary).expect("summary serializes"));
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&summary).expect("summary serializes")
+                        );
                     } else {
                         demo::print(&summary);
                     }
