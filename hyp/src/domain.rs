@@ -59,6 +59,19 @@ pub struct Counters {
     pub user_exits: AtomicU64,
 }
 
+/// One vCPU as `xl vcpu-list` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuInfo {
+    /// vCPU index.
+    pub index: u8,
+    /// Halted in the guest (its thread sleeps inside `KVM_RUN`).
+    pub halted: bool,
+    /// Host CPU the thread last ran on.
+    pub host_cpu: Option<u32>,
+    /// CPU time of this vCPU.
+    pub cpu_time: Duration,
+}
+
 /// A handle on one vCPU thread.
 pub(crate) struct VcpuThread {
     /// The thread's kernel tid, once it started (0 before).
@@ -127,37 +140,58 @@ impl Domain {
 
     /// A vCPU thread sleeping inside `KVM_RUN` is a vCPU halted in the guest.
     fn all_vcpus_halted(&self) -> bool {
+        let vcpus = self.vcpu_info();
+        !vcpus.is_empty() && vcpus.iter().all(|v| v.halted)
+    }
+
+    /// What each live vCPU thread is doing, read from `/proc`.
+    pub fn vcpu_info(&self) -> Vec<VcpuInfo> {
         let threads = self.threads.lock().expect("vcpu threads lock");
-        !threads.is_empty()
-            && threads.iter().all(|t| {
+        threads
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.handle.is_finished())
+            .map(|(index, t)| {
                 let tid = t.tid.load(Ordering::Relaxed);
-                std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
-                    .ok()
-                    .and_then(|stat| {
-                        stat.rsplit_once(") ")
-                            .map(|(_, rest)| rest.starts_with('S'))
-                    })
-                    .unwrap_or(false)
+                let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+                    .unwrap_or_default();
+                // After the command name: the state is the first field and
+                // the CPU last run on the 37th (field 39 of the line).
+                let fields: Vec<&str> = stat
+                    .rsplit_once(") ")
+                    .map_or(Vec::new(), |(_, rest)| rest.split(' ').collect());
+                let schedstat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+                    .unwrap_or_default();
+                VcpuInfo {
+                    index: index as u8,
+                    halted: fields.first() == Some(&"S"),
+                    host_cpu: fields.get(36).and_then(|f| f.parse().ok()),
+                    cpu_time: Duration::from_nanos(
+                        schedstat
+                            .split_whitespace()
+                            .next()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0),
+                    ),
+                }
             })
+            .collect()
     }
 
     /// CPU time used by this domain's vCPUs.
     pub fn cpu_time(&self) -> Duration {
-        let mut ns = self.cpu_ns_retired.load(Ordering::Relaxed);
-        for t in self.threads.lock().expect("vcpu threads lock").iter() {
-            if t.handle.is_finished() {
-                continue;
-            }
-            let tid = t.tid.load(Ordering::Relaxed);
-            if let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")) {
-                ns += stat
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-        Duration::from_nanos(ns)
+        let retired = Duration::from_nanos(self.cpu_ns_retired.load(Ordering::Relaxed));
+        retired
+            + self
+                .vcpu_info()
+                .iter()
+                .map(|v| v.cpu_time)
+                .sum::<Duration>()
+    }
+
+    /// Time since the domain was created.
+    pub fn uptime(&self) -> Duration {
+        self.created.elapsed()
     }
 
     /// RAM in MiB.

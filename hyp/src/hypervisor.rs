@@ -396,6 +396,32 @@ impl Hypervisor {
         Ok(())
     }
 
+    /// Gives a domain a new name, unique among live domains.
+    pub fn rename(&self, domid: DomId, name: &str) -> Result<()> {
+        validate_name(name)?;
+        let registry = self.inner.registry();
+        let domain = registry
+            .domains
+            .get(&domid)
+            .ok_or(Error::NoSuchDomain(domid))?;
+        if registry
+            .domains
+            .values()
+            .any(|d| d.id != domid && d.name() == name)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "a domain named '{name}' already exists"
+            )));
+        }
+        *domain.name.lock().expect("domain name lock") = name.to_string();
+        Ok(())
+    }
+
+    /// The KVM API version of `/dev/kvm`.
+    pub fn kvm_api_version(&self) -> i32 {
+        self.inner.kvm.get_api_version()
+    }
+
     /// Asks the guest to shut itself down (`xl shutdown` / `xl reboot`).
     pub fn request_shutdown(&self, domid: DomId, request: ControlRequest) -> Result<()> {
         let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
@@ -506,17 +532,23 @@ impl Drop for Hypervisor {
     }
 }
 
+fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(Error::InvalidConfig(format!(
+            "name '{name}' must be 1 to 64 printable characters"
+        )));
+    }
+    if name.parse::<u32>().is_ok() {
+        return Err(Error::InvalidConfig(format!(
+            "name '{name}' is a number: it would read as a domain id"
+        )));
+    }
+    Ok(())
+}
+
 fn validate(config: &DomainConfig) -> Result<()> {
     let bad = |m: String| Err(Error::InvalidConfig(m));
-    if config.name.is_empty()
-        || config.name.len() > 64
-        || config.name.chars().any(|c| c.is_control())
-    {
-        return bad(format!(
-            "name '{}' must be 1 to 64 printable characters",
-            config.name
-        ));
-    }
+    validate_name(&config.name)?;
     if !(MIN_RAM_MIB..=MAX_RAM_MIB).contains(&config.memory_mib) {
         return bad(format!(
             "memory {} MiB is outside {MIN_RAM_MIB}..={MAX_RAM_MIB} MiB",

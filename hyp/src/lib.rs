@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod boot;
+pub mod control;
 pub mod domain;
 pub mod elf;
 pub mod error;
@@ -24,7 +25,7 @@ mod irq;
 pub mod memory;
 mod vcpu;
 
-pub use domain::{Domain, DomainConfig};
+pub use domain::{Domain, DomainConfig, VcpuInfo};
 pub use error::{Error, Result};
 pub use events::Event;
 pub use hypervisor::Hypervisor;

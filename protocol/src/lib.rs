@@ -11,13 +11,19 @@
 //!   their arguments, and the error codes;
 //! * [`evtchn`]: event-channel ports, vectors and the doorbell;
 //! * [`domain`]: domain ids, states and shutdown reasons;
-//! * [`report`]: structured results a guest workload hands to the toolstack.
+//! * [`report`]: structured results a guest workload hands to the toolstack;
+//! * [`control`]: the messages between `xl` and the `hypd` daemon.
 //!
 //! The crate is `no_std` so that guest kernels link it as they are.
 #![no_std]
 #![deny(missing_docs)]
 
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
 pub mod boot;
+pub mod control;
 pub mod domain;
 pub mod evtchn;
 pub mod hwqueue;

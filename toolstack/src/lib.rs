@@ -1,8 +1,12 @@
 //! The toolstack: what `xl` is made of.
 //!
 //! * [`config`]: xl.cfg files, parsed as Xen documents them;
+//! * [`client`] and [`commands`]: `xl`'s side of the conversation with
+//!   `hypd`, and Xen's output formats;
 //! * [`demo`]: `xl demo`, the guided tour that boots Dom0 and a guest.
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod commands;
 pub mod config;
 pub mod demo;

@@ -1,19 +1,128 @@
-//! `xl`: the command users drive the hypervisor with.
+//! `xl`: the command users drive the hypervisor with, named and shaped like
+//! Xen's.
 
 use clap::{Parser, Subcommand};
+use protocol::control::{Request, Response};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use toolstack::client::{daemon_running, Client};
+use toolstack::commands::{self, format};
 use toolstack::demo;
 
 /// The toolstack of a split-privilege hypervisor on KVM, with Xen's xl commands.
 #[derive(Parser)]
 #[command(name = "xl", version)]
 struct Cli {
+    /// hypd's control socket [default: $HYPD_SOCKET, /run/hypd.sock for root].
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a domain from an xl.cfg file.
+    Create {
+        /// Attach to the console after creating.
+        #[arg(short = 'c')]
+        console: bool,
+        /// Leave the domain paused.
+        #[arg(short = 'p')]
+        paused: bool,
+        /// Dry run: parse and print the configuration as JSON.
+        #[arg(short = 'n')]
+        dry_run: bool,
+        /// Quiet.
+        #[arg(short = 'q')]
+        quiet: bool,
+        /// The xl.cfg file.
+        file: PathBuf,
+        /// KEY=VALUE settings that override the file.
+        overrides: Vec<String>,
+    },
+    /// List domains.
+    List {
+        /// Detailed JSON.
+        #[arg(short = 'l')]
+        long: bool,
+        /// Add UUID and reason code.
+        #[arg(short = 'v')]
+        verbose: bool,
+        /// Domains (all when none).
+        domains: Vec<String>,
+    },
+    /// Destroy a domain at once.
+    Destroy {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// Ask a domain to shut down.
+    Shutdown {
+        /// Wait for the domain to finish shutting down.
+        #[arg(short = 'w')]
+        wait: bool,
+        /// All guests.
+        #[arg(short = 'a')]
+        all: bool,
+        /// The domain (name or id).
+        domain: Option<String>,
+    },
+    /// Ask a domain to reboot.
+    Reboot {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// Stop a domain's vCPUs.
+    Pause {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// Resume a paused domain.
+    Unpause {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// Attach to a domain's console (detach with Ctrl-]).
+    Console {
+        /// The domain (name or id).
+        domain: String,
+    },
+    /// Host and hypervisor information.
+    Info,
+    /// The hypervisor's message log.
+    Dmesg {
+        /// Clear the log after printing it.
+        #[arg(short = 'c')]
+        clear: bool,
+    },
+    /// Domains' uptimes.
+    Uptime {
+        /// Domains (all when none).
+        domains: Vec<String>,
+    },
+    /// The id of a domain named NAME.
+    Domid {
+        /// The name.
+        name: String,
+    },
+    /// The name of domain ID.
+    Domname {
+        /// The id.
+        id: u16,
+    },
+    /// Rename a domain.
+    Rename {
+        /// The domain (name or id).
+        domain: String,
+        /// Its new name.
+        name: String,
+    },
+    /// List vCPUs.
+    VcpuList {
+        /// Domains (all when none).
+        domains: Vec<String>,
+    },
     /// Boot Domain-0 and a guest in this process, time event-channel round
     /// trips between them, shut both down and report.
     Demo {
@@ -24,6 +133,41 @@ enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         round_trips: u32,
     },
+    /// Xen commands this hypervisor does not support yet.
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}
+
+/// Xen commands that exist in xl but not here yet, with the reason.
+const NOT_YET: &[(&str, &str)] = &[
+    (
+        "block-list",
+        "block devices arrive with the service-VM I/O path",
+    ),
+    (
+        "block-attach",
+        "block devices arrive with the service-VM I/O path",
+    ),
+    (
+        "block-detach",
+        "block devices arrive with the service-VM I/O path",
+    ),
+    ("network-list", "networking is not implemented yet"),
+    ("network-attach", "networking is not implemented yet"),
+    ("network-detach", "networking is not implemented yet"),
+    ("mem-set", "memory ballooning is not implemented"),
+    ("mem-max", "memory ballooning is not implemented"),
+    ("vcpu-set", "vCPU hotplug is not implemented"),
+    ("vcpu-pin", "vCPU pinning is not implemented"),
+    ("save", "save/restore is not implemented"),
+    ("restore", "save/restore is not implemented"),
+    ("migrate", "migration is not implemented"),
+    ("top", "use `xl list` and `xl vcpu-list`"),
+];
+
+fn socket(cli: &Option<PathBuf>) -> PathBuf {
+    cli.clone()
+        .unwrap_or_else(hyp::control::default_socket_path)
 }
 
 fn main() -> ExitCode {
@@ -34,31 +178,158 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
-        Command::Demo { json, round_trips } => {
-            let options = demo::DemoOptions { json, round_trips };
-            match demo::run(&options) {
-                Ok(summary) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(&summary).expect("summary serializes")
-                        );
-                    } else {
-                        demo::print(&summary);
-                    }
-                    if demo::succeeded(&summary) {
-                        ExitCode::SUCCESS
-                    } else {
-                        eprintln!("xl demo: a domain did not boot or shut down cleanly");
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => {
-                    eprintln!("xl demo: {e}");
-                    ExitCode::FAILURE
+    let cli = Cli::parse();
+    let socket = socket(&cli.socket);
+    match run(cli.command, &socket) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("xl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
+    let connect = || Client::connect(socket);
+    match command {
+        Command::Create {
+            console,
+            paused,
+            dry_run,
+            quiet,
+            file,
+            overrides,
+        } => {
+            let parsed = commands::create::parse(&file, &overrides, quiet)?;
+            if dry_run {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&parsed.spec).expect("spec serializes")
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut warnings = Vec::new();
+            let request = commands::create::request(&parsed.spec, paused, &mut warnings);
+            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            let mut client = connect()?;
+            let Response::Created(domid) = client.call(Request::Create(request))? else {
+                return Err("unexpected reply from hypd".into());
+            };
+            if !quiet {
+                eprintln!("Started domain {} (id={domid})", parsed.spec.name);
+            }
+            if console {
+                commands::console::attach(connect()?, domid.to_string())?;
+            }
+        }
+        Command::List {
+            long,
+            verbose,
+            domains,
+        } => {
+            let records = commands::records(&mut connect()?, domains)?;
+            if long {
+                println!("{}", commands::list_long(&records));
+            } else {
+                print!("{}", format::list(&records, verbose));
+            }
+        }
+        Command::Destroy { domain } => commands::simple(&mut connect()?, Request::Destroy(domain))?,
+        Command::Shutdown { wait, all, domain } => {
+            let mut client = connect()?;
+            let targets = match (all, domain) {
+                (true, None) => commands::records(&mut client, Vec::new())?
+                    .into_iter()
+                    .filter(|r| r.domid != 0)
+                    .map(|r| r.domid.to_string())
+                    .collect(),
+                (false, Some(domain)) => vec![domain],
+                _ => return Err("give either a domain or -a".into()),
+            };
+            for domain in &targets {
+                commands::simple(&mut client, Request::Shutdown(domain.clone()))?;
+            }
+            if wait {
+                for domain in targets {
+                    eprintln!("Waiting for domain {domain} to shut down");
+                    commands::simple(&mut client, Request::Wait(domain))?;
                 }
             }
+        }
+        Command::Reboot { domain } => commands::simple(&mut connect()?, Request::Reboot(domain))?,
+        Command::Pause { domain } => commands::simple(&mut connect()?, Request::Pause(domain))?,
+        Command::Unpause { domain } => commands::simple(&mut connect()?, Request::Unpause(domain))?,
+        Command::Console { domain } => commands::console::attach(connect()?, domain)?,
+        Command::Info => match connect()?.call(Request::Info)? {
+            Response::Info(pairs) => print!("{}", format::info(&pairs)),
+            other => return Err(format!("unexpected reply from hypd: {other:?}")),
+        },
+        Command::Dmesg { clear } => match connect()?.call(Request::Dmesg { clear })? {
+            Response::Dmesg(lines) => lines.iter().for_each(|l| println!("{l}")),
+            other => return Err(format!("unexpected reply from hypd: {other:?}")),
+        },
+        Command::Uptime { domains } => print!(
+            "{}",
+            format::uptime(&commands::records(&mut connect()?, domains)?)
+        ),
+        Command::Domid { name } => {
+            let record = commands::records(&mut connect()?, vec![name])?;
+            println!("{}", record[0].domid);
+        }
+        Command::Domname { id } => {
+            let record = commands::records(&mut connect()?, vec![id.to_string()])?;
+            println!("{}", record[0].name);
+        }
+        Command::Rename { domain, name } => {
+            commands::simple(&mut connect()?, Request::Rename { domain, name })?
+        }
+        Command::VcpuList { domains } => match connect()?.call(Request::VcpuList(domains))? {
+            Response::Vcpus(vcpus) => print!("{}", format::vcpus(&vcpus)),
+            other => return Err(format!("unexpected reply from hypd: {other:?}")),
+        },
+        Command::Demo { json, round_trips } => return Ok(demo_command(json, round_trips, socket)),
+        Command::Other(args) => {
+            let name = args.first().map(String::as_str).unwrap_or("");
+            return Err(match NOT_YET.iter().find(|(command, _)| *command == name) {
+                Some((_, why)) => format!("{name}: not supported: {why}"),
+                None => format!("unknown command '{name}' (see `xl --help`)"),
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo_command(json: bool, round_trips: u32, socket: &std::path::Path) -> ExitCode {
+    if daemon_running(socket) {
+        eprintln!(
+            "xl demo: hypd is running on {}, so this process will not start a second core.\n\
+             Use it instead: `xl create examples/guest.cfg`, `xl list`, `xl console guest`, \
+             `xl shutdown -w guest`; or stop hypd with `xl shutdown 0`.",
+            socket.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let options = demo::DemoOptions { json, round_trips };
+    match demo::run(&options) {
+        Ok(summary) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).expect("summary serializes")
+                );
+            } else {
+                demo::print(&summary);
+            }
+            if demo::succeeded(&summary) {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("xl demo: a domain did not boot or shut down cleanly");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("xl demo: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,260 @@
+//! One function per `xl` request.
+
+use super::records::resolve;
+use super::Daemon;
+use crate::domain::DomainConfig;
+use protocol::boot::ControlRequest;
+use protocol::control::{CreateRequest, DomRef, DomainRecord, Request, Response, VcpuRecord};
+use protocol::domain::{DomId, DomainState, DOM0};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// Answers a request (every one but `Console`).
+pub fn handle(daemon: &Daemon, request: Request) -> Response {
+    let result = match request {
+        Request::Create(create) => self::create(daemon, create).map(Response::Created),
+        Request::List(domains) => list(daemon, &domains).map(Response::Domains),
+        Request::Destroy(domain) => with_domain(daemon, &domain, |id| destroy(daemon, id)),
+        Request::Shutdown(domain) => with_domain(daemon, &domain, |id| {
+            control(daemon, id, ControlRequest::Poweroff)
+        }),
+        Request::Reboot(domain) => with_domain(daemon, &domain, |id| {
+            control(daemon, id, ControlRequest::Reboot)
+        }),
+        Request::Pause(domain) => with_domain(daemon, &domain, |id| {
+            daemon.hv.pause(id).map_err(|e| e.to_string())
+        }),
+        Request::Unpause(domain) => with_domain(daemon, &domain, |id| {
+            daemon.hv.unpause(id).map_err(|e| e.to_string())
+        }),
+        Request::Rename { domain, name } => with_domain(daemon, &domain, |id| {
+            daemon.hv.rename(id, &name).map_err(|e| e.to_string())
+        }),
+        Request::Info => Ok(Response::Info(info(daemon))),
+        Request::Dmesg { clear } => Ok(Response::Dmesg(daemon.log.lines(clear))),
+        Request::VcpuList(domains) => vcpus(daemon, &domains).map(Response::Vcpus),
+        Request::Wait(domain) => with_domain(daemon, &domain, |id| {
+            daemon.hv.wait_final(id, Duration::from_secs(3600));
+            Ok(())
+        }),
+        Request::Console(_) => Err("the console is a stream; it is served separately".into()),
+    };
+    result.unwrap_or_else(Response::Error)
+}
+
+fn with_domain(
+    daemon: &Daemon,
+    domain: &DomRef,
+    op: impl FnOnce(DomId) -> Result<(), String>,
+) -> Result<Response, String> {
+    op(resolve(&daemon.hv, domain)?).map(|()| Response::Ok)
+}
+
+/// Creates a domain from a request; on failure nothing is left behind.
+pub fn create(daemon: &Daemon, request: CreateRequest) -> Result<DomId, String> {
+    if !request.disks.is_empty() {
+        return Err(
+            "disks are not supported yet: block devices arrive with the service-VM I/O path".into(),
+        );
+    }
+    if request.host_backends {
+        return Err("backend_placement = \"host\" is not supported yet".into());
+    }
+    let kernel =
+        std::fs::read(&request.kernel).map_err(|e| format!("kernel {}: {e}", request.kernel))?;
+    let config = DomainConfig {
+        name: request.name.clone(),
+        kernel,
+        memory_mib: request.memory_mib,
+        vcpus: request.vcpus,
+        cmdline: request.cmdline.clone(),
+        start_paused: request.paused,
+    };
+    let domid = daemon.hv.create_domain(config).map_err(|e| e.to_string())?;
+    daemon.records.add(domid, request);
+    Ok(domid)
+}
+
+/// Destroys a guest and forgets it.
+pub fn destroy(daemon: &Daemon, domid: DomId) -> Result<(), String> {
+    if domid == DOM0 {
+        return Err("Domain-0 cannot be destroyed; shut it down to stop hypd".into());
+    }
+    daemon.hv.destroy(domid).map_err(|e| e.to_string())?;
+    daemon.records.remove(domid);
+    daemon.consoles.close(domid);
+    Ok(())
+}
+
+fn control(daemon: &Daemon, domid: DomId, request: ControlRequest) -> Result<(), String> {
+    daemon
+        .hv
+        .request_shutdown(domid, request)
+        .map_err(|e| e.to_string())
+}
+
+fn resolve_all(daemon: &Daemon, domains: &[DomRef]) -> Result<Vec<DomId>, String> {
+    if domains.is_empty() {
+        return Ok(daemon.hv.domains().iter().map(|d| d.id).collect());
+    }
+    domains.iter().map(|d| resolve(&daemon.hv, d)).collect()
+}
+
+fn list(daemon: &Daemon, domains: &[DomRef]) -> Result<Vec<DomainRecord>, String> {
+    let mut records = Vec::new();
+    for domid in resolve_all(daemon, domains)? {
+        let Some(domain) = daemon.hv.domain(domid) else {
+            continue;
+        };
+        let record = daemon.records.get(domid);
+        let state = domain.state();
+        let (name, reason) = match state {
+            DomainState::Running => ("running", None),
+            DomainState::Blocked => ("blocked", None),
+            DomainState::Paused => ("paused", None),
+            DomainState::Shutdown(reason) => ("shutdown", Some(reason as u32)),
+            DomainState::Crashed => (
+                "crashed",
+                Some(protocol::domain::ShutdownReason::Crash as u32),
+            ),
+            DomainState::Dying => ("dying", None),
+        };
+        records.push(DomainRecord {
+            domid,
+            name: domain.name(),
+            uuid: record.as_ref().map(|r| r.uuid.clone()).unwrap_or_default(),
+            memory_mib: domain.memory_mib(),
+            vcpus: domain.vcpus(),
+            state: name.into(),
+            shutdown_reason: reason,
+            cpu_seconds: domain.cpu_time().as_secs_f64(),
+            uptime_seconds: domain.uptime().as_secs_f64(),
+            message: domain.message(),
+            config_json: record
+                .and_then(|r| r.request)
+                .map_or("null".into(), |r| r.config_json),
+        });
+    }
+    Ok(records)
+}
+
+fn vcpus(daemon: &Daemon, domains: &[DomRef]) -> Result<Vec<VcpuRecord>, String> {
+    let mut records = Vec::new();
+    for domid in resolve_all(daemon, domains)? {
+        let Some(domain) = daemon.hv.domain(domid) else {
+            continue;
+        };
+        let paused = domain.state() == DomainState::Paused;
+        for vcpu in domain.vcpu_info() {
+            let state = if paused {
+                "--p"
+            } else if vcpu.halted {
+                "-b-"
+            } else {
+                "r--"
+            };
+            records.push(VcpuRecord {
+                name: domain.name(),
+                domid,
+                vcpu: vcpu.index,
+                cpu: vcpu.host_cpu,
+                state: state.into(),
+                cpu_seconds: vcpu.cpu_time.as_secs_f64(),
+            });
+        }
+    }
+    Ok(records)
+}
+
+fn meminfo_mib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with(field))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+fn info(daemon: &Daemon) -> Vec<(String, String)> {
+    let uname = nix::sys::utsname::uname().ok();
+    let text = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uname
+            .as_ref()
+            .map_or(String::new(), |u| f(u).to_string_lossy().into_owned())
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let guest_mib: u64 = daemon.hv.domains().iter().map(|d| d.memory_mib()).sum();
+    vec![
+        ("host".into(), text(|u| u.nodename())),
+        ("release".into(), text(|u| u.release())),
+        ("version".into(), text(|u| u.version())),
+        ("machine".into(), text(|u| u.machine())),
+        ("nr_cpus".into(), cpus.to_string()),
+        ("total_memory".into(), meminfo_mib("MemTotal:").to_string()),
+        (
+            "free_memory".into(),
+            meminfo_mib("MemAvailable:").to_string(),
+        ),
+        ("domain_memory".into(), guest_mib.to_string()),
+        ("nr_domains".into(), daemon.hv.domains().len().to_string()),
+        ("hyp_version".into(), env!("CARGO_PKG_VERSION").into()),
+        (
+            "hyp_caps".into(),
+            "x86_64 kvm-irqchip ioeventfd irqfd msi-routing".into(),
+        ),
+        (
+            "kvm_api_version".into(),
+            daemon.hv.kvm_api_version().to_string(),
+        ),
+        (
+            "max_vcpus_per_domain".into(),
+            protocol::boot::MAX_VCPUS.to_string(),
+        ),
+    ]
+}
+
+/// Streams a domain's console until it is gone or the client leaves.
+pub fn stream_console(daemon: &Daemon, domain: &DomRef, stream: &mut UnixStream) {
+    use protocol::control::write_frame;
+    let domid = match resolve(&daemon.hv, domain) {
+        Ok(domid) => domid,
+        Err(e) => {
+            let _ = write_frame(stream, Response::Error(e));
+            return;
+        }
+    };
+    let (recent, follow) = daemon.consoles.follow(domid);
+    if write_frame(stream, Response::Console(recent)).is_err() {
+        return;
+    }
+    loop {
+        match follow.recv_timeout(Duration::from_millis(200)) {
+            Ok(bytes) => {
+                if write_frame(stream, Response::Console(bytes)).is_err() {
+                    return;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let alive = daemon
+                    .hv
+                    .domain(domid)
+                    .is_some_and(|d| !d.state().is_final());
+                if !alive {
+                    let _ = write_frame(stream, Response::Console(Vec::new()));
+                    return;
+                }
+                let _ = stream.flush();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = write_frame(stream, Response::Console(Vec::new()));
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Messages between `xl` and the `hypd` daemon.
+//!
+//! Each message is a frame: a 4-byte little-endian length, then that many
+//! bytes of a postcard-encoded [`Envelope`]. Frames longer than
+//! [`MAX_FRAME`] are refused unread, and an envelope of another
+//! [`VERSION`] is answered with an error, so old and new tools fail
+//! clearly instead of misreading each other.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::DomId;
+
+/// Version of this message set; bump on any incompatible change.
+pub const VERSION: u32 = 1;
+
+/// Largest frame either side accepts, in bytes.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// The outer layer of every message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// [`VERSION`] of the sender.
+    pub version: u32,
+    /// The message.
+    pub body: T,
+}
+
+/// How a command names a domain: by id or by name (as `xl` accepts both).
+pub type DomRef = String;
+
+/// What to do when a domain powers off, reboots or crashes (xl.cfg's
+/// `on_poweroff`, `on_reboot`, `on_crash`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Destroy the domain.
+    Destroy,
+    /// Destroy it and create it again from its configuration.
+    Restart,
+    /// Keep it, stopped, until `xl destroy`.
+    Preserve,
+    /// Keep it under a new name and start a fresh one.
+    RenameRestart,
+}
+
+/// A disk to attach, as parsed from a disk spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskRequest {
+    /// Path of the raw image on the host.
+    pub target: String,
+    /// Virtual device name (`xvda`).
+    pub vdev: String,
+    /// Read-only.
+    pub readonly: bool,
+}
+
+/// Everything `hypd` needs to create a domain (from an xl.cfg file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateRequest {
+    /// Domain name.
+    pub name: String,
+    /// Absolute path of the kernel on the host.
+    pub kernel: String,
+    /// RAM in MiB.
+    pub memory_mib: u64,
+    /// vCPUs.
+    pub vcpus: u8,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// Leave it paused (`xl create -p`).
+    pub paused: bool,
+    /// `on_poweroff`.
+    pub on_poweroff: Action,
+    /// `on_reboot`.
+    pub on_reboot: Action,
+    /// `on_crash`.
+    pub on_crash: Action,
+    /// Disks.
+    pub disks: Vec<DiskRequest>,
+    /// Where the device backends run: `true` for the host model.
+    pub host_backends: bool,
+    /// The parsed configuration as JSON, kept for `xl list -l`.
+    pub config_json: String,
+}
+
+/// A request from `xl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Create and start a domain.
+    Create(CreateRequest),
+    /// List domains (all when empty).
+    List(Vec<DomRef>),
+    /// Destroy at once.
+    Destroy(DomRef),
+    /// Ask the guest to power off.
+    Shutdown(DomRef),
+    /// Ask the guest to reboot.
+    Reboot(DomRef),
+    /// Stop its vCPUs.
+    Pause(DomRef),
+    /// Resume its vCPUs.
+    Unpause(DomRef),
+    /// Rename a domain.
+    Rename {
+        /// The domain.
+        domain: DomRef,
+        /// Its new name.
+        name: String,
+    },
+    /// Host and core information (`xl info`).
+    Info,
+    /// The core's message log (`xl dmesg`), optionally cleared after.
+    Dmesg {
+        /// Clear the log after reading it.
+        clear: bool,
+    },
+    /// Per-vCPU information.
+    VcpuList(Vec<DomRef>),
+    /// Stream the domain's console: the reply is [`Response::Console`]
+    /// frames until the domain goes away or the client hangs up.
+    Console(DomRef),
+    /// Wait until the domain is gone or stopped (for `xl shutdown -w`).
+    Wait(DomRef),
+}
+
+/// One domain, as `xl list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    /// Domain id.
+    pub domid: DomId,
+    /// Name.
+    pub name: String,
+    /// UUID, as text.
+    pub uuid: String,
+    /// Current memory in MiB.
+    pub memory_mib: u64,
+    /// vCPUs.
+    pub vcpus: u8,
+    /// `running`, `blocked`, `paused`, `shutdown`, `crashed`, `dying`.
+    pub state: String,
+    /// Shutdown reason code (Xen's numbering) when shut down or crashed.
+    pub shutdown_reason: Option<u32>,
+    /// CPU seconds used.
+    pub cpu_seconds: f64,
+    /// Seconds since creation.
+    pub uptime_seconds: f64,
+    /// The shutdown or crash message.
+    pub message: Option<String>,
+    /// The configuration as JSON (`null` for Domain-0).
+    pub config_json: String,
+}
+
+/// One vCPU, as `xl vcpu-list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VcpuRecord {
+    /// Domain name.
+    pub name: String,
+    /// Domain id.
+    pub domid: DomId,
+    /// vCPU index.
+    pub vcpu: u8,
+    /// Host CPU it last ran on.
+    pub cpu: Option<u32>,
+    /// `r`, `b` or `p` as Xen prints them (`-b-` ...).
+    pub state: String,
+    /// CPU seconds.
+    pub cpu_seconds: f64,
+}
+
+/// A reply from `hypd`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done.
+    Ok,
+    /// A domain was created.
+    Created(DomId),
+    /// Domains.
+    Domains(Vec<DomainRecord>),
+    /// `key: value` pairs for `xl info`.
+    Info(Vec<(String, String)>),
+    /// Log lines.
+    Dmesg(Vec<String>),
+    /// vCPUs.
+    Vcpus(Vec<VcpuRecord>),
+    /// Console output bytes; an empty chunk means the console closed.
+    Console(Vec<u8>),
+    /// The request failed.
+    Error(String),
+}
+
+#[cfg(feature = "std")]
+pub use io::{read_frame, write_frame, FrameError};
+
+#[cfg(feature = "std")]
+mod io {
+    use super::{Envelope, MAX_FRAME, VERSION};
+    use serde::{de::DeserializeOwned, Serialize};
+    use std::io::{Read, Write};
+    use std::string::{String, ToString};
+    use std::vec;
+
+    /// Why a frame could not be read.
+    #[derive(Debug)]
+    pub enum FrameError {
+        /// The connection failed or closed.
+        Io(std::io::Error),
+        /// The length prefix exceeds [`MAX_FRAME`].
+        TooLarge(usize),
+        /// The bytes are not a valid envelope.
+        Malformed(String),
+        /// The peer speaks another version.
+        Version(u32),
+    }
+
+    impl std::fmt::Display for FrameError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Self::Io(e) => write!(f, "connection: {e}"),
+                Self::TooLarge(n) => {
+                    write!(f, "message of {n} bytes exceeds the limit of {MAX_FRAME}")
+                }
+                Self::Malformed(e) => write!(f, "malformed message: {e}"),
+                Self::Version(v) => {
+                    write!(f, "peer speaks protocol version {v}, this side {VERSION}")
+                }
+            }
+        }
+    }
+
+    impl std::error::Error for FrameError {}
+
+    /// Writes `body` as one frame.
+    pub fn write_frame<T: Serialize>(out: &mut impl Write, body: T) -> std::io::Result<()> {
+        let bytes = postcard::to_allocvec(&Envelope {
+            version: VERSION,
+            body,
+        })
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        out.write_all(&(bytes.len() as u32).to_le_bytes())?;
+        out.write_all(&bytes)?;
+        out.flush()
+    }
+
+    /// Reads one frame and decodes its body.
+    pub fn read_frame<T: DeserializeOwned>(input: &mut impl Read) -> Result<T, FrameError> {
+        let mut len = [0u8; 4];
+        input.read_exact(&mut len).map_err(FrameError::Io)?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLarge(len));
+        }
+        let mut bytes = vec![0u8; len];
+        input.read_exact(&mut bytes).map_err(FrameError::Io)?;
+        let version = peek_version(&bytes)?;
+        if version != VERSION {
+            return Err(FrameError::Version(version));
+        }
+        let envelope: Envelope<T> =
+            postcard::from_bytes(&bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        Ok(envelope.body)
+    }
+
+    /// The version varint at the start of an envelope.
+    fn peek_version(bytes: &[u8]) -> Result<u32, FrameError> {
+        postcard::take_from_bytes::<u32>(bytes)
+            .map(|(v, _)| v)
+            .map_err(|e| FrameError::Malformed(e.to_string()))
+    }
+}

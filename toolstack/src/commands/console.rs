@@ -1,0 +1,80 @@
+//! `xl console`: follow a domain's console; Ctrl-] detaches.
+
+use crate::client::Client;
+use protocol::control::{Request, Response};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+
+/// The byte Ctrl-] sends.
+const DETACH: u8 = 0x1D;
+
+/// Puts the terminal in raw mode while alive, so Ctrl-] arrives at once.
+struct RawTerminal {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl RawTerminal {
+    fn enter() -> Self {
+        let stdin = std::io::stdin();
+        let saved = nix::sys::termios::tcgetattr(stdin.as_fd()).ok();
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            nix::sys::termios::cfmakeraw(&mut raw);
+            // Keep output processing so "\n" still starts a new line.
+            raw.output_flags |= nix::sys::termios::OutputFlags::OPOST;
+            let _ = nix::sys::termios::tcsetattr(
+                stdin.as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                &raw,
+            );
+        }
+        Self { saved }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let stdin = std::io::stdin();
+            let _ = nix::sys::termios::tcsetattr(
+                stdin.as_fd(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+/// Streams the console of `domain` to stdout until the domain goes away or
+/// the user types Ctrl-].
+pub fn attach(mut client: Client, domain: String) -> Result<(), String> {
+    client.send(Request::Console(domain))?;
+    let _raw = RawTerminal::enter();
+    let stream = client.stream().try_clone().map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        let mut stdin = std::io::stdin();
+        // Only Ctrl-] detaches; at the end of input keep following.
+        while let Ok(1) = stdin.read(&mut byte) {
+            if byte[0] == DETACH {
+                // Hang up, which ends the loop below.
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        }
+    });
+    let mut stdout = std::io::stdout();
+    loop {
+        match client.receive() {
+            Ok(Response::Console(bytes)) if bytes.is_empty() => return Ok(()),
+            Ok(Response::Console(bytes)) => {
+                let _ = stdout.write_all(&bytes);
+                let _ = stdout.flush();
+            }
+            Ok(Response::Error(e)) => return Err(e),
+            Ok(other) => return Err(format!("unexpected reply from hypd: {other:?}")),
+            // The connection closed: detached, or hypd went away.
+            Err(_) => return Ok(()),
+        }
+    }
+}

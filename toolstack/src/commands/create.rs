@@ -1,0 +1,74 @@
+//! `xl create`: parse an xl.cfg file and ask `hypd` for the domain.
+
+use crate::config::{self, Access, Action, DomainSpec, Placement};
+use protocol::control::{self as wire, CreateRequest, DiskRequest};
+use std::path::Path;
+
+/// Turns an xl.cfg action into what `hypd` applies. Core dumps are not
+/// written yet: the coredump actions behave as their plain forms.
+fn action(action: Action, warnings: &mut Vec<String>) -> wire::Action {
+    match action {
+        Action::Destroy => wire::Action::Destroy,
+        Action::Restart => wire::Action::Restart,
+        Action::Preserve => wire::Action::Preserve,
+        Action::RenameRestart => wire::Action::RenameRestart,
+        Action::CoredumpDestroy | Action::CoredumpRestart => {
+            warnings.push(format!(
+                "{}: core dumps are not written yet; acting as without them",
+                action.as_str()
+            ));
+            if action == Action::CoredumpDestroy {
+                wire::Action::Destroy
+            } else {
+                wire::Action::Restart
+            }
+        }
+    }
+}
+
+/// Makes a relative path absolute against the current directory (as `xl`
+/// resolves the paths in a config file).
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The request `hypd` gets for a parsed configuration.
+pub fn request(spec: &DomainSpec, paused: bool, warnings: &mut Vec<String>) -> CreateRequest {
+    CreateRequest {
+        name: spec.name.clone(),
+        kernel: absolute(&spec.kernel),
+        memory_mib: spec.memory_mib,
+        vcpus: spec.vcpus,
+        cmdline: spec.cmdline.clone(),
+        paused,
+        on_poweroff: action(spec.on_poweroff, warnings),
+        on_reboot: action(spec.on_reboot, warnings),
+        on_crash: action(spec.on_crash, warnings),
+        disks: spec
+            .disks
+            .iter()
+            .map(|d| DiskRequest {
+                target: absolute(&d.target),
+                vdev: d.vdev.clone(),
+                readonly: d.access == Access::ReadOnly,
+            })
+            .collect(),
+        host_backends: spec.placement == Placement::Host,
+        config_json: serde_json::to_string(spec).expect("a DomainSpec serializes"),
+    }
+}
+
+/// Parses `file` with the command-line overrides, printing warnings.
+pub fn parse(file: &Path, overrides: &[String], quiet: bool) -> Result<config::Parsed, String> {
+    if !quiet {
+        eprintln!("Parsing config from {}", file.display());
+    }
+    let parsed = config::parse_file(file, overrides).map_err(|e| e.to_string())?;
+    for warning in &parsed.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(parsed)
+}

@@ -1,0 +1,50 @@
+//! `xl`'s commands that talk to `hypd`.
+
+pub mod console;
+pub mod create;
+pub mod format;
+
+use crate::client::Client;
+use protocol::control::{Request, Response};
+
+/// Runs a request that answers `Ok`.
+pub fn simple(client: &mut Client, request: Request) -> Result<(), String> {
+    match client.call(request)? {
+        Response::Ok => Ok(()),
+        other => Err(format!("unexpected reply from hypd: {other:?}")),
+    }
+}
+
+/// The domain records for `domains` (all when empty).
+pub fn records(
+    client: &mut Client,
+    domains: Vec<String>,
+) -> Result<Vec<protocol::control::DomainRecord>, String> {
+    match client.call(Request::List(domains))? {
+        Response::Domains(records) => Ok(records),
+        other => Err(format!("unexpected reply from hypd: {other:?}")),
+    }
+}
+
+/// `xl list -l`: detailed JSON, one object per domain.
+pub fn list_long(records: &[protocol::control::DomainRecord]) -> String {
+    let detailed: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "domid": r.domid,
+                "name": r.name,
+                "uuid": r.uuid,
+                "state": r.state,
+                "shutdown_reason": r.shutdown_reason,
+                "message": r.message,
+                "memory_mib": r.memory_mib,
+                "vcpus": r.vcpus,
+                "cpu_seconds": r.cpu_seconds,
+                "uptime_seconds": r.uptime_seconds,
+                "config": serde_json::from_str::<serde_json::Value>(&r.config_json).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&detailed).expect("JSON values serialize")
+}

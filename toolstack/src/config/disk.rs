@@ -1,0 +1,360 @@
+//! One entry of `disk = [ ... ]`, read as xl-disk-configuration(5) describes.
+//!
+//! An entry is a comma-separated series of positional parameters
+//! (`target, format, vdev, access`, in that order), `key=value` parameters
+//! and flags, which may be mixed: a parameter without `=` fills the first
+//! positional slot not yet given, by position or by name. An empty value
+//! means the default, but still fills its slot. `target=` takes the whole
+//! rest of the entry, commas included, so it comes last. The deprecated
+//! forms Xen still takes are taken too: format prefixes (`raw:`, `qcow2:`),
+//! ignored prefixes (`phy:`, `file:`, `tap:aio:`, ...; after one of these
+//! no format is expected positionally) and `vdev:devtype` (`hdc:cdrom`).
+//!
+//! Paths are used as written: unlike Xen, `/dev/` is not prepended to
+//! relative targets, since targets here are image files.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A virtual block device of the domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskSpec {
+    /// The image file backing the device.
+    pub target: PathBuf,
+    /// The image's format (only raw is supported).
+    pub format: DiskFormat,
+    /// The device as the guest names it (`xvda`, `hdc`, `sdb1`, ...).
+    pub vdev: String,
+    /// Whether the guest may write to it.
+    pub access: Access,
+    /// `cdrom` or `disk`, if given.
+    pub devtype: Option<String>,
+    /// The domain serving the device, if not the default.
+    pub backend: Option<String>,
+    /// The backend implementation asked for (`phy`, `qdisk`, `tap`, `standalone`).
+    pub backendtype: Option<String>,
+    /// The protocol asked for (`xen` or `virtio`).
+    pub specification: Option<String>,
+}
+
+/// The format of a disk image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    /// A plain image: the guest's blocks are the file's bytes.
+    Raw,
+}
+
+/// How the guest may use a disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Access {
+    /// Read and write (`rw` or `w`), the default.
+    #[serde(rename = "rw")]
+    ReadWrite,
+    /// Read only (`ro` or `r`), the default for a cdrom.
+    #[serde(rename = "ro")]
+    ReadOnly,
+}
+
+/// A parsed disk entry and the Xen parameters it carries that are not used here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParsedDisk {
+    /// The disk.
+    pub spec: DiskSpec,
+    /// Names of recognised but unused parameters and flags (`discard`, ...).
+    pub ignored: Vec<String>,
+}
+
+/// Xen flags that have no effect here.
+const IGNORED_FLAGS: &[&str] = &[
+    "discard",
+    "no-discard",
+    "direct-io-safe",
+    "trusted",
+    "untrusted",
+    "colo",
+    "no-colo",
+];
+
+/// Xen `key=value` parameters that have no effect here.
+const IGNORED_KEYS: &[&str] = &[
+    "grant_usage",
+    "colo-host",
+    "colo-port",
+    "colo-export",
+    "active-disk",
+    "hidden-disk",
+];
+
+/// Parses one disk entry; the error says what is wrong with it.
+pub(crate) fn parse_disk(entry: &str) -> Result<ParsedDisk, String> {
+    let mut fields = Fields::default();
+    let mut rest = entry;
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        if let Some((key, value)) = rest.split_once('=') {
+            if key.trim_end() == "target" {
+                let value = value.trim();
+                let value = value.strip_suffix(',').unwrap_or(value);
+                set(&mut fields.target, "target", value)?;
+                break;
+            }
+        }
+        let (param, tail) = rest.split_once(',').unwrap_or((rest, ""));
+        rest = tail;
+        fields.param(param.trim())?;
+    }
+    fields.finish()
+}
+
+/// The parameters of an entry as they are given.
+#[derive(Default)]
+struct Fields {
+    target: Option<String>,
+    format: Option<String>,
+    vdev: Option<String>,
+    access: Option<String>,
+    devtype: Option<String>,
+    backend: Option<String>,
+    backendtype: Option<String>,
+    specification: Option<String>,
+    /// A deprecated prefix was seen: no format is expected positionally.
+    prefixed: bool,
+    ignored: Vec<String>,
+}
+
+/// Gives a parameter its value, refusing a second, different, non-empty one.
+fn set(slot: &mut Option<String>, name: &str, value: &str) -> Result<(), String> {
+    match slot {
+        Some(old) if !old.is_empty() && old != value => {
+            Err(format!("{name} is given twice (`{old}` and `{value}`)"))
+        }
+        _ => {
+            *slot = Some(value.to_string());
+            Ok(())
+        }
+    }
+}
+
+impl Fields {
+    /// Handles one parameter (whitespace already trimmed).
+    fn param(&mut self, param: &str) -> Result<(), String> {
+        if let Some((key, value)) = param.split_once('=') {
+            return self.named(key.trim_end(), value.trim_start());
+        }
+        if param == "cdrom" {
+            set(&mut self.devtype, "devtype", "cdrom")
+        } else if IGNORED_FLAGS.contains(&param) {
+            self.ignored.push(param.to_string());
+            Ok(())
+        } else {
+            self.positional(param)
+        }
+    }
+
+    /// Handles a `key=value` parameter.
+    fn named(&mut self, key: &str, value: &str) -> Result<(), String> {
+        match key {
+            "format" => set(&mut self.format, "format", value),
+            "vdev" => set(&mut self.vdev, "vdev", value),
+            "access" => set(&mut self.access, "access", value),
+            "devtype" => self.devtype(value),
+            "backend" => set(&mut self.backend, "backend", value),
+            "backendtype" => set(&mut self.backendtype, "backendtype", value),
+            "specification" => set(&mut self.specification, "specification", value),
+            "script" => Err(no_scripts()),
+            k if IGNORED_KEYS.contains(&k) => {
+                self.ignored.push(k.to_string());
+                Ok(())
+            }
+            k => Err(format!(
+                "unknown parameter `{k}` (known: target, format, vdev, access, devtype, backend, backendtype, specification)"
+            )),
+        }
+    }
+
+    /// Handles `devtype=` (or the `:devtype` of a deprecated vdev).
+    fn devtype(&mut self, value: &str) -> Result<(), String> {
+        match value {
+            "cdrom" | "disk" => set(&mut self.devtype, "devtype", value),
+            other => Err(format!(
+                "unknown devtype `{other}` (expected cdrom or disk)"
+            )),
+        }
+    }
+
+    /// Handles a parameter without `=`: deprecated prefixes, then the first
+    /// positional slot not yet given.
+    fn positional(&mut self, mut param: &str) -> Result<(), String> {
+        while let Some((word, after)) = param.split_once(':') {
+            let is_word = word.starts_with(|c: char| c.is_ascii_lowercase())
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !is_word {
+                break;
+            }
+            match word {
+                "raw" | "qcow" | "qcow2" | "vhd" => set(&mut self.format, "format", word)?,
+                "tapdisk" | "tap" | "tap2" | "aio" | "ioemu" | "file" | "phy" => {}
+                "iscsi" | "nbd" | "enbd" | "drbd" => return Err(no_scripts()),
+                // `hdc:cdrom`: a vdev with its device type, handled below.
+                _ if after.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) => {
+                    break
+                }
+                _ => return Err(format!("unknown deprecated disk prefix `{word}:`")),
+            }
+            self.prefixed = true;
+            param = after;
+        }
+        if self.target.is_none() {
+            self.target = Some(param.to_string());
+        } else if !self.prefixed && self.format.is_none() {
+            if self.target.as_deref() == Some("") && param.contains(':') {
+                // Xen's old empty-cdrom form: `,hdc:cdrom,r`.
+                self.format = Some(String::new());
+                self.vdev_with_devtype(param)?;
+            } else {
+                self.format = Some(param.to_string());
+            }
+        } else if self.vdev.is_none() {
+            self.vdev_with_devtype(param)?;
+        } else if self.access.is_none() {
+            self.access = Some(param.to_string());
+        } else {
+            return Err(format!(
+                "too many positional parameters at `{param}` (the order is target, format, vdev, access)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets the vdev from `vdev` or the deprecated `vdev:devtype`.
+    fn vdev_with_devtype(&mut self, param: &str) -> Result<(), String> {
+        match param.rsplit_once(':') {
+            Some((vdev, devtype)) => {
+                self.devtype(devtype)?;
+                set(&mut self.vdev, "vdev", vdev)
+            }
+            None => set(&mut self.vdev, "vdev", param),
+        }
+    }
+
+    /// Checks the parameters and applies the defaults.
+    fn finish(self) -> Result<ParsedDisk, String> {
+        let target =
+            match self.target.filter(|t| !t.is_empty()) {
+                Some(t) => PathBuf::from(t),
+                None => return Err(
+                    "no target given: name the disk image, e.g. `/images/guest.img,raw,xvda,rw`"
+                        .into(),
+                ),
+            };
+        let format = match self.format.as_deref().unwrap_or("") {
+            "" | "raw" => DiskFormat::Raw,
+            f @ ("qcow" | "qcow2" | "vhd" | "qed") => {
+                return Err(format!("disk format {f} is not supported yet (only raw)"))
+            }
+            f => {
+                return Err(format!(
+                    "unknown disk format `{f}` (Xen knows raw, qcow, qcow2, vhd and qed; only raw is supported here)"
+                ))
+            }
+        };
+        let vdev = match self.vdev.filter(|v| !v.is_empty()) {
+            Some(v) if is_vdev(&v) => v,
+            Some(v) => {
+                return Err(format!(
+                "vdev `{v}` is not a Xen virtual device name (like xvda, xvdb1, hdc, sda or d0p1)"
+            ))
+            }
+            None => return Err("no vdev given: name the guest's device, e.g. xvda".into()),
+        };
+        let cdrom = self.devtype.as_deref() == Some("cdrom");
+        let access = match self.access.as_deref().unwrap_or("") {
+            "" if cdrom => Access::ReadOnly,
+            "" | "rw" | "w" => Access::ReadWrite,
+            "ro" | "r" => Access::ReadOnly,
+            a => return Err(format!("unknown access `{a}` (expected rw, w, ro or r)")),
+        };
+        let backendtype = one_of(
+            self.backendtype,
+            "backendtype",
+            &["phy", "qdisk", "tap", "standalone"],
+        )?;
+        let specification = one_of(self.specification, "specification", &["xen", "virtio"])?;
+        Ok(ParsedDisk {
+            spec: DiskSpec {
+                target,
+                format,
+                vdev,
+                access,
+                devtype: self.devtype,
+                backend: self.backend.filter(|b| !b.is_empty()),
+                backendtype,
+                specification,
+            },
+            ignored: self.ignored,
+        })
+    }
+}
+
+/// The error for script-based targets.
+fn no_scripts() -> String {
+    "block scripts (script=, iscsi:, nbd:, enbd:, drbd:) are not supported: a target here is an image file".into()
+}
+
+/// Checks an optional parameter against its valid values; empty means not given.
+fn one_of(value: Option<String>, name: &str, valid: &[&str]) -> Result<Option<String>, String> {
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) if !valid.contains(&v.as_str()) => Err(format!(
+            "unknown {name} `{v}` (expected {})",
+            valid.join(", ")
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Whether `vdev` looks like a Xen virtual device name (see
+/// xen-vbd-interface(7)): `xvd<letters>[N]`, `hd<letter>[N]`,
+/// `sd<letters>[N]` or `d<disk>[p<partition>]`.
+pub(crate) fn is_vdev(vdev: &str) -> bool {
+    if let Some(rest) = vdev.strip_prefix("xvd") {
+        letters_then_partition(rest, 4)
+    } else if let Some(rest) = vdev.strip_prefix("hd") {
+        letters_then_partition(rest, 1)
+    } else if let Some(rest) = vdev.strip_prefix("sd") {
+        letters_then_partition(rest, 3)
+    } else if let Some(rest) = vdev.strip_prefix('d') {
+        let (disk, partition) = match rest.split_once('p') {
+            Some((d, p)) => (d, Some(p)),
+            None => (rest, None),
+        };
+        small_number(disk, (1 << 20) - 1, true)
+            && partition.is_none_or(|p| small_number(p, 255, true))
+    } else {
+        false
+    }
+}
+
+/// `1..=max_letters` lower-case letters, then an optional partition 1 to 255.
+fn letters_then_partition(s: &str, max_letters: usize) -> bool {
+    let letters = s.bytes().take_while(u8::is_ascii_lowercase).count();
+    let partition = s.get(letters..).unwrap_or("");
+    (1..=max_letters).contains(&letters)
+        && (partition.is_empty() || small_number(partition, 255, false))
+}
+
+/// Decimal digits without a leading zero (`0` itself if `zero_ok`), at most `max`.
+fn small_number(s: &str, max: u32, zero_ok: bool) -> bool {
+    let digits_ok = !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit());
+    let leading_ok = !s.starts_with('0') || (zero_ok && s == "0");
+    digits_ok && leading_ok && s.parse::<u32>().is_ok_and(|n| n <= max)
+}
+
+#[cfg(test)]
+#[path = "disk_tests.rs"]
+mod tests;

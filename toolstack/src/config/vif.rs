@@ -1,0 +1,213 @@
+//! One entry of `vif = [ ... ]`, read as xl-network-configuration(5)
+//! describes: comma-separated `key=value` pairs, all optional; the empty
+//! string is a vif with every default.
+
+use serde::{Deserialize, Serialize};
+
+/// A virtual network interface of the domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VifSpec {
+    /// The guest-side MAC address, lower case (`None`: one is generated).
+    pub mac: Option<String>,
+    /// The host bridge the interface joins (default `xenbr0`).
+    pub bridge: String,
+    /// The emulated device model asked for (`e1000`, `rtl8139`, ...).
+    pub model: Option<String>,
+    /// The backend interface's name (default `vifDOMID.DEVID`).
+    pub vifname: Option<String>,
+    /// The guest's IP address(es), space-separated, for the hotplug script.
+    pub ip: Option<String>,
+    /// The outgoing rate limit, e.g. `10Mb/s` or `10Mb/s@20ms`.
+    pub rate: Option<String>,
+    /// The interface's MTU.
+    pub mtu: Option<u32>,
+    /// The hotplug script.
+    pub script: Option<String>,
+    /// The domain serving the interface, if not the default.
+    pub backend: Option<String>,
+    /// Xen's `type` key: `vif` or `ioemu`.
+    pub vif_type: Option<String>,
+}
+
+/// The bridge a vif joins unless it names another.
+pub const DEFAULT_BRIDGE: &str = "xenbr0";
+
+/// The keys a vif entry may use.
+const KEYS: &[&str] = &[
+    "mac", "bridge", "model", "vifname", "ip", "rate", "mtu", "script", "backend", "type",
+];
+
+impl Default for VifSpec {
+    fn default() -> Self {
+        VifSpec {
+            mac: None,
+            bridge: DEFAULT_BRIDGE.to_string(),
+            model: None,
+            vifname: None,
+            ip: None,
+            rate: None,
+            mtu: None,
+            script: None,
+            backend: None,
+            vif_type: None,
+        }
+    }
+}
+
+/// Parses one vif entry; the error says what is wrong with it.
+pub(crate) fn parse_vif(entry: &str) -> Result<VifSpec, String> {
+    let mut vif = VifSpec::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for item in entry.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(format!("expected key=value, found `{item}`"));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let Some(&key) = KEYS.iter().find(|k| **k == key) else {
+            return Err(format!(
+                "unknown vif key `{key}` (known: {})",
+                KEYS.join(", ")
+            ));
+        };
+        if seen.contains(&key) {
+            return Err(format!("{key} is given twice"));
+        }
+        seen.push(key);
+        if value.is_empty() {
+            return Err(format!("{key} has an empty value"));
+        }
+        let text = Some(value.to_string());
+        match key {
+            "mac" => vif.mac = Some(mac(value)?),
+            "bridge" => vif.bridge = value.to_string(),
+            "model" => vif.model = text,
+            "vifname" => vif.vifname = Some(vifname(value)?),
+            "ip" => vif.ip = Some(ip(value)?),
+            "rate" => vif.rate = Some(rate(value)?),
+            "mtu" => vif.mtu = Some(mtu(value)?),
+            "script" => vif.script = text,
+            "backend" => vif.backend = text,
+            _ => vif.vif_type = Some(vif_type(value)?),
+        }
+    }
+    Ok(vif)
+}
+
+/// Checks a MAC address (six colon-separated hex pairs, not multicast) and
+/// returns it in lower case.
+pub(crate) fn mac(value: &str) -> Result<String, String> {
+    let bad = || format!("mac `{value}` is not six hex pairs like 00:16:3e:12:34:56");
+    let pairs: Vec<&str> = value.split(':').collect();
+    let ok = pairs.len() == 6
+        && pairs
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !ok {
+        return Err(bad());
+    }
+    let first = pairs
+        .first()
+        .and_then(|p| u8::from_str_radix(p, 16).ok())
+        .ok_or_else(bad)?;
+    if first & 1 == 1 {
+        return Err(format!(
+            "mac `{value}` is a multicast address (the first byte must be even)"
+        ));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
+/// Checks a backend interface name (what Linux allows: 1 to 15 characters,
+/// no `/`, `:` or whitespace).
+fn vifname(value: &str) -> Result<String, String> {
+    let ok =
+        value.len() <= 15 && !value.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "vifname `{value}` is not an interface name (at most 15 characters, no `/`, `:` or spaces)"
+        ))
+    }
+}
+
+/// Checks space-separated IP addresses, each optionally with a `/prefix`.
+fn ip(value: &str) -> Result<String, String> {
+    for addr in value.split_whitespace() {
+        let (host, prefix) = match addr.split_once('/') {
+            Some((h, p)) => (h, Some(p)),
+            None => (addr, None),
+        };
+        let max = match host.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => 32,
+            Ok(std::net::IpAddr::V6(_)) => 128,
+            Err(_) => return Err(format!("ip `{addr}` is not an IP address")),
+        };
+        if prefix.is_some_and(|p| !p.parse::<u8>().is_ok_and(|n| n <= max)) {
+            return Err(format!("ip `{addr}` has a bad prefix length"));
+        }
+    }
+    Ok(value.to_string())
+}
+
+/// Checks a rate as Xen does: `<N>[GMK](B|b)/s`, optionally followed by
+/// `@<N>[s|ms|us]` (the replenishment interval).
+pub(crate) fn rate(value: &str) -> Result<String, String> {
+    let bad =
+        |why: &str| format!("rate `{value}` {why} (write it like 10Mb/s, 250KB/s or 1MB/s@20ms)");
+    let (amount, interval) = match value.split_once('@') {
+        Some((a, i)) => (a, Some(i)),
+        None => (value, None),
+    };
+    let per_second = amount
+        .strip_suffix("/s")
+        .ok_or_else(|| bad("does not end in /s"))?;
+    let unit = per_second.trim_start_matches(|c: char| c.is_ascii_digit());
+    let number = per_second
+        .get(..per_second.len() - unit.len())
+        .unwrap_or("");
+    if !matches!(unit, "GB" | "MB" | "KB" | "B" | "Gb" | "Mb" | "Kb" | "b") {
+        return Err(bad("has no unit among GB, MB, KB, B, Gb, Mb, Kb, b"));
+    }
+    if !number.parse::<u32>().is_ok_and(|n| n > 0) {
+        return Err(bad("needs an amount from 1 to 4294967295"));
+    }
+    if let Some(interval) = interval {
+        let unit = interval.trim_start_matches(|c: char| c.is_ascii_digit());
+        let number = interval.get(..interval.len() - unit.len()).unwrap_or("");
+        let scale: u64 = match unit {
+            "" | "s" => 1_000_000,
+            "ms" => 1_000,
+            "us" => 1,
+            _ => return Err(bad("has an interval unit other than s, ms or us")),
+        };
+        let usecs = number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale));
+        if !usecs.is_some_and(|u| u > 0 && u <= u64::from(u32::MAX)) {
+            return Err(bad("needs an interval from 1us to about 71 minutes"));
+        }
+    }
+    Ok(value.to_string())
+}
+
+/// Checks an MTU (68, IPv4's minimum, to 65535).
+fn mtu(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if (68..=65535).contains(&n) => Ok(n),
+        _ => Err(format!("mtu `{value}` is not a number from 68 to 65535")),
+    }
+}
+
+/// Checks Xen's vif `type`.
+fn vif_type(value: &str) -> Result<String, String> {
+    match value {
+        "vif" | "ioemu" => Ok(value.to_string()),
+        _ => Err(format!("type `{value}` is not vif or ioemu")),
+    }
+}
+
+#[cfg(test)]
+#[path = "vif_tests.rs"]
+mod tests;

@@ -1,0 +1,130 @@
+//! Unit tests of the vif specification parser.
+
+use super::*;
+
+fn vif(entry: &str) -> VifSpec {
+    match parse_vif(entry) {
+        Ok(v) => v,
+        Err(e) => panic!("{entry:?}: unexpected error: {e}"),
+    }
+}
+
+fn error(entry: &str) -> String {
+    match parse_vif(entry) {
+        Ok(v) => panic!("{entry:?}: expected an error, got {v:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn the_empty_string_is_a_default_vif() {
+    let want = VifSpec {
+        mac: None,
+        bridge: "xenbr0".into(),
+        model: None,
+        vifname: None,
+        ip: None,
+        rate: None,
+        mtu: None,
+        script: None,
+        backend: None,
+        vif_type: None,
+    };
+    assert_eq!(vif(""), want);
+    assert_eq!(vif("  "), want);
+    assert_eq!(vif(","), want);
+}
+
+#[test]
+fn documentation_examples() {
+    assert_eq!(
+        vif("mac=00:16:3E:74:3d:76,model=rtl8139,bridge=xenbr0"),
+        VifSpec {
+            mac: Some("00:16:3e:74:3d:76".into()),
+            model: Some("rtl8139".into()),
+            ..VifSpec::default()
+        }
+    );
+    assert_eq!(
+        vif("mac=00:16:3e:5f:48:e4,bridge=xenbr1"),
+        VifSpec {
+            mac: Some("00:16:3e:5f:48:e4".into()),
+            bridge: "xenbr1".into(),
+            ..VifSpec::default()
+        }
+    );
+    for r in [
+        "10Mb/s",
+        "250KB/s",
+        "1MB/s@20ms",
+        "5Gb/s@1s",
+        "8b/s@500us",
+        "1B/s@2",
+    ] {
+        assert_eq!(vif(&format!("rate={r}")).rate.as_deref(), Some(r));
+    }
+}
+
+#[test]
+fn every_key() {
+    assert_eq!(
+        vif(" mac=02:00:00:00:00:01 , bridge=br1, model=e1000, vifname=guest-eth0, ip=10.0.0.2 fd00::2/64, rate=10Mb/s@20ms, mtu=9000, script=vif-route, backend=dom0, type=vif "),
+        VifSpec {
+            mac: Some("02:00:00:00:00:01".into()),
+            bridge: "br1".into(),
+            model: Some("e1000".into()),
+            vifname: Some("guest-eth0".into()),
+            ip: Some("10.0.0.2 fd00::2/64".into()),
+            rate: Some("10Mb/s@20ms".into()),
+            mtu: Some(9000),
+            script: Some("vif-route".into()),
+            backend: Some("dom0".into()),
+            vif_type: Some("vif".into()),
+        }
+    );
+}
+
+#[test]
+fn bad_values_are_refused() {
+    assert_eq!(
+        error("mac=00:16:3e:74:3d"),
+        "mac `00:16:3e:74:3d` is not six hex pairs like 00:16:3e:12:34:56"
+    );
+    assert!(error("mac=00:16:3e:74:3d:7g").contains("not six hex pairs"));
+    assert!(error("mac=0:16:3e:74:3d:76:").contains("not six hex pairs"));
+    assert!(error("mac=01:16:3e:74:3d:76").contains("multicast"));
+    for r in [
+        "10Mb",
+        "10/s",
+        "0Mb/s",
+        "10Mb/s@",
+        "10Mb/s@5h",
+        "10Mb/s@0ms",
+        "99999999999Mb/s",
+        "-1Mb/s",
+        "10Tb/s",
+    ] {
+        assert!(
+            error(&format!("rate={r}")).starts_with(&format!("rate `{r}`")),
+            "{r}"
+        );
+    }
+    assert_eq!(error("mtu=12"), "mtu `12` is not a number from 68 to 65535");
+    assert!(error("mtu=big").starts_with("mtu `big`"));
+    assert!(error("ip=10.0.0.256").contains("not an IP address"));
+    assert!(error("ip=10.0.0.1/33").contains("prefix"));
+    assert!(error("vifname=a-very-long-interface-name").contains("not an interface name"));
+    assert_eq!(error("type=tap"), "type `tap` is not vif or ioemu");
+}
+
+#[test]
+fn unknown_keys_and_malformed_items_are_refused() {
+    assert_eq!(
+        error("bridge=xenbr0,colour=red"),
+        "unknown vif key `colour` (known: mac, bridge, model, vifname, ip, rate, mtu, script, backend, type)"
+    );
+    assert!(error("gatewaydev=eth0").starts_with("unknown vif key `gatewaydev`"));
+    assert_eq!(error("bridge"), "expected key=value, found `bridge`");
+    assert_eq!(error("bridge=a,bridge=b"), "bridge is given twice");
+    assert_eq!(error("bridge="), "bridge has an empty value");
+}
