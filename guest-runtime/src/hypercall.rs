@@ -52,6 +52,15 @@ pub fn console_write(bytes: &[u8]) {
     }
 }
 
+/// Privileged: appends bytes to domain `domid`'s console (Dom0's console
+/// backend relaying a guest's output).
+pub fn console_write_for(domid: protocol::domain::DomId, bytes: &[u8]) -> Result<(), Errno> {
+    for chunk in bytes.chunks(protocol::hypercall::MAX_CONSOLE_WRITE as usize) {
+        check(raw(Op::ConsoleWriteFor, domid as u64, chunk.as_ptr() as u64, chunk.len() as u64, 0))?;
+    }
+    Ok(())
+}
+
 /// Gives the host CPU away for a moment.
 pub fn sched_yield() {
     raw(Op::SchedYield, 0, 0, 0, 0);

@@ -114,6 +114,16 @@ fn perform(
             core.events.publish(Event::Report { domid: id, bytes });
             Ok(0)
         }
+        Op::ConsoleWriteFor => {
+            let target = u16::try_from(a1).map_err(|_| Errno::Srch)?;
+            if a3 > MAX_CONSOLE_WRITE {
+                return Err(Errno::Inval);
+            }
+            let bytes = domain.ram.read(a2, a3).ok_or(Errno::Fault)?;
+            let target = core.find(target).ok_or(Errno::Srch)?;
+            core.console_output(&target, &bytes);
+            Ok(a3)
+        }
         Op::DomctlGetDomainInfo => {
             let target = u16::try_from(a1).map_err(|_| Errno::Srch)?;
             let info = core.domain_info(target).ok_or(Errno::Srch)?;

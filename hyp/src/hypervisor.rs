@@ -73,8 +73,13 @@ impl Inner {
         }
     }
 
+    /// The live domain with this id.
+    pub(crate) fn find(&self, domid: DomId) -> Option<Arc<Domain>> {
+        self.registry().domains.get(&domid).cloned()
+    }
+
     pub(crate) fn domain_info(&self, domid: DomId) -> Option<DomainInfo> {
-        let domain = self.registry().domains.get(&domid).cloned()?;
+        let domain = self.find(domid)?;
         let state = match domain.state() {
             DomainState::Running => 0,
             DomainState::Blocked => 1,
@@ -607,5 +612,10 @@ fn boot_info(
         _pad: 0,
         control_port,
         cmdline,
+        device_count: 0,
+        _pad2: 0,
+        devices: Default::default(),
+        reserved_start: ram_bytes,
+        backend_ring: 0,
     }
 }

@@ -62,6 +62,18 @@ pub struct BootInfo {
     pub control_port: u32,
     /// The kernel command line (UTF-8, not NUL-terminated).
     pub cmdline: [u8; CMDLINE_MAX],
+    /// Number of entries in [`BootInfo::devices`].
+    pub device_count: u32,
+    /// Padding.
+    pub _pad2: u32,
+    /// The guest's devices.
+    pub devices: [crate::device::GuestDevice; crate::device::MAX_DEVICES],
+    /// Dom0 only: RAM from here to `ram_bytes` belongs to the core (backend
+    /// ring, ioreq pages, hardware-queue rings, foreign-window page
+    /// tables); the kernel must not use it. Equals `ram_bytes` for guests.
+    pub reserved_start: u64,
+    /// Dom0 only: Dom0-physical address of the [`crate::device::BackendRing`].
+    pub backend_ring: u64,
 }
 
 impl BootInfo {

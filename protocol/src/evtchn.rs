@@ -32,6 +32,10 @@ pub const TIMER_VECTOR: u8 = 0x20;
 /// node).
 pub const CONTROL_VECTOR: u8 = 0x22;
 
+/// Vector the core raises in Dom0 when it appended to the backend ring
+/// (see [`crate::device::BackendRing`]).
+pub const BACKEND_VECTOR: u8 = 0x23;
+
 /// The interrupt vector that port `port` is delivered on.
 pub const fn port_vector(port: u32) -> u8 {
     PORT_VECTOR_BASE + port as u8

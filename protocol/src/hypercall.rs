@@ -46,6 +46,10 @@ pub enum Op {
     /// Privileged. `domctl_getdomaininfo(domid, out_ptr)`: write a
     /// [`DomainInfo`] for `domid` at `out_ptr`.
     DomctlGetDomainInfo = 100,
+    /// Privileged. `console_write_for(domid, ptr, len)`: append bytes to
+    /// another domain's console (Dom0's console backend relaying a guest's
+    /// virtio-console output).
+    ConsoleWriteFor = 101,
 }
 
 impl Op {
@@ -61,13 +65,14 @@ impl Op {
             13 => Self::EvtchnStatus,
             20 => Self::Report,
             100 => Self::DomctlGetDomainInfo,
+            101 => Self::ConsoleWriteFor,
             _ => return None,
         })
     }
 
     /// True for operations only the privileged domain (Dom0) may call.
     pub fn is_privileged(self) -> bool {
-        matches!(self, Self::DomctlGetDomainInfo)
+        matches!(self, Self::DomctlGetDomainInfo | Self::ConsoleWriteFor)
     }
 }
 

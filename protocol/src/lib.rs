@@ -11,6 +11,10 @@
 //!   their arguments, and the error codes;
 //! * [`evtchn`]: event-channel ports, vectors and the doorbell;
 //! * [`domain`]: domain ids, states and shutdown reasons;
+//! * [`device`]: a guest's devices and the backend ring that tells Dom0 about them;
+//! * [`ioreq`]: the slot that carries a guest's trapped register access to Dom0;
+//! * [`virtio`]: virtio-mmio, split virtqueues, block and console formats;
+//! * [`hwqueue`]: Dom0's hardware queues (io_uring rings in its RAM);
 //! * [`report`]: structured results a guest workload hands to the toolstack;
 //! * [`control`]: the messages between `xl` and the `hypd` daemon.
 //!
@@ -24,10 +28,12 @@ extern crate std;
 
 pub mod boot;
 pub mod control;
+pub mod device;
 pub mod domain;
 pub mod evtchn;
 pub mod hwqueue;
 pub mod hypercall;
+pub mod ioreq;
 pub mod memory;
 pub mod report;
 pub mod virtio;

@@ -1,0 +1,143 @@
+//! Devices: what a guest is told about its devices, and what Dom0 is told
+//! about the devices it must serve.
+//!
+//! A guest finds its devices in [`crate::boot::BootInfo::devices`]: each is
+//! a virtio-mmio window in the guest's MMIO hole, and an event-channel port
+//! on which the device's interrupts arrive.
+//!
+//! Dom0 learns about devices through the *backend ring*, a page in its
+//! reserved RAM (see [`crate::boot::BootInfo::backend_ring`]) where the core
+//! appends [`BackendEvent`]s and then raises
+//! [`crate::evtchn::BACKEND_VECTOR`]. Every port named in an event is a
+//! port of Dom0's, already wired by the core.
+
+/// Most devices one guest can have.
+pub const MAX_DEVICES: usize = 8;
+
+/// Guest-physical address of the first device window in a guest.
+pub const DEVICE_MMIO_BASE: u64 = 0xE000_0000;
+/// Size of a device window (one virtio-mmio register page).
+pub const DEVICE_WINDOW_SIZE: u64 = 0x1000;
+
+/// The guest-physical base of device `index`'s window.
+pub const fn device_window(index: usize) -> u64 {
+    DEVICE_MMIO_BASE + index as u64 * DEVICE_WINDOW_SIZE
+}
+
+/// Guest-physical address in Dom0 of the first foreign window.
+pub const FOREIGN_BASE: u64 = 1 << 32;
+/// Spacing of foreign windows in Dom0 (each guest's RAM is below 4 GiB).
+pub const FOREIGN_STRIDE: u64 = 1 << 32;
+/// Most foreign windows Dom0 can have at once.
+pub const MAX_FOREIGN_WINDOWS: usize = 15;
+
+/// Device kinds, with virtio's device ids.
+pub mod kind {
+    /// virtio-blk.
+    pub const BLOCK: u32 = 2;
+    /// virtio-console.
+    pub const CONSOLE: u32 = 3;
+}
+
+/// Longest virtual-device name (`xvda`, `console`), NUL-padded.
+pub const VDEV_LEN: usize = 16;
+
+/// One device as its guest sees it (in [`crate::boot::BootInfo`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct GuestDevice {
+    /// Guest-physical base of the virtio-mmio window.
+    pub mmio_base: u64,
+    /// A [`kind`] value.
+    pub kind: u32,
+    /// The guest's port on which the device's interrupts arrive.
+    pub irq_port: u32,
+    /// Virtual device name, NUL-padded.
+    pub vdev: [u8; VDEV_LEN],
+}
+
+/// What happened to a device Dom0 serves.
+pub mod event {
+    /// Serve this new device.
+    pub const ADDED: u32 = 1;
+    /// The device is gone (its guest was destroyed): stop touching its
+    /// window and ports.
+    pub const REMOVED: u32 = 2;
+}
+
+/// One entry of the backend ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct BackendEvent {
+    /// [`event::ADDED`] or [`event::REMOVED`].
+    pub event: u32,
+    /// A [`kind`] value.
+    pub kind: u32,
+    /// Unique id of the device, for REMOVED to name it.
+    pub device_id: u32,
+    /// The guest's domain id.
+    pub domid: u16,
+    /// True if the guest may not write (block devices).
+    pub readonly: u16,
+    /// The device's window base in the guest (ioreq addresses fall in it).
+    pub guest_mmio_base: u64,
+    /// Dom0-physical address of the guest's ioreq page (one slot per
+    /// guest vCPU).
+    pub ioreq_page: u64,
+    /// Dom0 ports of the ioreq slots, per guest vCPU (0 = no such vCPU).
+    pub ioreq_ports: [u32; crate::boot::MAX_VCPUS],
+    /// Dom0 port raised when the guest notifies any of the device's queues.
+    pub notify_port: u32,
+    /// Dom0 port to send on to interrupt the guest.
+    pub irq_port: u32,
+    /// Dom0-physical base of the foreign window onto the guest's RAM:
+    /// guest-physical `g` is Dom0-physical `window_base + g`.
+    pub window_base: u64,
+    /// Size of the guest's RAM (the window's length).
+    pub window_bytes: u64,
+    /// Size of the backing disk in bytes (block devices).
+    pub disk_bytes: u64,
+    /// Dom0-physical address of the disk's hardware-queue
+    /// [`crate::hwqueue::QueueLayout`] (block devices; 0 otherwise).
+    pub queue_layout: u64,
+    /// Dom0 port raised when the hardware queue completes requests; send
+    /// on it to ring the queue's doorbell.
+    pub queue_port: u32,
+    /// Virtual device name, NUL-padded.
+    pub vdev: [u8; VDEV_LEN],
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// Entries in the backend ring.
+pub const BACKEND_RING_ENTRIES: usize = 32;
+
+/// The backend ring: a page in Dom0's reserved RAM. The core writes an
+/// entry at `producer % BACKEND_RING_ENTRIES`, then increments `producer`
+/// (release); Dom0 reads entries up to `producer` and advances `consumer`.
+/// The core waits for room rather than overwrite an unread entry.
+#[repr(C)]
+pub struct BackendRing {
+    /// Entries written by the core (free-running).
+    pub producer: u32,
+    /// Entries consumed by Dom0 (free-running).
+    pub consumer: u32,
+    /// The entries.
+    pub entries: [BackendEvent; BACKEND_RING_ENTRIES],
+}
+
+impl GuestDevice {
+    /// The device name as text.
+    pub fn vdev(&self) -> &str {
+        let len = self.vdev.iter().position(|&b| b == 0).unwrap_or(VDEV_LEN);
+        core::str::from_utf8(&self.vdev[..len]).unwrap_or("")
+    }
+}
+
+/// Packs a device name into a NUL-padded array (truncating).
+pub fn vdev_bytes(name: &str) -> [u8; VDEV_LEN] {
+    let mut bytes = [0u8; VDEV_LEN];
+    let len = name.len().min(VDEV_LEN);
+    bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+    bytes
+}
