@@ -1,4 +1,5 @@
-//! The kernel heap: every byte of RAM after the kernel image.
+//! The kernel heap: the RAM between the kernel image and the region the
+//! core reserves (Dom0 only).
 
 use linked_list_allocator::LockedHeap;
 use protocol::boot::BootInfo;
@@ -8,9 +9,10 @@ static HEAP: LockedHeap = LockedHeap::empty();
 
 pub(crate) fn init(boot: &BootInfo) {
     let start = boot.kernel_end;
-    let size = boot.ram_bytes.saturating_sub(start);
-    // SAFETY: the core reserved nothing above `kernel_end`; this RAM is
-    // ours and handed to the allocator once.
+    let end = boot.reserved_start.min(boot.ram_bytes);
+    let size = end.saturating_sub(start);
+    // SAFETY: RAM from `kernel_end` up to the core's reserved region is
+    // ours, and handed to the allocator once.
     unsafe { HEAP.lock().init(start as *mut u8, size as usize) };
 }
 

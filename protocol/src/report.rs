@@ -21,12 +21,42 @@ pub struct LatencySummary {
     pub max_ns: u64,
 }
 
+/// One block benchmark run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockBench {
+    /// What ran, e.g. `randread-4k-qd1`, `seqread-1m-qd4`, `seqwrite-1m-qd4`.
+    pub workload: heapless_name::Name,
+    /// Requests completed.
+    pub ops: u64,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Wall time of the run, by the guest's TSC.
+    pub elapsed_ns: u64,
+    /// Per-request latency, submit to completion seen by the guest.
+    pub latency: LatencySummary,
+    /// Interrupts the guest took for this device during the run.
+    pub interrupts: u64,
+    /// Queue notifications (doorbell writes) the guest made.
+    pub notifies: u64,
+}
+
 /// One workload result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Report {
     /// Event-channel ping-pong with Dom0: each sample is one round trip
     /// DomU -> Dom0 -> DomU, timed by the DomU's TSC.
     EvtchnPingPong(LatencySummary),
+    /// Pattern written across the disk, flushed, read back and compared.
+    DiskVerify {
+        /// Bytes written and read back.
+        bytes: u64,
+        /// Bytes that did not match (0 for a pass).
+        mismatches: u64,
+        /// True if every request completed with status OK and every byte matched.
+        ok: bool,
+    },
+    /// A block benchmark run.
+    BlockBench(BlockBench),
     /// A self-test result: the name of the check and whether it passed.
     Check {
         /// What was checked.
