@@ -25,6 +25,8 @@ pub struct DomainConfig {
     pub cmdline: String,
     /// Leave the vCPUs paused after creation (`xl create -p`).
     pub start_paused: bool,
+    /// Devices, served by Dom0's backends.
+    pub devices: Vec<crate::devices::DeviceConfig>,
 }
 
 /// Where a domain is in its life.
@@ -57,6 +59,8 @@ pub struct Counters {
     pub unassigned_mmio: AtomicU64,
     /// Exits to the core's user space, of every kind.
     pub user_exits: AtomicU64,
+    /// Device register accesses forwarded to Dom0 as ioreqs.
+    pub ioreqs: AtomicU64,
 }
 
 /// One vCPU as `xl vcpu-list` shows it.
@@ -94,6 +98,8 @@ pub struct Domain {
     /// The port Dom0 holds for this domain's control channel (0 for Dom0);
     /// the core allocated it, so the core closes it.
     pub(crate) control_port: u32,
+    /// The guest's devices, if it has any.
+    pub(crate) io: Option<crate::devices::DomainIo>,
     /// Raises the control vector (irqfd on [`crate::evtchn::CONTROL_GSI`]).
     pub(crate) control_irq: EventFd,
     /// Event counts.

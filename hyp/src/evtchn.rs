@@ -22,6 +22,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+/// The domain id `evtchn_status` reports for a port whose other end is the
+/// core (Xen's `DOMID_XEN`).
+pub const DOMID_CORE: DomId = 0x7FF2;
+
+/// GSI whose MSI route raises the backend vector (Dom0).
+pub const BACKEND_GSI: u32 = 30;
+
 /// GSI whose MSI route raises the control vector.
 pub const CONTROL_GSI: u32 = 31;
 
@@ -39,6 +46,13 @@ enum Port {
         remote: DomId,
         remote_port: u32,
         tx: EventFd,
+    },
+    /// A port whose other end is the core itself (an ioreq slot, a device's
+    /// queue notifications, a hardware queue): `incoming` raises the port
+    /// in the domain, a send on the port signals `outgoing`.
+    Core {
+        incoming: Option<EventFd>,
+        outgoing: Option<EventFd>,
     },
 }
 
@@ -132,11 +146,51 @@ impl EventChannels {
         Ok(port)
     }
 
+    /// Allocates a port of `domid` whose other end is the core: writing
+    /// `incoming` raises the port in the domain; the domain's sends on it
+    /// signal `outgoing`.
+    pub fn bind_core(
+        &mut self,
+        domid: DomId,
+        incoming: Option<&EventFd>,
+        outgoing: Option<&EventFd>,
+    ) -> std::io::Result<u32> {
+        let errno = |e: Errno| std::io::Error::other(e.name());
+        let port = self.free_port(domid).map_err(errno)?;
+        let vm = Arc::clone(&self.domains[&domid].vm);
+        let incoming = incoming.map(EventFd::try_clone).transpose()?;
+        let outgoing = outgoing.map(EventFd::try_clone).transpose()?;
+        if let Some(fd) = &incoming {
+            vm.register_irqfd(fd, port_gsi(port))
+                .map_err(std::io::Error::other)?;
+        }
+        if let Some(fd) = &outgoing {
+            if let Err(e) = vm.register_ioevent(fd, &IoEventAddress::Mmio(DOORBELL_ADDR), port) {
+                if let Some(fd) = &incoming {
+                    let _ = vm.unregister_irqfd(fd, port_gsi(port));
+                }
+                return Err(std::io::Error::other(e));
+            }
+        }
+        *self.port_mut(domid, port).map_err(errno)? = Port::Core { incoming, outgoing };
+        Ok(port)
+    }
+
     /// `close`: frees a port; the remote end of a channel becomes unbound.
     pub fn close(&mut self, domid: DomId, port: u32) -> Result<(), Errno> {
         match std::mem::replace(self.port_mut(domid, port)?, Port::Free) {
             Port::Free => Err(Errno::Inval),
             Port::Unbound { .. } => Ok(()),
+            Port::Core { incoming, outgoing } => {
+                let vm = &self.domains[&domid].vm;
+                if let Some(fd) = incoming {
+                    let _ = vm.unregister_irqfd(&fd, port_gsi(port));
+                }
+                if let Some(fd) = outgoing {
+                    let _ = vm.unregister_ioevent(&fd, &IoEventAddress::Mmio(DOORBELL_ADDR), port);
+                }
+                Ok(())
+            }
             Port::Interdomain {
                 remote,
                 remote_port,
@@ -161,6 +215,7 @@ impl EventChannels {
     pub fn status(&mut self, domid: DomId, port: u32) -> Result<u64, Errno> {
         Ok(match self.port_mut(domid, port)? {
             Port::Free => PortStatus::Closed as u64,
+            Port::Core { .. } => PortStatus::Interdomain as u64 | (DOMID_CORE as u64) << 8,
             Port::Unbound { remote } => PortStatus::Unbound as u64 | (*remote as u64) << 8,
             Port::Interdomain {
                 remote,
@@ -179,6 +234,10 @@ impl EventChannels {
             Port::Free => Err(Errno::Inval),
             Port::Unbound { .. } => Ok(()),
             Port::Interdomain { tx, .. } => tx.write(1).map_err(|_| Errno::Busy),
+            Port::Core {
+                outgoing: Some(fd), ..
+            } => fd.write(1).map_err(|_| Errno::Busy),
+            Port::Core { outgoing: None, .. } => Ok(()),
         }
     }
 

@@ -1,9 +1,10 @@
 //! The registry of domains and the operations on them.
 
+use crate::devices::{self, reserved::Dom0Host};
 use crate::domain::{Counters, Domain, DomainConfig, Life, Status, VcpuThread};
 use crate::error::{kvm, Error, Result};
 use crate::events::{Event, EventHub, LineAssembler};
-use crate::evtchn::{EventChannels, CONTROL_GSI};
+use crate::evtchn::{EventChannels, BACKEND_GSI, CONTROL_GSI};
 use crate::memory::GuestRam;
 use crate::{boot, elf, irq, vcpu};
 use kvm_bindings::{kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES};
@@ -36,6 +37,8 @@ pub(crate) struct Inner {
     cpuid: CpuId,
     registry: Mutex<Registry>,
     evtchn: Mutex<EventChannels>,
+    /// The core's side of Dom0 (reserved RAM, windows, backend ring).
+    dom0_host: Mutex<Option<Dom0Host>>,
     pub(crate) events: EventHub,
 }
 
@@ -147,6 +150,7 @@ impl Hypervisor {
                 next_domid: 1,
             }),
             evtchn: Mutex::new(EventChannels::default()),
+            dom0_host: Mutex::new(None),
             events: EventHub::default(),
         };
         Ok(Self {
@@ -239,13 +243,30 @@ impl Hypervisor {
         vm.register_irqfd(&control_irq, CONTROL_GSI)
             .map_err(kvm("KVM_IRQFD (control)"))?;
 
+        // Dom0 keeps core-owned structures in reserved RAM at its top.
+        let dom0_host = if privileged {
+            let backend_irq = EventFd::new(EFD_NONBLOCK)?;
+            vm.register_irqfd(&backend_irq, BACKEND_GSI)
+                .map_err(kvm("KVM_IRQFD (backend)"))?;
+            let host = Dom0Host::new(&ram, backend_irq)
+                .filter(|h| h.reserved_start >= kernel.end + (4 << 20))
+                .ok_or_else(|| Error::InvalidConfig("Domain-0 needs at least 16 MiB".into()))?;
+            Some(host)
+        } else {
+            None
+        };
+        let dom0 = if privileged {
+            None
+        } else {
+            self.inner.find(DOM0)
+        };
+
         // From here on the domain becomes visible: allocate its id, its
-        // control channel and its registry entry, undoing all on failure.
-        let mut registry = self.inner.registry();
+        // control channel and its devices, undoing all on failure.
         let domid = if privileged {
             DOM0
         } else {
-            allocate_domid(&mut registry)?
+            allocate_domid(&mut self.inner.registry())?
         };
         let mut evtchn = self.inner.evtchn();
         evtchn.add_domain(domid, Arc::clone(&vm));
@@ -264,7 +285,47 @@ impl Hypervisor {
             }
         };
         drop(evtchn);
-        let info = boot_info(
+        let undo_channels = || {
+            let mut evtchn = self.inner.evtchn();
+            evtchn.remove_domain(domid);
+            if control_port != 0 {
+                let _ = evtchn.close(DOM0, control_port);
+            }
+        };
+        let io = match (&dom0, config.devices.is_empty()) {
+            (_, true) => None,
+            (None, false) => {
+                undo_channels();
+                return Err(Error::InvalidConfig(
+                    "Domain-0 is not running to serve devices".into(),
+                ));
+            }
+            (Some(dom0), false) => {
+                let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
+                let Some(host) = host.as_mut() else {
+                    undo_channels();
+                    return Err(Error::InvalidConfig("Domain-0 cannot serve devices".into()));
+                };
+                let attached = devices::attach(
+                    host,
+                    &self.inner.evtchn,
+                    Arc::clone(dom0),
+                    domid,
+                    &vm,
+                    &ram,
+                    config.vcpus,
+                    &config.devices,
+                );
+                match attached {
+                    Ok(io) => Some(io),
+                    Err(e) => {
+                        undo_channels();
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let mut info = boot_info(
             &config,
             domid,
             privileged,
@@ -273,7 +334,18 @@ impl Hypervisor {
             tsc_khz,
             control_port,
         );
+        if let Some(io) = &io {
+            info.device_count = io.guest_devices.len() as u32;
+            info.devices[..io.guest_devices.len()].copy_from_slice(&io.guest_devices);
+        }
+        if let Some(host) = &dom0_host {
+            info.reserved_start = host.reserved_start;
+            info.backend_ring = host.ring_address();
+        }
         boot::write_boot_info(&ram, &info);
+        if let Some(host) = dom0_host {
+            *self.inner.dom0_host.lock().expect("dom0 host lock") = Some(host);
+        }
         let domain = Arc::new(Domain {
             id: domid,
             name: Mutex::new(config.name.clone()),
@@ -290,6 +362,7 @@ impl Hypervisor {
             status_changed: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             control_port,
+            io,
             control_irq,
             counters: Counters::default(),
             console: Mutex::new(LineAssembler::default()),
@@ -297,8 +370,10 @@ impl Hypervisor {
             first_output: OnceLock::new(),
             cpu_ns_retired: AtomicU64::new(0),
         });
-        registry.domains.insert(domid, Arc::clone(&domain));
-        drop(registry);
+        self.inner
+            .registry()
+            .domains
+            .insert(domid, Arc::clone(&domain));
         if let Err(e) = self.spawn_vcpus(&domain, vcpus) {
             let _ = self.teardown(domid);
             return Err(e);
@@ -497,6 +572,20 @@ impl Hypervisor {
         }
         for thread in std::mem::take(&mut *domain.threads.lock().expect("vcpu threads lock")) {
             let _ = thread.handle.join();
+        }
+        if let Some(io) = &domain.io {
+            if let Some(host) = self
+                .inner
+                .dom0_host
+                .lock()
+                .expect("dom0 host lock")
+                .as_mut()
+            {
+                io.detach(host, &self.inner.evtchn, true);
+            }
+        }
+        if domid == DOM0 {
+            *self.inner.dom0_host.lock().expect("dom0 host lock") = None;
         }
         let _ = domain.vm.unregister_irqfd(&domain.control_irq, CONTROL_GSI);
         let mut evtchn = self.inner.evtchn();

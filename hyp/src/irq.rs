@@ -2,12 +2,12 @@
 //! port's vector on vCPU 0, set once when the VM is made.
 
 use crate::error::{kvm, Error, Result};
-use crate::evtchn::{port_gsi, CONTROL_GSI};
+use crate::evtchn::{port_gsi, BACKEND_GSI, CONTROL_GSI};
 use kvm_bindings::{
     kvm_irq_routing_entry, kvm_irq_routing_msi, KvmIrqRouting, KVM_IRQ_ROUTING_MSI,
 };
 use kvm_ioctls::VmFd;
-use protocol::evtchn::{port_vector, CONTROL_VECTOR, NR_PORTS};
+use protocol::evtchn::{port_vector, BACKEND_VECTOR, CONTROL_VECTOR, NR_PORTS};
 
 /// MSI address of local APIC 0 (vCPU 0), fixed delivery.
 const MSI_ADDRESS_VCPU0: u32 = 0xFEE0_0000;
@@ -27,9 +27,12 @@ fn msi(gsi: u32, vector: u8) -> kvm_irq_routing_entry {
     entry
 }
 
-/// Installs the control route and one route per event-channel port.
+/// Installs the control and backend routes and one route per port.
 pub fn install_routes(vm: &VmFd) -> Result<()> {
-    let mut entries = vec![msi(CONTROL_GSI, CONTROL_VECTOR)];
+    let mut entries = vec![
+        msi(CONTROL_GSI, CONTROL_VECTOR),
+        msi(BACKEND_GSI, BACKEND_VECTOR),
+    ];
     entries.extend((1..NR_PORTS).map(|port| msi(port_gsi(port), port_vector(port))));
     let mut routing = KvmIrqRouting::new(entries.len())
         .map_err(|e| Error::InvalidConfig(format!("GSI routing table: {e:?}")))?;

@@ -8,11 +8,14 @@
 //!
 //! Start at [`Hypervisor`]; the modules follow the life of a domain:
 //! [`memory`] and [`elf`] build it, [`boot`] sets its first instruction,
-//! [`vcpu`] runs it, [`hypercall`] and [`evtchn`] answer it.
+//! [`vcpu`] runs it, [`hypercall`] and [`evtchn`] answer it. [`devices`]
+//! is the I/O plumbing that lets Dom0 serve a guest's devices, and
+//! [`control`] the daemon's side of `xl`.
 #![deny(missing_docs)]
 
 pub mod boot;
 pub mod control;
+pub mod devices;
 pub mod domain;
 pub mod elf;
 pub mod error;

@@ -15,6 +15,7 @@ pub fn guest(name: &str, cmdline: &str) -> DomainConfig {
         vcpus: 1,
         cmdline: cmdline.into(),
         start_paused: false,
+        devices: Vec::new(),
     }
 }
 
@@ -27,6 +28,7 @@ pub fn service_vm() -> DomainConfig {
         vcpus: 1,
         cmdline: String::new(),
         start_paused: false,
+        devices: Vec::new(),
     }
 }
 

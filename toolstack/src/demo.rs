@@ -182,6 +182,7 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
         vcpus: 1,
         cmdline: String::new(),
         start_paused: false,
+        devices: Vec::new(),
     })?;
     tour.follow("Domain-0 to boot", |e| {
         matches!(e, Event::Console { domid: DOM0, .. })
@@ -198,6 +199,7 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
         vcpus: 1,
         cmdline: format!("workload=pingpong count={}", options.round_trips),
         start_paused: false,
+        devices: Vec::new(),
     })?;
     let mut report = None;
     let mut guest_state = None;

@@ -2,6 +2,7 @@
 
 use super::records::resolve;
 use super::Daemon;
+use crate::devices::{Backing, DeviceConfig};
 use crate::domain::DomainConfig;
 use protocol::boot::ControlRequest;
 use protocol::control::{CreateRequest, DomRef, DomainRecord, Request, Response, VcpuRecord};
@@ -70,10 +71,34 @@ pub fn create(daemon: &Daemon, request: CreateRequest) -> Result<DomId, String> 
         vcpus: request.vcpus,
         cmdline: request.cmdline.clone(),
         start_paused: request.paused,
+        devices: devices(&request),
     };
     let domid = daemon.hv.create_domain(config).map_err(|e| e.to_string())?;
     daemon.records.add(domid, request);
     Ok(domid)
+}
+
+/// The devices of a guest: its disks, and a console when it has disks (the
+/// standard guest's console output then crosses Dom0's console backend).
+fn devices(request: &CreateRequest) -> Vec<DeviceConfig> {
+    let mut devices: Vec<DeviceConfig> = request
+        .disks
+        .iter()
+        .map(|d| DeviceConfig {
+            vdev: d.vdev.clone(),
+            backing: Backing::Disk {
+                path: d.target.clone().into(),
+                readonly: d.readonly,
+            },
+        })
+        .collect();
+    if !devices.is_empty() {
+        devices.push(DeviceConfig {
+            vdev: "console".into(),
+            backing: Backing::Console,
+        });
+    }
+    devices
 }
 
 /// Destroys a guest and forgets it.

@@ -59,6 +59,7 @@ pub fn run(
         vcpus: 1,
         cmdline: String::new(),
         start_paused: false,
+        devices: Vec::new(),
     })?;
     daemon.records.add_dom0();
     tracing::info!("hypd listening on {}", options.socket.display());
