@@ -35,5 +35,6 @@ pub mod hwqueue;
 pub mod hypercall;
 pub mod ioreq;
 pub mod memory;
+pub mod pattern;
 pub mod report;
 pub mod virtio;
