@@ -1,27 +1,81 @@
 //! The kernel command line: space-separated `key=value` words.
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `workload=NAME` | what to run (default: `disk` with a block device, else `pingpong`) |
+//! | `count=N` | iterations (pingpong) or most requests per benchmark run (disk) |
+//! | `bench=quick\|full\|off` | block benchmark length: ~250 ms or ~3 s per run, or none |
+//! | `poll_us=N` | longest adaptive spin before sleeping on a device (default 100, 0: never spin) |
+//! | `seed=N` | seed of the disk pattern (default: from the TSC) |
+//! | `verify_mib=N` | check only the first N MiB of the disk (default: all of it) |
+
+/// How long the block benchmark runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bench {
+    /// About a quarter of a second per run.
+    Quick,
+    /// About three seconds per run.
+    Full,
+    /// No benchmark.
+    Off,
+}
+
+impl Bench {
+    /// Wall-time budget of one run in nanoseconds (0 when off).
+    pub fn run_ns(self) -> u64 {
+        match self {
+            Self::Quick => 250_000_000,
+            Self::Full => 3_000_000_000,
+            Self::Off => 0,
+        }
+    }
+}
 
 /// What the command line asks for.
 pub struct Args<'a> {
-    /// The workload to run.
-    pub workload: &'a str,
+    /// The workload to run, if named.
+    pub workload: Option<&'a str>,
     /// How many iterations, for workloads that count.
     pub count: Option<u32>,
+    /// Block benchmark length.
+    pub bench: Bench,
+    /// Longest adaptive spin, in microseconds.
+    pub poll_us: u64,
+    /// Seed of the disk pattern.
+    pub seed: Option<u64>,
+    /// Limit of the disk pattern check, in MiB.
+    pub verify_mib: Option<u64>,
 }
 
 impl<'a> Args<'a> {
-    /// Parses `cmdline`; unknown words are ignored.
+    /// Parses `cmdline`; unknown words and bad values are ignored.
     pub fn parse(cmdline: &'a str) -> Self {
         let mut args = Args {
-            workload: "pingpong",
+            workload: None,
             count: None,
+            bench: Bench::Quick,
+            poll_us: 100,
+            seed: None,
+            verify_mib: None,
         };
         for word in cmdline.split_ascii_whitespace() {
             match word.split_once('=') {
-                Some(("workload", value)) => args.workload = value,
+                Some(("workload", value)) => args.workload = Some(value),
                 Some(("count", value)) => args.count = value.parse().ok(),
+                Some(("bench", "quick")) => args.bench = Bench::Quick,
+                Some(("bench", "full")) => args.bench = Bench::Full,
+                Some(("bench", "off")) => args.bench = Bench::Off,
+                Some(("poll_us", value)) => args.poll_us = value.parse().unwrap_or(args.poll_us),
+                Some(("seed", value)) => args.seed = value.parse().ok(),
+                Some(("verify_mib", value)) => args.verify_mib = value.parse().ok(),
                 _ => {}
             }
         }
         args
+    }
+
+    /// The longest adaptive spin in nanoseconds.
+    pub fn poll_ns(&self) -> u64 {
+        self.poll_us.saturating_mul(1000)
     }
 }

@@ -1,31 +1,59 @@
 //! The guest kernel (DomU).
 //!
-//! It binds the control channel Dom0 offered in the boot info, then runs
-//! the workload named on its command line (`workload=NAME`, default
-//! `pingpong`). Some workloads misbehave on purpose, so that tests can
-//! check that the core contains them.
+//! It runs the workload named on its command line (`workload=NAME`; see
+//! [`cmdline`] for every key). Without one, a guest with a block device
+//! runs `disk`, any other `pingpong`. Some workloads misbehave on purpose,
+//! so that tests can check that the core and Domain-0 contain them.
+//!
+//! | workload | what it does |
+//! |---|---|
+//! | `pingpong` | event-channel round trips with Domain-0 ([`pingpong`]) |
+//! | `disk` | pattern write/verify over the disk, then the block benchmark ([`disk`], [`bench`]) |
+//! | `readonly`, `outofrange` | the block device's refusals ([`blkcheck`]) |
+//! | `hostile` | attacks on the block device's ring ([`hostile`]) |
+//! | `selftest` | the core's rules ([`selftest`]) |
+//! | `panic`, `fault`, `spin`, `idle` | misbehave, or just run |
+//!
+//! The virtio drivers are in [`virtio`].
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+mod bench;
+mod blkcheck;
 mod cmdline;
+mod disk;
+mod dma;
+mod hostile;
+mod out;
+mod pattern;
 mod pingpong;
 mod selftest;
+mod stats;
+mod virtio;
 
 use guest_runtime::{control, event, println, BootInfo};
+use protocol::device::kind;
 use protocol::domain::ShutdownReason;
 
 guest_runtime::entry!(main);
 
 fn main(boot: &'static BootInfo) -> ! {
     let args = cmdline::Args::parse(boot.cmdline());
-    println!(
-        "frontends: domain {} up, workload {}",
-        boot.domid, args.workload
-    );
-    match args.workload {
+    let workload = args
+        .workload
+        .unwrap_or(match virtio::find(boot, kind::BLOCK) {
+            Some(_) => "disk",
+            None => "pingpong",
+        });
+    println!("frontends: domain {} up, workload {workload}", boot.domid);
+    match workload {
         "pingpong" => pingpong::run(boot, args.count.unwrap_or(1000)),
+        "disk" => disk::run(boot, &args),
+        "readonly" => blkcheck::readonly(boot, &args),
+        "outofrange" => blkcheck::outofrange(boot, &args),
+        "hostile" => hostile::run(boot, &args),
         "panic" => panic!("guest panicked on purpose (workload=panic)"),
         "fault" => {
             // SAFETY: deliberately touches unmapped memory to show that a

@@ -4,11 +4,12 @@
 use alloc::vec::Vec;
 use guest_runtime::{control, event, evtchn, hypercall, println, time, BootInfo};
 use protocol::domain::ShutdownReason;
-use protocol::report::{LatencySummary, Report};
+use protocol::report::Report;
 
 /// How long to wait for one answer before giving up.
 const ANSWER_TIMEOUT_NS: u64 = 1_000_000_000;
 
+/// Runs the workload: `count` round trips, then power off.
 pub fn run(boot: &BootInfo, count: u32) -> ! {
     let port = match evtchn::bind_interdomain(boot.control_domid, boot.control_port) {
         Ok(port) => port,
@@ -49,28 +50,11 @@ pub fn run(boot: &BootInfo, count: u32) -> ! {
         samples.push(time::ticks_to_ns(time::rdtsc() - start));
         control::set_progress(round as u64 + 1);
     }
-    let summary = summarize(&mut samples);
+    let summary = crate::stats::summarize(&mut samples);
     println!(
         "frontends: {} round trips: median {} ns, p99 {} ns, min {} ns, max {} ns",
         summary.samples, summary.median_ns, summary.p99_ns, summary.min_ns, summary.max_ns
     );
     let _ = hypercall::report(&Report::EvtchnPingPong(summary));
     hypercall::shutdown(ShutdownReason::Poweroff, b"")
-}
-
-fn summarize(samples: &mut [u64]) -> LatencySummary {
-    samples.sort_unstable();
-    let at = |q: usize| {
-        samples
-            .get((samples.len().saturating_sub(1)) * q / 100)
-            .copied()
-            .unwrap_or(0)
-    };
-    LatencySummary {
-        samples: samples.len() as u32,
-        min_ns: at(0),
-        median_ns: at(50),
-        p99_ns: at(99),
-        max_ns: at(100),
-    }
 }

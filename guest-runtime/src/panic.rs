@@ -198,3 +198,10 @@ impl core::fmt::Write for FixedText {
 /// is never called.
 #[no_mangle]
 extern "C" fn rust_eh_personality() {}
+
+/// Also named by the precompiled `alloc` library's landing pads; never
+/// reached with `panic = "abort"`. If it ever were, the domain ends.
+#[no_mangle]
+extern "C" fn _Unwind_Resume() -> ! {
+    crate::hypercall::shutdown(ShutdownReason::Crash, b"unwinding is not supported")
+}

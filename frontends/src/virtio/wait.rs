@@ -1,0 +1,133 @@
+//! Waiting for a device to return chains: a short adaptive spin in ring 3,
+//! then sleep until the device's interrupt.
+//!
+//! A sleep costs two interrupt deliveries' worth of emulated ring 0 and a
+//! halt and wake-up across host CPUs (tens of microseconds here), so when
+//! completions come quickly it is cheaper to watch the used index for a
+//! while. How long is adapted as in Linux's `haltpoll` governor: a wait
+//! that had to sleep but ended within the longest allowed spin grows the
+//! spin (spinning longer would have caught it); a sleep longer than that
+//! shrinks it (the spin was wasted). With `VIRTIO_F_EVENT_IDX` the device
+//! sends no interrupt at all for a completion caught while spinning,
+//! because the driver writes `used_event` only right before it sleeps.
+
+use guest_runtime::{control, event, time};
+
+use super::mmio::{Transport, TransportError};
+use super::queue::VirtQueue;
+
+/// How often a wait with no progress reads the status register to see
+/// whether the device gave up (DEVICE_NEEDS_RESET).
+const STATUS_CHECK_NS: u64 = 50_000_000;
+
+/// Spin length at start.
+const INITIAL_SPIN_NS: u64 = 10_000;
+/// Shortest spin once adapting.
+const MIN_SPIN_NS: u64 = 2_000;
+
+/// Why a wait ended without a completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitError {
+    /// Nothing came back before the deadline.
+    Timeout,
+    /// The device set DEVICE_NEEDS_RESET.
+    Device(TransportError),
+}
+
+/// The adaptive spin and what it observed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AdaptivePoll {
+    spin_ns: u64,
+    max_ns: u64,
+    /// Waits answered while spinning.
+    pub spin_hits: u64,
+    /// Waits that slept.
+    pub sleeps: u64,
+    /// Device interrupts taken while waiting.
+    pub interrupts: u64,
+}
+
+impl AdaptivePoll {
+    /// A poller that spins at most `max_ns` (0: never spin).
+    pub fn new(max_ns: u64) -> Self {
+        Self {
+            spin_ns: INITIAL_SPIN_NS.min(max_ns),
+            max_ns,
+            ..Self::default()
+        }
+    }
+
+    /// The current spin length in nanoseconds.
+    pub fn spin_ns(&self) -> u64 {
+        self.spin_ns
+    }
+
+    fn slept(&mut self, waited_ns: u64) {
+        self.sleeps += 1;
+        if waited_ns <= self.max_ns {
+            self.spin_ns = (self.spin_ns * 2).clamp(MIN_SPIN_NS.min(self.max_ns), self.max_ns);
+        } else {
+            self.spin_ns = (self.spin_ns / 2).max(MIN_SPIN_NS.min(self.max_ns));
+        }
+    }
+
+    /// Waits until `q` has used chains to harvest, for at most
+    /// `timeout_ns`. The caller has published (kicked) what it waits for.
+    pub fn wait(
+        &mut self,
+        q: &mut VirtQueue,
+        t: &mut Transport,
+        timeout_ns: u64,
+    ) -> Result<(), WaitError> {
+        if q.has_used() {
+            return Ok(());
+        }
+        let start = time::rdtsc();
+        let spin_end = start + time::ns_to_ticks(self.spin_ns);
+        while time::rdtsc() < spin_end {
+            if q.has_used() {
+                self.spin_hits += 1;
+                return Ok(());
+            }
+            core::hint::spin_loop();
+        }
+        let deadline = start + time::ns_to_ticks(timeout_ns);
+        let mut check_at = start + time::ns_to_ticks(STATUS_CHECK_NS);
+        let mut idle_interrupts = 0;
+        loop {
+            if q.arm() {
+                q.disarm();
+                self.slept(time::ticks_to_ns(time::rdtsc() - start));
+                return Ok(());
+            }
+            let events = event::wait_until(deadline.min(check_at));
+            if events.control() {
+                control::obey("frontends");
+            }
+            let irq = events.has_port(t.irq_port());
+            if irq {
+                self.interrupts += 1;
+            }
+            let now = time::rdtsc();
+            if q.has_used() {
+                q.disarm();
+                self.slept(time::ticks_to_ns(now - start));
+                return Ok(());
+            }
+            if irq {
+                // Either left over from a completion caught earlier, or
+                // the device reporting a problem: look after the second.
+                idle_interrupts += 1;
+            }
+            if idle_interrupts >= 2 || now >= check_at {
+                t.check().map_err(WaitError::Device)?;
+                idle_interrupts = 0;
+                check_at = now + time::ns_to_ticks(STATUS_CHECK_NS);
+            }
+            if now >= deadline {
+                q.disarm();
+                return Err(WaitError::Timeout);
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! One device Dom0 serves: the backend model (a virtio-mmio transport
+//! around virtio-blk or virtio-console) and the platform it runs on.
+
+use alloc::vec::Vec;
+
+use backends::{Blk, BlkConfig, Console, IoResult, MmioTransport};
+use guest_runtime::println;
+use protocol::device::{kind, BackendEvent, VDEV_LEN};
+use protocol::domain::DomId;
+use protocol::virtio::blk::ID_BYTES;
+use protocol::virtio::mmio::WINDOW_SIZE;
+
+use crate::ioreq::Access;
+use crate::platform::GuestPlatform;
+
+/// Largest queue size the devices offer.
+const QUEUE_SIZE: u16 = 256;
+
+/// The backend model of a device.
+#[derive(Debug)]
+pub enum Model {
+    /// A virtio-blk disk.
+    Blk(MmioTransport<Blk>),
+    /// A virtio-console.
+    Console(MmioTransport<Console>),
+}
+
+/// Runs `$body` with `$t` bound to the transport, whatever the model.
+macro_rules! with_transport {
+    ($model:expr, $t:ident => $body:expr) => {
+        match $model {
+            Model::Blk($t) => $body,
+            Model::Console($t) => $body,
+        }
+    };
+}
+
+impl Model {
+    /// The model for a device of `event.kind`, if Dom0 has one.
+    pub fn for_event(event: &BackendEvent) -> Option<Self> {
+        match event.kind {
+            kind::BLOCK => {
+                let mut id = [0u8; ID_BYTES];
+                let n = ID_BYTES.min(VDEV_LEN);
+                id[..n].copy_from_slice(&event.vdev[..n]);
+                let config = BlkConfig {
+                    read_only: event.readonly != 0,
+                    id,
+                    queue_size: QUEUE_SIZE,
+                    ..BlkConfig::new(event.disk_bytes)
+                };
+                Some(Self::Blk(MmioTransport::new(Blk::new(config))))
+            }
+            kind::CONSOLE => Some(Self::Console(MmioTransport::new(Console::new(QUEUE_SIZE)))),
+            _ => None,
+        }
+    }
+}
+
+/// The name of a device kind, for messages.
+pub fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        kind::BLOCK => "block",
+        kind::CONSOLE => "console",
+        _ => "unknown",
+    }
+}
+
+/// A NUL-padded device name as text.
+pub fn vdev_name(vdev: &[u8; VDEV_LEN]) -> &str {
+    let len = vdev.iter().position(|&b| b == 0).unwrap_or(VDEV_LEN);
+    core::str::from_utf8(&vdev[..len]).unwrap_or("?")
+}
+
+/// A device of a guest, with everything needed to serve it.
+#[derive(Debug)]
+pub struct Device {
+    /// The event that announced it (ports, window, ioreq page).
+    pub event: BackendEvent,
+    platform: GuestPlatform,
+    model: Model,
+    done: Vec<(u64, IoResult)>,
+    reset_logged: bool,
+}
+
+impl Device {
+    /// A device announced by `event`, with its `model` on `platform`.
+    pub fn new(event: BackendEvent, platform: GuestPlatform, model: Model) -> Self {
+        Self {
+            event,
+            platform,
+            model,
+            done: Vec::new(),
+            reset_logged: false,
+        }
+    }
+
+    /// The guest the device belongs to.
+    pub fn domid(&self) -> DomId {
+        self.event.domid
+    }
+
+    /// The device's name (`xvda`, `console`).
+    pub fn name(&self) -> &str {
+        vdev_name(&self.event.vdev)
+    }
+
+    /// True if `size` bytes at guest-physical `addr` lie in the device's
+    /// register window.
+    pub fn window_holds(&self, addr: u64, size: u8) -> bool {
+        let base = self.event.guest_mmio_base;
+        addr >= base && addr - base + u64::from(size) <= WINDOW_SIZE
+    }
+
+    /// Performs a register access inside the window (see
+    /// [`Device::window_holds`]) and returns the data to answer with.
+    pub fn access(&mut self, access: &Access) -> u64 {
+        let offset = access.addr - self.event.guest_mmio_base;
+        let p = &mut self.platform;
+        let data = with_transport!(&mut self.model, t => match access.write {
+            None => t.read(offset, access.size),
+            Some(value) => {
+                t.write(p, offset, access.size, value);
+                value
+            }
+        });
+        self.check_health();
+        data
+    }
+
+    /// The guest notified one of the device's queues (which one is not
+    /// known): process every queue that is running.
+    pub fn notify(&mut self) {
+        let p = &mut self.platform;
+        with_transport!(&mut self.model, t => {
+            for q in 0..t.queues().len() {
+                if t.queues()[q].ready() {
+                    t.queue_notify(p, q as u16);
+                }
+            }
+        });
+        self.check_health();
+    }
+
+    /// Reaps the hardware queue and completes every request whose parts
+    /// have all finished. Returns the number of completions popped.
+    pub fn complete(&mut self) -> usize {
+        let Some(hw) = self.platform.hw() else {
+            return 0;
+        };
+        let popped = hw.reap(&mut self.done);
+        for (tag, result) in self.done.drain(..) {
+            with_transport!(&mut self.model, t => t.complete(&mut self.platform, tag, result));
+        }
+        self.check_health();
+        popped
+    }
+
+    /// True if the hardware queue has completions waiting.
+    pub fn has_completions(&self) -> bool {
+        self.platform
+            .hw_ref()
+            .is_some_and(|hw| hw.has_completions())
+    }
+
+    /// End of a round of the main loop: ring the hardware queue's doorbell
+    /// if SQEs were pushed, and pass console output on.
+    pub fn flush(&mut self) {
+        if let Some(hw) = self.platform.hw() {
+            hw.flush();
+        }
+        self.platform.flush_console();
+    }
+
+    /// Turns hardware-queue completion interrupts off while Dom0 polls.
+    pub fn set_polling(&mut self, polling: bool) {
+        if let Some(hw) = self.platform.hw() {
+            hw.set_interrupts(!polling);
+        }
+    }
+
+    /// Logs, once per occurrence, a device that gave up on its guest's
+    /// rings (`DEVICE_NEEDS_RESET`). It stays stopped until the guest
+    /// resets it; nothing else is affected.
+    fn check_health(&mut self) {
+        let (broken, error) = with_transport!(&self.model, t => (t.needs_reset(), t.last_error()));
+        if broken && !self.reset_logged {
+            match error {
+                Some(e) => println!(
+                    "service-vm: domain {} {}: device needs reset: {e:?}; still serving the others",
+                    self.event.domid,
+                    self.name()
+                ),
+                None => println!(
+                    "service-vm: domain {} {}: device needs reset; still serving the others",
+                    self.event.domid,
+                    self.name()
+                ),
+            }
+        }
+        self.reset_logged = broken;
+    }
+
+    /// Logs what the device did, when it is removed.
+    pub fn log_removal(&self) {
+        let s = with_transport!(&self.model, t => t.stats());
+        println!(
+            "service-vm: removed {} of domain {}: {} notifies, {} interrupts, {} bad accesses",
+            self.name(),
+            self.event.domid,
+            s.notifies,
+            s.interrupts,
+            s.bad_accesses
+        );
+        if let Some(hw) = self.platform.hw_ref() {
+            let h = hw.stats();
+            println!(
+                "service-vm: {} of domain {}: {} requests, {} SQEs, {} doorbells, {} overflowed, {} stray, {} dropped in flight",
+                self.name(),
+                self.event.domid,
+                h.completed,
+                h.sqes,
+                h.doorbells,
+                h.overflowed,
+                h.stray,
+                hw.in_flight()
+            );
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Ioreq slots: a guest vCPU's trapped register access, waiting in Dom0's
+//! RAM for the device model (see [`protocol::ioreq`]).
+//!
+//! The core writes the access into the vCPU's slot, sets the state to
+//! `READY` and raises the slot's port. [`Slot::take`] moves it to
+//! `INPROCESS` and copies it out; [`Slot::answer`] writes the data and then,
+//! after a release fence, the flags byte with `RESP_READY`; the caller
+//! sends on the same port. The core completes the guest's access and moves
+//! the state back to `NONE`.
+
+use core::ptr::addr_of;
+use core::sync::atomic::{fence, AtomicU8, Ordering};
+
+use protocol::ioreq::{
+    IoReq, FLAGS_OFFSET, SLOT_SIZE, STATE_INPROCESS, STATE_READY, STATE_RESP_READY, TYPE_MMIO,
+};
+
+/// Flags bit: `data` is a guest address, not a value (not supported here).
+const DATA_IS_PTR: u8 = 1 << 4;
+
+/// One slot of a guest's ioreq page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    addr: u64,
+}
+
+/// A register access, decoded and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Guest-physical address accessed.
+    pub addr: u64,
+    /// Access size in bytes: 1, 2, 4 or 8.
+    pub size: u8,
+    /// `Some(value)` for a write, `None` for a read.
+    pub write: Option<u64>,
+}
+
+/// A request taken from a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    raw: IoReq,
+}
+
+impl Request {
+    /// True if the guest read (it expects data back).
+    pub fn is_read(&self) -> bool {
+        self.raw.is_read()
+    }
+
+    /// The access, if the request is one the device model serves: a single
+    /// MMIO access of 1, 2, 4 or 8 bytes carrying its data by value.
+    pub fn access(&self) -> Option<Access> {
+        let r = &self.raw;
+        let size = match r.size {
+            1 | 2 | 4 | 8 => r.size as u8,
+            _ => return None,
+        };
+        if r.kind != TYPE_MMIO || r.count != 1 || r.flags & DATA_IS_PTR != 0 {
+            return None;
+        }
+        r.addr.checked_add(u64::from(size))?;
+        Some(Access {
+            addr: r.addr,
+            size,
+            write: (!r.is_read()).then_some(r.data),
+        })
+    }
+
+    /// The answer to a read nothing serves: all ones, as on a bus with
+    /// nothing behind the address.
+    pub fn all_ones(&self) -> u64 {
+        match self.raw.size {
+            1 | 2 | 4 => (1u64 << (8 * self.raw.size)) - 1,
+            _ => u64::MAX,
+        }
+    }
+
+    /// The `data` field as the core wrote it (the value of a write).
+    pub fn data(&self) -> u64 {
+        self.raw.data
+    }
+}
+
+impl Slot {
+    /// The slot of vCPU `vcpu` in the ioreq page at Dom0-physical `page`.
+    ///
+    /// # Safety
+    ///
+    /// `page` must be the ioreq page the core gave Dom0 for a guest with
+    /// more than `vcpu` vCPUs (mapped, 8-aligned, in the reserved RAM), and
+    /// stay so while the slot is used.
+    pub unsafe fn new(page: u64, vcpu: usize) -> Self {
+        Self {
+            addr: page + (vcpu * SLOT_SIZE) as u64,
+        }
+    }
+
+    fn ptr(&self) -> *mut IoReq {
+        self.addr as *mut IoReq
+    }
+
+    fn flags(&self) -> &AtomicU8 {
+        // SAFETY: the flags byte lies inside the slot `new` vouched for;
+        // the core accesses it with atomic byte loads and stores too.
+        unsafe { AtomicU8::from_ptr((self.addr + FLAGS_OFFSET as u64) as *mut u8) }
+    }
+
+    /// True if a request waits in the slot (one acquire load).
+    pub fn is_ready(&self) -> bool {
+        self.flags().load(Ordering::Acquire) & 0xF == STATE_READY
+    }
+
+    /// Takes the waiting request, if any, and marks the slot `INPROCESS`.
+    pub fn take(&self) -> Option<Request> {
+        let flags = self.flags().load(Ordering::Acquire);
+        if flags & 0xF != STATE_READY {
+            return None;
+        }
+        self.flags()
+            .store((flags & !0xF) | STATE_INPROCESS, Ordering::Relaxed);
+        // SAFETY: the slot is valid (see `new`); the acquire load above
+        // ordered the core's writes of the fields before these reads, and
+        // the core leaves them alone until the answer.
+        let raw = unsafe {
+            let p = self.ptr();
+            IoReq {
+                addr: addr_of!((*p).addr).read_volatile(),
+                data: addr_of!((*p).data).read_volatile(),
+                count: addr_of!((*p).count).read_volatile(),
+                size: addr_of!((*p).size).read_volatile(),
+                vp_eport: addr_of!((*p).vp_eport).read_volatile(),
+                _pad: 0,
+                flags,
+                kind: addr_of!((*p).kind).read_volatile(),
+            }
+        };
+        Some(Request { raw })
+    }
+
+    /// Answers the request taken from this slot with `data` (the value of
+    /// a read; for a write, the value as written) and marks it
+    /// `RESP_READY`. The caller then sends on the slot's port.
+    pub fn answer(&self, request: &Request, data: u64) {
+        // SAFETY: the slot is valid (see `new`) and in `INPROCESS`, so the
+        // core does not touch `data` until it sees the new state.
+        unsafe { core::ptr::addr_of_mut!((*self.ptr()).data).write_volatile(data) };
+        fence(Ordering::Release);
+        self.flags().store(
+            (request.raw.flags & !0xF) | STATE_RESP_READY,
+            Ordering::Release,
+        );
+    }
+}

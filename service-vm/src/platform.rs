@@ -1,0 +1,208 @@
+//! [`backends::Platform`] for one device of one guest: guest memory
+//! through Dom0's foreign window, interrupts through an event channel,
+//! block I/O through the device's hardware queue, console output through
+//! the privileged `console_write_for` hypercall.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU16, Ordering};
+
+use backends::{HostIo, Interrupt, MemError, Platform, Submission};
+use guest_runtime::{evtchn, hypercall, println};
+use protocol::domain::DomId;
+use protocol::hwqueue::errno::EIO;
+use protocol::hypercall::MAX_CONSOLE_WRITE;
+
+use crate::hwqueue::HwQueue;
+
+/// A guest's RAM as Dom0 sees it: guest-physical `g` is at Dom0-physical
+/// `base + g`, for `g < bytes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    base: u64,
+    bytes: u64,
+}
+
+impl Window {
+    /// The window at `base` of `bytes`, if it is a plausible foreign
+    /// window: at or above [`protocol::device::FOREIGN_BASE`], no larger
+    /// than the spacing of windows, not empty.
+    pub fn new(base: u64, bytes: u64) -> Option<Self> {
+        let plausible = base >= protocol::device::FOREIGN_BASE
+            && bytes > 0
+            && bytes <= protocol::device::FOREIGN_STRIDE
+            && base.checked_add(bytes).is_some();
+        plausible.then_some(Self { base, bytes })
+    }
+
+    /// True if `[gpa, gpa + len)` lies inside the guest's RAM; a zero
+    /// `len` asks whether `gpa` may start a range.
+    pub fn contains(&self, gpa: u64, len: u64) -> bool {
+        if len == 0 {
+            return gpa < self.bytes;
+        }
+        gpa.checked_add(len).is_some_and(|end| end <= self.bytes)
+    }
+
+    /// The Dom0-physical address of `len` bytes at guest-physical `gpa`,
+    /// if they lie inside the guest's RAM.
+    pub fn dom0_addr(&self, gpa: u64, len: u64) -> Option<u64> {
+        self.contains(gpa, len).then_some(self.base + gpa)
+    }
+}
+
+/// Copies `len` bytes with one `rep movsb`. Being an `asm!` block, the copy
+/// is opaque to the compiler, so a guest changing the bytes meanwhile is
+/// not a data race in Rust's model (the backends read guest memory as a
+/// hostile guest may be writing it).
+///
+/// # Safety
+///
+/// `src` must be valid for `len` bytes of reads and `dst` for `len` bytes
+/// of writes, and the two ranges must not overlap.
+unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: per the contract; the direction flag is clear (the ABI).
+    unsafe {
+        core::arch::asm!("rep movsb", inout("rcx") len => _, inout("rdi") dst => _,
+            inout("rsi") src => _, options(nostack, preserves_flags));
+    }
+}
+
+/// What one device's backend may use.
+#[derive(Debug)]
+pub struct GuestPlatform {
+    domid: DomId,
+    window: Window,
+    irq_port: u32,
+    hw: Option<HwQueue>,
+    console: Vec<u8>,
+    irq_failed: bool,
+    console_failed: bool,
+}
+
+impl GuestPlatform {
+    /// A platform for a device of guest `domid`, whose RAM is `window` and
+    /// whose interrupt is a send on Dom0 port `irq_port`; `hw` is its
+    /// hardware queue (block devices).
+    pub fn new(domid: DomId, window: Window, irq_port: u32, hw: Option<HwQueue>) -> Self {
+        Self {
+            domid,
+            window,
+            irq_port,
+            hw,
+            console: Vec::new(),
+            irq_failed: false,
+            console_failed: false,
+        }
+    }
+
+    /// The device's hardware queue, if it has one.
+    pub fn hw(&mut self) -> Option<&mut HwQueue> {
+        self.hw.as_mut()
+    }
+
+    /// The device's hardware queue, if it has one (shared).
+    pub fn hw_ref(&self) -> Option<&HwQueue> {
+        self.hw.as_ref()
+    }
+
+    /// Hands the console bytes gathered since the last call to the core.
+    pub fn flush_console(&mut self) {
+        if self.console.is_empty() {
+            return;
+        }
+        if let Err(errno) = hypercall::console_write_for(self.domid, &self.console) {
+            if !self.console_failed {
+                println!(
+                    "service-vm: console output of domain {} refused: {}",
+                    self.domid,
+                    errno.name()
+                );
+                self.console_failed = true;
+            }
+        }
+        self.console.clear();
+    }
+
+    /// The Dom0 pointer to `len` bytes at `gpa`, or the error to return.
+    fn host(&self, gpa: u64, len: usize) -> Result<*mut u8, MemError> {
+        self.window
+            .dom0_addr(gpa, len as u64)
+            .map(|addr| addr as *mut u8)
+            .ok_or(MemError {
+                gpa,
+                len: len as u64,
+            })
+    }
+}
+
+impl Platform for GuestPlatform {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let src = self.host(gpa, buf.len())?;
+        // SAFETY: the range lies inside the foreign window, which the core
+        // mapped for as long as the device exists; `buf` is Dom0's own
+        // memory, outside every window.
+        unsafe { copy_bytes(buf.as_mut_ptr(), src, buf.len()) };
+        Ok(())
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        let dst = self.host(gpa, data.len())?;
+        // SAFETY: as in `read`, with the roles swapped.
+        unsafe { copy_bytes(dst, data.as_ptr(), data.len()) };
+        Ok(())
+    }
+
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        self.window.contains(gpa, len)
+    }
+
+    fn read_u16(&self, gpa: u64) -> Result<u16, MemError> {
+        let p = self.host(gpa, 2)?;
+        if !gpa.is_multiple_of(2) {
+            let mut b = [0u8; 2];
+            self.read(gpa, &mut b)?;
+            return Ok(u16::from_le_bytes(b));
+        }
+        // SAFETY: two aligned bytes inside the mapped window; the guest
+        // writes ring indices with aligned 16-bit stores.
+        Ok(unsafe { AtomicU16::from_ptr(p as *mut u16) }.load(Ordering::Acquire))
+    }
+
+    fn write_u16(&mut self, gpa: u64, value: u16) -> Result<(), MemError> {
+        let p = self.host(gpa, 2)?;
+        if !gpa.is_multiple_of(2) {
+            return self.write(gpa, &value.to_le_bytes());
+        }
+        // SAFETY: as in `read_u16`.
+        unsafe { AtomicU16::from_ptr(p as *mut u16) }.store(value, Ordering::Release);
+        Ok(())
+    }
+
+    fn notify_guest(&mut self, _cause: Interrupt) {
+        if let Err(errno) = evtchn::send(self.irq_port) {
+            if !self.irq_failed {
+                println!(
+                    "service-vm: interrupt to domain {} on port {} failed: {}",
+                    self.domid,
+                    self.irq_port,
+                    errno.name()
+                );
+                self.irq_failed = true;
+            }
+        }
+    }
+
+    fn submit(&mut self, io: &HostIo<'_>) -> Submission {
+        match self.hw.as_mut() {
+            Some(hw) => hw.submit(&self.window, io),
+            None => Submission::Done(Err(EIO)),
+        }
+    }
+
+    fn console_output(&mut self, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+        if self.console.len() as u64 >= MAX_CONSOLE_WRITE {
+            self.flush_console();
+        }
+    }
+}
