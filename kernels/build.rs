@@ -15,7 +15,13 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let target_dir = root.join("target").join("guest");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    for dir in ["guest-runtime", "protocol", "backends", "service-vm", "frontends"] {
+    for dir in [
+        "guest-runtime",
+        "protocol",
+        "backends",
+        "service-vm",
+        "frontends",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     for kernel in KERNELS {

@@ -117,7 +117,7 @@ fn print(out: &mut Out, r: &BlockBench) {
         r.bytes >> 10,
         us / 1000,
         r.ops * 1_000_000 / us.max(1),
-        r.bytes / us.max(1) * 1_000_000 >> 20,
+        (r.bytes.saturating_mul(1_000_000) / us.max(1)) >> 20,
         r.latency.median_ns / 1000,
         r.latency.p99_ns / 1000,
         r.latency.max_ns / 1000,
@@ -159,6 +159,7 @@ fn run(
     };
     let mut samples = Vec::with_capacity((max_ops as usize).min(4096));
     let mut done = Vec::with_capacity(depth);
+    blk.collect_interrupts();
     let (irq0, notify0) = (blk.poll_stats().interrupts, blk.notifies());
     let start = time::rdtsc();
     let end = start + time::ns_to_ticks(budget_ns);
@@ -197,6 +198,7 @@ fn run(
         }
     }
     let elapsed_ns = time::ticks_to_ns(time::rdtsc() - start);
+    blk.collect_interrupts();
     let result = BlockBench {
         workload: Name::new(spec.name),
         ops: completed,

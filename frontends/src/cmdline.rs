@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `workload=NAME` | what to run (default: `disk` with a block device, else `pingpong`) |
 //! | `count=N` | iterations (pingpong) or most requests per benchmark run (disk) |
-//! | `bench=quick\|full\|off` | block benchmark length: ~250 ms or ~3 s per run, or none |
+//! | `bench=quick\|full\|off` | block benchmark length: ~250 ms or ~3 s per run, or none (`none` = `off`) |
 //! | `poll_us=N` | longest adaptive spin before sleeping on a device (default 100, 0: never spin) |
 //! | `seed=N` | seed of the disk pattern (default: from the TSC) |
 //! | `verify_mib=N` | check only the first N MiB of the disk (default: all of it) |
@@ -64,7 +64,7 @@ impl<'a> Args<'a> {
                 Some(("count", value)) => args.count = value.parse().ok(),
                 Some(("bench", "quick")) => args.bench = Bench::Quick,
                 Some(("bench", "full")) => args.bench = Bench::Full,
-                Some(("bench", "off")) => args.bench = Bench::Off,
+                Some(("bench", "off" | "none")) => args.bench = Bench::Off,
                 Some(("poll_us", value)) => args.poll_us = value.parse().unwrap_or(args.poll_us),
                 Some(("seed", value)) => args.seed = value.parse().ok(),
                 Some(("verify_mib", value)) => args.verify_mib = value.parse().ok(),

@@ -66,7 +66,7 @@ pub fn describe(out: &mut Out, blk: &mut Blk) {
         "{}: {} sectors ({} MiB), id '{}', features {:#x}, queue {}, {}{}{}{}seg_max {}, {} register accesses to set up",
         blk.name(),
         info.capacity,
-        info.capacity * SECTOR_SIZE >> 20,
+        info.capacity.saturating_mul(SECTOR_SIZE) >> 20,
         id,
         features,
         info.queue_size,
@@ -147,7 +147,7 @@ fn verify(out: &mut Out, blk: &mut Blk, args: &Args) -> Result<(), BlkError> {
     pass.next = 0;
     pass.run(blk, &mut bufs)?;
     let read_ns = time::ticks_to_ns(time::rdtsc() - read_start);
-    let bytes = total * SECTOR_SIZE;
+    let bytes = total.saturating_mul(SECTOR_SIZE);
     let ok = pass.errors == 0 && pass.mismatches == 0 && flushed;
     outln!(
         out,

@@ -1,38 +1,15 @@
-//! The data pattern written across a disk and checked when read back.
-//!
-//! Every 512-byte sector starts with its own sector number and the run's
-//! seed, and the rest of it is a hash of (seed, sector, word), so a sector
-//! that lands at the wrong place, a stale sector from an earlier run and a
-//! torn sector all read back as mismatches.
+//! The data pattern written across a disk and checked when read back:
+//! [`protocol::pattern`], shared with the host so tests can check the image
+//! afterwards. Every 8-byte word encodes its own disk offset and the run's
+//! seed, so data that lands at the wrong place, or stale data from an
+//! earlier run, reads back as a mismatch.
 
+use protocol::pattern::word;
 use protocol::virtio::blk::SECTOR_SIZE;
 
-const WORDS: usize = SECTOR_SIZE as usize / 8;
-
-fn mix(mut z: u64) -> u64 {
-    // splitmix64's finaliser.
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn word(seed: u64, sector: u64, w: usize) -> u64 {
-    match w {
-        0 => sector,
-        1 => seed,
-        _ => mix(seed ^ sector.wrapping_mul(WORDS as u64).wrapping_add(w as u64)),
-    }
-}
-
-/// Fills `buf` (whole sectors) with the pattern of the sectors from
-/// `first_sector` on.
+/// Fills `buf` with the pattern of the sectors from `first_sector` on.
 pub fn fill(buf: &mut [u8], first_sector: u64, seed: u64) {
-    for (i, sector) in buf.chunks_exact_mut(SECTOR_SIZE as usize).enumerate() {
-        let s = first_sector + i as u64;
-        for (w, bytes) in sector.chunks_exact_mut(8).enumerate() {
-            bytes.copy_from_slice(&word(seed, s, w).to_le_bytes());
-        }
-    }
+    protocol::pattern::fill(buf, first_sector * SECTOR_SIZE, seed);
 }
 
 /// The outcome of comparing a buffer with the pattern.
@@ -45,22 +22,20 @@ pub struct Mismatches {
 }
 
 /// Compares `buf` (whole sectors) with the pattern of the sectors from
-/// `first_sector` on.
+/// `first_sector` on, a word at a time (the same count as
+/// [`protocol::pattern::mismatches`], faster).
 pub fn verify(buf: &[u8], first_sector: u64, seed: u64) -> Mismatches {
     let mut out = Mismatches::default();
-    for (i, sector) in buf.chunks_exact(SECTOR_SIZE as usize).enumerate() {
-        let s = first_sector + i as u64;
-        for (w, bytes) in sector.chunks_exact(8).enumerate() {
-            let expected = word(seed, s, w).to_le_bytes();
-            let differ = bytes
-                .iter()
-                .zip(expected)
-                .filter(|(a, b)| **a != *b)
-                .count();
-            if differ > 0 {
-                out.bytes += differ as u64;
-                out.first_sector.get_or_insert(s);
-            }
+    let start = first_sector * SECTOR_SIZE;
+    for (i, bytes) in buf.chunks_exact(8).enumerate() {
+        let offset = start + 8 * i as u64;
+        let mut got = [0u8; 8];
+        got.copy_from_slice(bytes);
+        let diff = u64::from_le_bytes(got) ^ word(offset, seed);
+        if diff != 0 {
+            let differ = diff.to_le_bytes().iter().filter(|&&b| b != 0).count();
+            out.bytes += differ as u64;
+            out.first_sector.get_or_insert(offset / SECTOR_SIZE);
         }
     }
     out

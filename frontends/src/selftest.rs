@@ -28,6 +28,7 @@ fn check(name: &str, result: Result<u64, Errno>, expected: Errno) {
     });
 }
 
+/// Runs the checks, reports each, and powers off.
 pub fn run(boot: &BootInfo) -> ! {
     check(
         "privileged-hypercall",

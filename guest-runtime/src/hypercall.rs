@@ -56,7 +56,13 @@ pub fn console_write(bytes: &[u8]) {
 /// backend relaying a guest's output).
 pub fn console_write_for(domid: protocol::domain::DomId, bytes: &[u8]) -> Result<(), Errno> {
     for chunk in bytes.chunks(protocol::hypercall::MAX_CONSOLE_WRITE as usize) {
-        check(raw(Op::ConsoleWriteFor, domid as u64, chunk.as_ptr() as u64, chunk.len() as u64, 0))?;
+        check(raw(
+            Op::ConsoleWriteFor,
+            domid as u64,
+            chunk.as_ptr() as u64,
+            chunk.len() as u64,
+            0,
+        ))?;
     }
     Ok(())
 }

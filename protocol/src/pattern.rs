@@ -37,7 +37,10 @@ mod tests {
         let mut a = [0u8; 64];
         super::fill(&mut a, 4096, 7);
         assert_eq!(super::mismatches(&a, 4096, 7), 0);
-        assert!(super::mismatches(&a, 4096 + 8, 7) > 0, "shifted data is caught");
+        assert!(
+            super::mismatches(&a, 4096 + 8, 7) > 0,
+            "shifted data is caught"
+        );
         assert!(super::mismatches(&a, 4096, 8) > 0, "another seed is caught");
         assert_ne!(super::word(0, 1), super::word(8, 1));
     }

@@ -215,12 +215,13 @@ impl Device {
         if let Some(hw) = self.platform.hw_ref() {
             let h = hw.stats();
             println!(
-                "service-vm: {} of domain {}: {} requests, {} SQEs, {} doorbells, {} overflowed, {} stray, {} dropped in flight",
+                "service-vm: {} of domain {}: {} requests, {} SQEs, {} doorbells, {} fsyncs, {} overflowed, {} stray, {} dropped in flight",
                 self.name(),
                 self.event.domid,
                 h.completed,
                 h.sqes,
                 h.doorbells,
+                h.fsyncs,
                 h.overflowed,
                 h.stray,
                 hw.in_flight()

@@ -31,10 +31,14 @@ use crate::reserved::Reserved;
 #[derive(Clone, Copy, Debug)]
 struct Record {
     tag: u64,
+    flush: bool,
     parts: u32,
     bytes: u64,
     error: Option<i32>,
 }
+
+/// Most completions one [`HwQueue::reap`] pops.
+const MAX_REAP_PER_CALL: usize = 512;
 
 /// Counters of a hardware queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,6 +53,9 @@ pub struct HwStats {
     pub doorbells: u64,
     /// Times an SQE had to wait in the overflow list.
     pub overflowed: u64,
+    /// Flushes the host kernel completed successfully (`fdatasync` on the
+    /// backing file).
+    pub fsyncs: u64,
 }
 
 /// Dom0's end of one hardware queue.
@@ -247,6 +254,7 @@ impl HwQueue {
             return Submission::Done(Ok(0));
         }
         self.records[slot as usize] = Some(Record {
+            flush: io.kind == IoKind::Flush,
             tag: io.tag,
             parts: self.scratch.len() as u32,
             bytes: 0,
@@ -288,12 +296,15 @@ impl HwQueue {
         self.view.cq_ready() != 0
     }
 
-    /// Pops every completion; appends `(tag, result)` to `done` for each
+    /// Pops completions (at most [`MAX_REAP_PER_CALL`]); appends `(tag, result)` to `done` for each
     /// request whose parts have all completed. Returns the number of CQEs
     /// popped.
     pub fn reap(&mut self, done: &mut Vec<(u64, IoResult)>) -> usize {
         let mut popped = 0;
-        while let Some(cqe) = self.view.pop() {
+        // A CQ whose indices went wrong must not keep Dom0 busy: reap at most
+        // one ring's worth per call.
+        while popped < MAX_REAP_PER_CALL {
+            let Some(cqe) = self.view.pop() else { break };
             popped += 1;
             let slot = cqe.user_data as u32 as usize;
             let record = match self.records.get_mut(slot) {
@@ -314,6 +325,9 @@ impl HwQueue {
                     Some(errno) => Err(errno),
                     None => Ok(record.bytes),
                 };
+                if record.flush && result.is_ok() {
+                    self.stats.fsyncs += 1;
+                }
                 done.push((record.tag, result));
                 self.records[slot] = None;
                 self.free.push(slot as u32);

@@ -140,3 +140,75 @@ pub fn thread_count() -> usize {
         .expect("read /proc/self/task")
         .count()
 }
+
+/// A zero-filled raw disk image of `bytes` in a fresh temporary directory
+/// (removed with the returned guard).
+pub struct TempDisk {
+    /// The image.
+    pub path: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl TempDisk {
+    /// Makes the image; `name` keeps parallel tests apart.
+    pub fn new(name: &str, bytes: u64) -> Self {
+        let dir = std::env::temp_dir().join(format!("hyp-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("disk.img");
+        std::fs::File::create(&path)
+            .and_then(|f| f.set_len(bytes))
+            .expect("disk image");
+        Self { path, dir }
+    }
+}
+
+impl Drop for TempDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A guest with a disk (and a console) running `cmdline`.
+pub fn disk_guest(
+    name: &str,
+    cmdline: &str,
+    disk: &std::path::Path,
+    readonly: bool,
+) -> DomainConfig {
+    use hyp::devices::{Backing, DeviceConfig};
+    let mut config = guest(name, cmdline);
+    config.memory_mib = 64;
+    config.devices = vec![
+        DeviceConfig {
+            vdev: "xvda".into(),
+            backing: Backing::Disk {
+                path: disk.to_path_buf(),
+                readonly,
+            },
+        },
+        DeviceConfig {
+            vdev: "console".into(),
+            backing: Backing::Console,
+        },
+    ];
+    config
+}
+
+/// Asserts every `Report::Check` passed and returns their names.
+pub fn passed_checks(reports: &[protocol::report::Report]) -> Vec<String> {
+    reports
+        .iter()
+        .filter_map(|r| match r {
+            protocol::report::Report::Check {
+                name,
+                passed,
+                value,
+            } => {
+                assert!(passed, "check {} failed ({value})", name.as_str());
+                Some(name.as_str().to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}

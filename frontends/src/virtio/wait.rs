@@ -71,6 +71,20 @@ impl AdaptivePoll {
         }
     }
 
+    /// Counts a device interrupt noted but not yet collected (one that
+    /// arrived after its completion had been caught by spinning), so a
+    /// measurement's count is complete. Other ports' events are dropped;
+    /// a control request is obeyed.
+    pub fn collect(&mut self, port: u32) {
+        let events = event::poll();
+        if events.control() {
+            control::obey("frontends");
+        }
+        if events.has_port(port) {
+            self.interrupts += 1;
+        }
+    }
+
     /// Waits until `q` has used chains to harvest, for at most
     /// `timeout_ns`. The caller has published (kicked) what it waits for.
     pub fn wait(

@@ -12,6 +12,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+/// Longest wait for a removed queue's requests to finish.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Entries in each hardware queue's submission ring.
 pub const QUEUE_ENTRIES: u32 = 128;
 
@@ -122,17 +125,44 @@ impl Disk {
         write_struct(dom0, self.layout_page, &layout);
     }
 
-    /// Stops the doorbell thread and gives the pages back. The queue
-    /// closes when the last reference goes (in-flight requests finish
-    /// first; the kernel keeps their pages pinned until then).
-    pub fn remove(mut self, host: &mut Dom0Host) {
+    /// Stops the doorbell thread, lets the requests the kernel already
+    /// took finish, closes the queue and gives its pages back.
+    ///
+    /// An io_uring is torn down asynchronously: requests still in flight
+    /// when it closes post their completions into the ring memory later.
+    /// Waiting for them here (bounded), and quarantining the pages for a
+    /// moment, keeps a closing queue from writing into the next queue that
+    /// gets the same pages.
+    pub fn remove(mut self, host: &mut Dom0Host, dom0: &GuestRam) {
         self.stop.store(true, Ordering::Release);
         let _ = self.doorbell.write(1);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        host.free(self.region.0, self.region.1);
-        host.free(self.layout_page, 1);
+        let layout = self.queue.layout();
+        let read = |gpa: u64| {
+            dom0.read(gpa, 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let in_flight = || {
+            let taken = read(layout.sq_ring_gpa + layout.sq_off.head as u64);
+            let done = read(layout.cq_ring_gpa + layout.cq_off.tail as u64);
+            let lost = read(layout.cq_ring_gpa + layout.cq_off.overflow as u64);
+            taken.wrapping_sub(done).wrapping_sub(lost)
+        };
+        let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+        while in_flight() != 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if in_flight() != 0 {
+            tracing::warn!(
+                "hardware queue closed with {} requests in flight",
+                in_flight()
+            );
+        }
+        drop(self.queue);
+        host.quarantine(self.region.0, self.region.1);
+        host.quarantine(self.layout_page, 1);
     }
 }
 

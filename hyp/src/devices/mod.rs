@@ -231,7 +231,7 @@ impl DomainIo {
         for device in devices {
             tracing::debug!("device {} at {:#x} removed", device.id, device.window);
             if let Some(disk) = device.disk {
-                disk.remove(host);
+                disk.remove(host, &self.dom0.ram);
             }
         }
         host.free(self.ioreq_page, 1);
@@ -254,13 +254,13 @@ fn build(
     let dom0 = Arc::clone(&io.dom0);
     let mut evtchn = evtchn.lock().expect("event channel lock");
     let mut ioreq_ports = [0u32; protocol::boot::MAX_VCPUS];
-    for vcpu in 0..vcpus as usize {
+    for (vcpu, slot_port) in ioreq_ports.iter_mut().enumerate().take(vcpus as usize) {
         let to_dom0 = EventFd::new(EFD_NONBLOCK).map_err(|e| e.to_string())?;
         let from_dom0 = EventFd::new(EFD_NONBLOCK).map_err(|e| e.to_string())?;
         let port = evtchn
             .bind_core(DOM0, Some(&to_dom0), Some(&from_dom0))
             .map_err(|e| format!("ioreq port: {e}"))?;
-        ioreq_ports[vcpu] = port;
+        *slot_port = port;
         io.slots.push(IoreqSlot {
             gpa: io.ioreq_page + (vcpu * SLOT_SIZE) as u64,
             port,
@@ -335,7 +335,7 @@ fn build(
                 let port = match port {
                     Ok(port) => port,
                     Err(e) => {
-                        disk.remove(host);
+                        disk.remove(host, &dom0.ram);
                         return Err(e);
                     }
                 };

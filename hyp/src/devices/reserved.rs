@@ -34,7 +34,12 @@ pub struct Dom0Host {
     pub backend_irq: EventFd,
     /// Next device id.
     next_device: u32,
+    /// Pages of closed hardware queues, with when they were freed.
+    quarantined: Vec<(Instant, u64, usize)>,
 }
+
+/// How long pages of a closed hardware queue stay out of the pool.
+const QUARANTINE: Duration = Duration::from_secs(1);
 
 /// Writes a `repr(C)` value of integer fields into guest RAM.
 pub fn write_struct<T: Copy>(ram: &GuestRam, gpa: u64, value: &T) -> bool {
@@ -71,6 +76,7 @@ impl Dom0Host {
             producer: 0,
             backend_irq,
             next_device: 1,
+            quarantined: Vec::new(),
         })
     }
 
@@ -79,10 +85,25 @@ impl Dom0Host {
         self.reserved_start
     }
 
+    /// Gives pages back to the pool only after [`QUARANTINE`]: the kernel
+    /// may still be tearing down the io_uring that used them.
+    pub fn quarantine(&mut self, first: u64, count: usize) {
+        self.quarantined.push((Instant::now(), first, count));
+    }
+
     /// `count` contiguous zeroed pages, or `None` when the pool is spent.
     pub fn alloc_pages(&mut self, ram: &GuestRam, count: usize) -> Option<u64> {
         if count == 0 {
             return None;
+        }
+        let now = Instant::now();
+        let (expired, kept): (Vec<_>, Vec<_>) = self
+            .quarantined
+            .drain(..)
+            .partition(|(at, _, _)| now.duration_since(*at) >= QUARANTINE);
+        self.quarantined = kept;
+        for (_, first, pages) in expired {
+            self.free(first, pages);
         }
         self.free_pages.sort_unstable();
         let run = (count as u64 - 1) * PAGE_SIZE;

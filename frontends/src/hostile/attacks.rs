@@ -1,52 +1,54 @@
-//! `workload=hostile`: a guest that attacks its block device's ring.
-//!
-//! Each attack runs on a freshly reset device: the driver resets it
-//! (status 0), brings it up again, writes a malformed request straight
-//! into the rings, rings the doorbell and waits (at most a second) for the
-//! device's interrupt. It then reads the status register:
-//!
-//! * attacks on the ring rules (addresses outside RAM, loops, overlong
-//!   chains, bad indirect tables, a runaway available index, a head out of
-//!   range) must leave the device in DEVICE_NEEDS_RESET;
-//! * malformed requests (a short header, a status the device cannot
-//!   write) may instead complete with an error status, or with nothing
-//!   written at all when there is no writable byte for a status.
-//!
-//! Then the driver resets the device again and does one valid read to show
-//! that it recovered. Each attack is one `Report::Check`: `passed` when the
-//! device refused it as expected and recovered; `value` is the status
-//! register read after the attack.
+//! The attacks of the hostile workload: each writes one malformed
+//! request straight into the block device's rings (see [`super`]).
 
-use guest_runtime::{control, event, time, BootInfo};
-use protocol::domain::ShutdownReason;
-use protocol::virtio::blk::{RequestHeader, S_IOERR, S_OK, S_UNSUPP, T_FLUSH, T_IN, T_OUT};
-use protocol::virtio::mmio::STATUS_DEVICE_NEEDS_RESET;
+use protocol::virtio::blk::{S_IOERR, S_UNSUPP, T_FLUSH, T_IN, T_OUT};
 use protocol::virtio::queue::{Descriptor, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 
-use crate::cmdline::Args;
-use crate::disk::{self, TIMEOUT_NS};
 use crate::dma::DmaBuf;
-use crate::out::Out;
-use crate::virtio::blk::Blk;
 use crate::virtio::queue::RawQueue;
 
 /// An address far outside any guest's RAM.
-const FAR: u64 = 0x7FFF_0000_0000;
-/// Scratch layout: header, status byte, two indirect tables, data.
-const HDR: usize = 0;
-const STATUS: usize = 64;
-const TABLE1: usize = 1024;
-const TABLE2: usize = 2048;
-const DATA: usize = 4096;
-const SCRATCH_BYTES: usize = 8192;
+pub const FAR: u64 = 0x7FFF_0000_0000;
+/// Scratch offset of the request header.
+pub const HDR: usize = 0;
+/// Scratch offset of the status byte.
+pub const STATUS: usize = 64;
+/// Scratch offset of the first indirect table.
+pub const TABLE1: usize = 1024;
+/// Scratch offset of the second indirect table.
+pub const TABLE2: usize = 2048;
+/// Scratch offset of the 4 KiB data buffer.
+pub const DATA: usize = 4096;
+/// Bytes of scratch memory.
+pub const SCRATCH_BYTES: usize = 8192;
+
 /// Status byte value before the device answers.
-const UNSET: u8 = 0xFF;
-/// How long to wait for the device's reaction to an attack.
-const REACTION_NS: u64 = 1_000_000_000;
+pub const UNSET: u8 = 0xFF;
+
+/// What the device did with an attack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The status register showed DEVICE_NEEDS_RESET.
+    pub needs_reset: bool,
+    /// The device returned the chain in the used ring.
+    pub used: bool,
+    /// The used length it reported.
+    pub used_len: u32,
+    /// The request's status byte ([`UNSET`] if untouched).
+    pub status_byte: u8,
+}
+
+/// True if `outcome` is a refusal of an attack expecting `expect`.
+pub fn refused(expect: Expect, outcome: &Outcome) -> bool {
+    let error_status = matches!(outcome.status_byte, S_IOERR | S_UNSUPP);
+    let no_status = outcome.used_len == 0 && outcome.status_byte == UNSET;
+    outcome.needs_reset
+        || (expect == Expect::Refusal && outcome.used && (error_status || no_status))
+}
 
 /// What the device must do with an attack.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Expect {
+pub enum Expect {
     /// A ring rule is broken: DEVICE_NEEDS_RESET.
     RingRule,
     /// A malformed request: DEVICE_NEEDS_RESET, an error status, or no
@@ -56,19 +58,27 @@ enum Expect {
 
 /// One attack: its name, the request type in its header, what the device
 /// must do, and how to write it into the rings.
-struct Attack {
-    name: &'static str,
-    kind: u32,
-    expect: Expect,
-    build: fn(&mut Ctx),
+pub struct Attack {
+    /// The check's name.
+    pub name: &'static str,
+    /// The request type in the header.
+    pub kind: u32,
+    /// What the device must do.
+    pub expect: Expect,
+    /// Writes the attack into the rings.
+    pub build: fn(&mut Ctx),
 }
 
 /// What an attack writes with.
-struct Ctx<'a> {
-    raw: RawQueue<'a>,
-    scratch: &'a mut DmaBuf,
-    size: u16,
-    ram_bytes: u64,
+pub struct Ctx<'a> {
+    /// The device's request queue, raw.
+    pub raw: RawQueue<'a>,
+    /// Driver memory the requests point into (see the offsets above).
+    pub scratch: &'a mut DmaBuf,
+    /// The queue size.
+    pub size: u16,
+    /// The guest's RAM size.
+    pub ram_bytes: u64,
 }
 
 impl Ctx<'_> {
@@ -126,7 +136,8 @@ impl Ctx<'_> {
     }
 }
 
-const ATTACKS: &[Attack] = &[
+/// Every attack, in the order they run.
+pub const ATTACKS: &[Attack] = &[
     Attack {
         name: "desc-addr-outside-ram",
         kind: T_OUT,
@@ -275,127 +286,3 @@ const ATTACKS: &[Attack] = &[
         },
     },
 ];
-
-/// Runs the workload.
-pub fn run(boot: &BootInfo, args: &Args) -> ! {
-    let (mut blk, mut out) = disk::open(boot, args, Out::open(boot));
-    let Ok(mut scratch) = DmaBuf::new(SCRATCH_BYTES) else {
-        out.finish(ShutdownReason::Crash, b"out of memory")
-    };
-    disk::describe(&mut out, &mut blk);
-    let baseline = blk.read(0, &mut scratch, DATA, 4096, TIMEOUT_NS);
-    let ok = baseline.is_ok_and(|c| c.ok());
-    out.check(
-        "hostile-baseline-read",
-        ok,
-        baseline.map_or(-1, |c| i64::from(c.status)),
-        format_args!("a valid read before any attack"),
-    );
-    for attack in ATTACKS {
-        run_attack(&mut out, &mut blk, &mut scratch, boot.ram_bytes, attack);
-        control::set_progress(time::rdtsc());
-    }
-    out.finish(ShutdownReason::Poweroff, b"")
-}
-
-fn run_attack(out: &mut Out, blk: &mut Blk, scratch: &mut DmaBuf, ram_bytes: u64, attack: &Attack) {
-    if let Err(e) = blk.reinit() {
-        out.check(
-            attack.name,
-            false,
-            -1,
-            format_args!("device did not come up: {e}"),
-        );
-        return;
-    }
-    // Forget interrupts left over from earlier requests.
-    if event::poll().control() {
-        control::obey("frontends");
-    }
-    scratch.zero();
-    let header = RequestHeader {
-        kind: attack.kind,
-        reserved: 0,
-        sector: 0,
-    };
-    scratch.bytes_mut()[HDR..HDR + 16].copy_from_slice(&header.to_bytes());
-    scratch.bytes_mut()[STATUS] = UNSET;
-    let port = blk.transport().irq_port();
-    let size = blk.queue().size();
-    {
-        let mut ctx = Ctx {
-            raw: blk.queue().raw(),
-            scratch,
-            size,
-            ram_bytes,
-        };
-        (attack.build)(&mut ctx);
-        ctx.raw.arm();
-        ctx.raw.notify();
-    }
-    let interrupted = wait_reaction(blk, port);
-    let status = blk.transport().status();
-    let needs_reset = status & STATUS_DEVICE_NEEDS_RESET != 0;
-    let raw = blk.queue().raw();
-    let used = raw.used_idx() != 0;
-    let used_len = raw.used_elem(0).len;
-    let status_byte = scratch.bytes()[STATUS];
-    let refused = needs_reset
-        || (attack.expect == Expect::Refusal
-            && used
-            && (status_byte == S_IOERR
-                || status_byte == S_UNSUPP
-                || (used_len == 0 && status_byte == UNSET)));
-    let what = if needs_reset {
-        alloc::format!("device status {status:#x}: needs reset")
-    } else if used {
-        alloc::format!("completed with status byte {status_byte:#x}, used length {used_len}")
-    } else {
-        alloc::format!(
-            "no reaction (status {status:#x}, {})",
-            if interrupted {
-                "interrupted"
-            } else {
-                "no interrupt"
-            }
-        )
-    };
-    let recovered = blk.reinit().is_ok()
-        && blk
-            .read(0, scratch, DATA, 4096, TIMEOUT_NS)
-            .is_ok_and(|c| c.status == S_OK);
-    out.check(
-        attack.name,
-        refused && recovered,
-        i64::from(status),
-        format_args!(
-            "{what}; {}",
-            if recovered {
-                "recovered after reset"
-            } else {
-                "did NOT recover"
-            }
-        ),
-    );
-}
-
-/// Waits for the device's interrupt or a used entry, at most
-/// [`REACTION_NS`]; true if the interrupt came.
-fn wait_reaction(blk: &mut Blk, port: u32) -> bool {
-    let deadline = time::rdtsc() + time::ns_to_ticks(REACTION_NS);
-    loop {
-        if blk.queue().raw().used_idx() != 0 {
-            return false;
-        }
-        let events = event::wait_until(deadline);
-        if events.control() {
-            control::obey("frontends");
-        }
-        if events.has_port(port) {
-            return true;
-        }
-        if time::rdtsc() >= deadline {
-            return false;
-        }
-    }
-}

@@ -1,0 +1,162 @@
+//! `workload=hostile`: a guest that attacks its block device's ring.
+//!
+//! Each attack runs on a freshly reset device: the driver resets it
+//! (status 0), brings it up again, writes a malformed request straight
+//! into the rings, rings the doorbell and waits (at most a second) for the
+//! device's interrupt. It then reads the status register:
+//!
+//! * attacks on the ring rules (addresses outside RAM, loops, overlong
+//!   chains, bad indirect tables, a runaway available index, a head out of
+//!   range) must leave the device in DEVICE_NEEDS_RESET;
+//! * malformed requests (a short header, a status the device cannot
+//!   write) may instead complete with an error status, or with nothing
+//!   written at all when there is no writable byte for a status.
+//!
+//! Then the driver resets the device again and does one valid read to show
+//! that it recovered. Each attack is one `Report::Check`: `passed` when the
+//! device refused it as expected and recovered; `value` is the status
+//! register read after the attack.
+
+use guest_runtime::{control, event, time, BootInfo};
+use protocol::domain::ShutdownReason;
+use protocol::virtio::blk::{RequestHeader, S_OK};
+use protocol::virtio::mmio::STATUS_DEVICE_NEEDS_RESET;
+
+use crate::cmdline::Args;
+use crate::disk::{self, TIMEOUT_NS};
+use crate::dma::DmaBuf;
+use crate::out::Out;
+use crate::virtio::blk::Blk;
+
+mod attacks;
+
+use attacks::{refused, Attack, Ctx, Outcome, ATTACKS, DATA, HDR, SCRATCH_BYTES, STATUS, UNSET};
+
+/// How long to wait for the device's reaction to an attack.
+const REACTION_NS: u64 = 1_000_000_000;
+
+/// Runs the workload.
+pub fn run(boot: &BootInfo, args: &Args) -> ! {
+    let (mut blk, mut out) = disk::open(boot, args, Out::open(boot));
+    let Ok(mut scratch) = DmaBuf::new(SCRATCH_BYTES) else {
+        out.finish(ShutdownReason::Crash, b"out of memory")
+    };
+    disk::describe(&mut out, &mut blk);
+    let baseline = blk.read(0, &mut scratch, DATA, 4096, TIMEOUT_NS);
+    let ok = baseline.is_ok_and(|c| c.ok());
+    out.check(
+        "hostile-baseline-read",
+        ok,
+        baseline.map_or(-1, |c| i64::from(c.status)),
+        format_args!("a valid read before any attack"),
+    );
+    for attack in ATTACKS {
+        run_attack(&mut out, &mut blk, &mut scratch, boot.ram_bytes, attack);
+        control::set_progress(time::rdtsc());
+    }
+    out.finish(ShutdownReason::Poweroff, b"")
+}
+
+fn run_attack(out: &mut Out, blk: &mut Blk, scratch: &mut DmaBuf, ram_bytes: u64, attack: &Attack) {
+    if let Err(e) = blk.reinit() {
+        out.check(
+            attack.name,
+            false,
+            -1,
+            format_args!("device did not come up: {e}"),
+        );
+        return;
+    }
+    // Forget interrupts left over from earlier requests.
+    if event::poll().control() {
+        control::obey("frontends");
+    }
+    scratch.zero();
+    let header = RequestHeader {
+        kind: attack.kind,
+        reserved: 0,
+        sector: 0,
+    };
+    scratch.bytes_mut()[HDR..HDR + 16].copy_from_slice(&header.to_bytes());
+    scratch.bytes_mut()[STATUS] = UNSET;
+    let port = blk.transport().irq_port();
+    let size = blk.queue().size();
+    {
+        let mut ctx = Ctx {
+            raw: blk.queue().raw(),
+            scratch,
+            size,
+            ram_bytes,
+        };
+        (attack.build)(&mut ctx);
+        ctx.raw.arm();
+        ctx.raw.notify();
+    }
+    let interrupted = wait_reaction(blk, port);
+    let status = blk.transport().status();
+    let raw = blk.queue().raw();
+    let outcome = Outcome {
+        needs_reset: status & STATUS_DEVICE_NEEDS_RESET != 0,
+        used: raw.used_idx() != 0,
+        used_len: raw.used_elem(0).len,
+        status_byte: scratch.bytes()[STATUS],
+    };
+    let Outcome {
+        needs_reset,
+        used,
+        used_len,
+        status_byte,
+    } = outcome;
+    let what = if needs_reset {
+        alloc::format!("device status {status:#x}: needs reset")
+    } else if used {
+        alloc::format!("completed with status byte {status_byte:#x}, used length {used_len}")
+    } else {
+        alloc::format!(
+            "no reaction (status {status:#x}, {})",
+            if interrupted {
+                "interrupted"
+            } else {
+                "no interrupt"
+            }
+        )
+    };
+    let recovered = blk.reinit().is_ok()
+        && blk
+            .read(0, scratch, DATA, 4096, TIMEOUT_NS)
+            .is_ok_and(|c| c.status == S_OK);
+    out.check(
+        attack.name,
+        refused(attack.expect, &outcome) && recovered,
+        i64::from(status),
+        format_args!(
+            "{what}; {}",
+            if recovered {
+                "recovered after reset"
+            } else {
+                "did NOT recover"
+            }
+        ),
+    );
+}
+
+/// Waits for the device's interrupt or a used entry, at most
+/// [`REACTION_NS`]; true if the interrupt came.
+fn wait_reaction(blk: &mut Blk, port: u32) -> bool {
+    let deadline = time::rdtsc() + time::ns_to_ticks(REACTION_NS);
+    loop {
+        if blk.queue().raw().used_idx() != 0 {
+            return false;
+        }
+        let events = event::wait_until(deadline);
+        if events.control() {
+            control::obey("frontends");
+        }
+        if events.has_port(port) {
+            return true;
+        }
+        if time::rdtsc() >= deadline {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The hybrid I/O path end to end: a guest's disk and console served by
+//! backends inside Domain-0, reaching the host file through Dom0's
+//! hardware queue.
+
+use hyp::Event;
+use protocol::domain::{DomainState, ShutdownReason};
+use protocol::report::Report;
+use std::time::Duration;
+use tests::*;
+
+const T: Duration = Duration::from_secs(120);
+const DISK: u64 = 8 << 20;
+
+fn poweroff(hv: &hyp::Hypervisor, id: u16) {
+    let state = hv.domain(id).map(|d| (d.state(), d.message()));
+    assert_eq!(
+        state.as_ref().map(|s| s.0),
+        Some(DomainState::Shutdown(ShutdownReason::Poweroff)),
+        "{state:?}"
+    );
+}
+
+#[test]
+fn data_written_by_the_guest_is_on_the_host_file() {
+    let (hv, events) = with_dom0();
+    let disk = TempDisk::new("integrity", DISK);
+    let id = hv
+        .create_domain(disk_guest(
+            "writer",
+            "workload=disk bench=none seed=42",
+            &disk.path,
+            false,
+        ))
+        .unwrap();
+    let mut console = Vec::new();
+    let mut reports = Vec::new();
+    wait_for(&events, T, |e| match e {
+        Event::Console { domid, line } if *domid == id => {
+            console.push(line.clone());
+            false
+        }
+        Event::Report { domid, bytes } if *domid == id => {
+            reports.extend(Report::decode(bytes));
+            false
+        }
+        Event::State { domid, state, .. } => *domid == id && state.is_final(),
+        _ => false,
+    })
+    .expect("the guest finished");
+    poweroff(&hv, id);
+    assert!(
+        reports.contains(&Report::DiskVerify {
+            bytes: DISK,
+            mismatches: 0,
+            ok: true
+        }),
+        "{reports:?}"
+    );
+    let image = std::fs::read(&disk.path).unwrap();
+    assert_eq!(image.len() as u64, DISK);
+    assert_eq!(
+        protocol::pattern::mismatches(&image, 0, 42),
+        0,
+        "the host file holds what the guest wrote"
+    );
+    // The guest's virtio console output reached its console log via Dom0.
+    assert!(
+        console.len() > 1,
+        "console lines from the guest: {console:?}"
+    );
+    let domain = hv.domain(id).unwrap();
+    assert!(
+        domain
+            .counters
+            .ioreqs
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
+        "register accesses were forwarded"
+    );
+    drop(domain);
+
+    // The guest's flush reached the host: Dom0 counts the fsyncs the host
+    // kernel completed on the image, and reports them when the disk goes.
+    hv.destroy(id).unwrap();
+    // "removed xvda of domain N" comes first; the counts line follows.
+    let report = wait_console(&events, 0, &format!("service-vm: xvda of domain {id}: "), T)
+        .expect("Dom0's disk report");
+    let fsyncs: u64 = report
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" fsyncs")?.parse().ok())
+        .unwrap_or_else(|| panic!("no fsync count in {report}"));
+    assert!(fsyncs >= 1, "{report}");
+}
+
+#[test]
+fn a_read_only_disk_refuses_writes_and_stays_unchanged() {
+    let (hv, events) = with_dom0();
+    let disk = TempDisk::new("readonly", DISK);
+    let mut contents = vec![0u8; DISK as usize];
+    protocol::pattern::fill(&mut contents, 0, 5);
+    std::fs::write(&disk.path, &contents).unwrap();
+    let id = hv
+        .create_domain(disk_guest("reader", "workload=readonly", &disk.path, true))
+        .unwrap();
+    let reports = reports_until_final(&events, id, T);
+    poweroff(&hv, id);
+    let checks = passed_checks(&reports);
+    assert!(checks.len() >= 3, "{checks:?}");
+    assert_eq!(
+        std::fs::read(&disk.path).unwrap(),
+        contents,
+        "the read-only image is unchanged"
+    );
+}
+
+#[test]
+fn requests_outside_the_disk_fail_with_an_error_status() {
+    let (hv, events) = with_dom0();
+    let disk = TempDisk::new("range", DISK);
+    let id = hv
+        .create_domain(disk_guest(
+            "ranger",
+            "workload=outofrange",
+            &disk.path,
+            false,
+        ))
+        .unwrap();
+    let reports = reports_until_final(&events, id, T);
+    poweroff(&hv, id);
+    assert!(passed_checks(&reports).len() >= 3, "{reports:?}");
+}
+
+#[test]
+fn a_hostile_guest_breaks_only_its_own_device() {
+    let (hv, events) = with_dom0();
+    let bad_disk = TempDisk::new("hostile", DISK);
+    let good_disk = TempDisk::new("healthy", DISK);
+    let hostile = hv
+        .create_domain(disk_guest(
+            "hostile",
+            "workload=hostile",
+            &bad_disk.path,
+            false,
+        ))
+        .unwrap();
+    let healthy = hv
+        .create_domain(disk_guest(
+            "healthy",
+            "workload=disk bench=none seed=9",
+            &good_disk.path,
+            false,
+        ))
+        .unwrap();
+    let mut hostile_reports = Vec::new();
+    let mut healthy_reports = Vec::new();
+    let mut finished = 0;
+    wait_for(&events, T, |e| {
+        match e {
+            Event::Report { domid, bytes } if *domid == hostile => {
+                hostile_reports.extend(Report::decode(bytes))
+            }
+            Event::Report { domid, bytes } if *domid == healthy => {
+                healthy_reports.extend(Report::decode(bytes))
+            }
+            Event::State { domid, state, .. }
+                if (*domid == hostile || *domid == healthy) && state.is_final() =>
+            {
+                finished += 1
+            }
+            _ => {}
+        }
+        finished == 2
+    })
+    .expect("both guests finished");
+    poweroff(&hv, hostile);
+    poweroff(&hv, healthy);
+    let attacks = passed_checks(&hostile_reports);
+    assert!(
+        attacks.len() >= 6,
+        "every attack was refused and the device recovered: {attacks:?}"
+    );
+    assert!(
+        healthy_reports.contains(&Report::DiskVerify {
+            bytes: DISK,
+            mismatches: 0,
+            ok: true
+        }),
+        "{healthy_reports:?}"
+    );
+    assert_eq!(
+        protocol::pattern::mismatches(&std::fs::read(&good_disk.path).unwrap(), 0, 9),
+        0
+    );
+    assert!(
+        !hv.domain(0).unwrap().state().is_final(),
+        "Domain-0 is alive"
+    );
+}
+
+#[test]
+fn dom0_keeps_serving_after_a_guest_is_destroyed_mid_io() {
+    let (hv, events) = with_dom0();
+    let first = TempDisk::new("midio", DISK);
+    let id = hv
+        .create_domain(disk_guest("doomed", "workload=disk", &first.path, false))
+        .unwrap();
+    // Destroy it while its benchmark is running.
+    wait_for(&events, T, |e| matches!(e, Event::Report { domid, bytes } if *domid == id && matches!(Report::decode(bytes), Some(Report::BlockBench(_)))))
+        .expect("the benchmark started");
+    hv.destroy(id).unwrap();
+    assert!(
+        !hv.domain(0).unwrap().state().is_final(),
+        "Domain-0 is alive"
+    );
+
+    let second = TempDisk::new("after", DISK);
+    let id = hv
+        .create_domain(disk_guest(
+            "next",
+            "workload=disk bench=none seed=3",
+            &second.path,
+            false,
+        ))
+        .unwrap();
+    let reports = reports_until_final(&events, id, T);
+    poweroff(&hv, id);
+    assert!(
+        reports.contains(&Report::DiskVerify {
+            bytes: DISK,
+            mismatches: 0,
+            ok: true
+        }),
+        "{reports:?}"
+    );
+    // And the guests' event channels to Dom0 still work.
+    let pinger = hv
+        .create_domain(guest("pinger", "workload=pingpong count=20"))
+        .unwrap();
+    assert_eq!(reports_until_final(&events, pinger, T).len(), 1);
+}
