@@ -46,6 +46,22 @@ fn main() {
         check_ring0_has_no_sse(&elf);
         std::fs::copy(&elf, out.join(format!("{kernel}.elf"))).expect("copying the kernel image");
     }
+    blank_example_disk(&root.join("target").join("images").join("guest.img"));
+}
+
+/// Leaves a blank raw image for `examples/guest.cfg` (sparse, 16 MiB),
+/// unless one is already there: the guest writes it, so it is never
+/// replaced.
+fn blank_example_disk(path: &Path) {
+    if path.exists() {
+        return;
+    }
+    let made = std::fs::create_dir_all(path.parent().expect("images dir"))
+        .and_then(|()| std::fs::File::create(path))
+        .and_then(|file| file.set_len(16 << 20));
+    if let Err(e) = made {
+        println!("cargo:warning=could not make {}: {e}", path.display());
+    }
 }
 
 /// Fails the build if any instruction between `__ring0_start` and

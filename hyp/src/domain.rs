@@ -195,6 +195,13 @@ impl Domain {
                 .sum::<Duration>()
     }
 
+    /// The devices the guest was given, as its boot info lists them.
+    pub fn devices(&self) -> Vec<protocol::device::GuestDevice> {
+        self.io
+            .as_ref()
+            .map_or(Vec::new(), |io| io.guest_devices.clone())
+    }
+
     /// Time since the domain was created.
     pub fn uptime(&self) -> Duration {
         self.created.elapsed()

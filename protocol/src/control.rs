@@ -122,6 +122,23 @@ pub enum Request {
     Console(DomRef),
     /// Wait until the domain is gone or stopped (for `xl shutdown -w`).
     Wait(DomRef),
+    /// The domain's disks (`xl block-list`).
+    BlockList(DomRef),
+}
+
+/// One disk, as `xl block-list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiskRecord {
+    /// Virtual device name.
+    pub vdev: String,
+    /// Device index in the guest.
+    pub handle: u32,
+    /// The guest's port for the device's interrupts.
+    pub irq_port: u32,
+    /// Image on the host.
+    pub target: String,
+    /// Read-only.
+    pub readonly: bool,
 }
 
 /// One domain, as `xl list` shows it.
@@ -183,6 +200,8 @@ pub enum Response {
     Dmesg(Vec<String>),
     /// vCPUs.
     Vcpus(Vec<VcpuRecord>),
+    /// Disks.
+    Disks(Vec<DiskRecord>),
     /// Console output bytes; an empty chunk means the console closed.
     Console(Vec<u8>),
     /// The request failed.

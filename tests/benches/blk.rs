@@ -25,10 +25,34 @@ struct Spec {
 }
 
 const SPECS: [Spec; 4] = [
-    Spec { name: "randread-4k-qd1", size: 4096, depth: 1, random: true, write: false },
-    Spec { name: "randread-4k-qd32", size: 4096, depth: 32, random: true, write: false },
-    Spec { name: "seqread-1m-qd4", size: 1 << 20, depth: 4, random: false, write: false },
-    Spec { name: "seqwrite-1m-qd4", size: 1 << 20, depth: 4, random: false, write: true },
+    Spec {
+        name: "randread-4k-qd1",
+        size: 4096,
+        depth: 1,
+        random: true,
+        write: false,
+    },
+    Spec {
+        name: "randread-4k-qd32",
+        size: 4096,
+        depth: 32,
+        random: true,
+        write: false,
+    },
+    Spec {
+        name: "seqread-1m-qd4",
+        size: 1 << 20,
+        depth: 4,
+        random: false,
+        write: false,
+    },
+    Spec {
+        name: "seqwrite-1m-qd4",
+        size: 1 << 20,
+        depth: 4,
+        random: false,
+        write: true,
+    },
 ];
 
 #[derive(Clone, Copy, Default)]
@@ -68,13 +92,21 @@ fn native(spec: &Spec, file: &std::fs::File) -> Figure {
     let push = |ring: &mut IoUring, slot: usize, buf: &mut Vec<u8>, at: u64| {
         let fd = types::Fd(file.as_raw_fd());
         let entry = if spec.write {
-            opcode::Write::new(fd, buf.as_ptr(), spec.size as u32).offset(at).build()
+            opcode::Write::new(fd, buf.as_ptr(), spec.size as u32)
+                .offset(at)
+                .build()
         } else {
-            opcode::Read::new(fd, buf.as_mut_ptr(), spec.size as u32).offset(at).build()
+            opcode::Read::new(fd, buf.as_mut_ptr(), spec.size as u32)
+                .offset(at)
+                .build()
         };
         // SAFETY: the buffer outlives the request (we wait for every
         // completion before dropping `buffers`).
-        unsafe { ring.submission().push(&entry.user_data(slot as u64)).expect("SQ room") };
+        unsafe {
+            ring.submission()
+                .push(&entry.user_data(slot as u64))
+                .expect("SQ room")
+        };
     };
     let begin = Instant::now();
     for (slot, buf) in buffers.iter_mut().enumerate() {
@@ -85,7 +117,10 @@ fn native(spec: &Spec, file: &std::fs::File) -> Figure {
     while in_flight > 0 {
         ring.submit_and_wait(1).expect("io_uring_enter");
         enters += 1;
-        let done: Vec<(usize, i32)> = ring.completion().map(|c| (c.user_data() as usize, c.result())).collect();
+        let done: Vec<(usize, i32)> = ring
+            .completion()
+            .map(|c| (c.user_data() as usize, c.result()))
+            .collect();
         for (slot, result) in done {
             assert_eq!(result, spec.size as i32, "native I/O failed");
             samples.push(started[slot].elapsed().as_nanos() as u64);
@@ -111,22 +146,43 @@ fn native(spec: &Spec, file: &std::fs::File) -> Figure {
 
 /// A number in Dom0's report line, e.g. `notifies` in "7997 notifies".
 fn count(line: &str, what: &str) -> f64 {
-    let words: Vec<&str> = line.split([' ', ',', ':']).filter(|w| !w.is_empty()).collect();
-    words.windows(2).find(|w| w[1] == what).and_then(|w| w[0].parse().ok()).unwrap_or(0.0)
+    let words: Vec<&str> = line
+        .split([' ', ',', ':'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .find(|w| w[1] == what)
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// One service-VM round: a guest runs every spec against its disk.
 fn service_vm(round: usize) -> (BTreeMap<String, Figure>, [f64; 6]) {
     let (hv, events) = with_dom0();
     let disk = TempDisk::new(&format!("bench{round}"), DISK);
-    let id = hv.create_domain(disk_guest("bench", "workload=disk bench=quick seed=1", &disk.path, false)).unwrap();
+    let id = hv
+        .create_domain(disk_guest(
+            "bench",
+            "workload=disk bench=quick seed=1",
+            &disk.path,
+            false,
+        ))
+        .unwrap();
     let reports = reports_until_final(&events, id, Duration::from_secs(120));
     let domain = hv.domain(id).unwrap();
-    let exits = domain.counters.user_exits.load(std::sync::atomic::Ordering::Relaxed) as f64;
-    let ioreqs = domain.counters.ioreqs.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let exits = domain
+        .counters
+        .user_exits
+        .load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let ioreqs = domain
+        .counters
+        .ioreqs
+        .load(std::sync::atomic::Ordering::Relaxed) as f64;
     drop(domain);
     hv.destroy(id).unwrap();
-    let removed = wait_console(&events, 0, "removed xvda", Duration::from_secs(10)).unwrap_or_default();
+    let removed =
+        wait_console(&events, 0, "removed xvda", Duration::from_secs(10)).unwrap_or_default();
     let queue = wait_console(&events, 0, "SQEs", Duration::from_secs(10)).unwrap_or_default();
     let requests = count(&queue, "requests").max(1.0);
     let mut figures = BTreeMap::new();
@@ -168,13 +224,20 @@ fn main() {
     let mut contents = vec![0u8; DISK as usize];
     protocol::pattern::fill(&mut contents, 0, 1);
     std::fs::write(&dir.path, &contents).unwrap();
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(&dir.path).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&dir.path)
+        .unwrap();
     let mut native_runs: BTreeMap<&str, Vec<Figure>> = BTreeMap::new();
     let mut vm_runs: BTreeMap<String, Vec<Figure>> = BTreeMap::new();
     let mut paths = Vec::new();
     for round in 0..ROUNDS {
         for spec in &SPECS {
-            native_runs.entry(spec.name).or_default().push(native(spec, &file));
+            native_runs
+                .entry(spec.name)
+                .or_default()
+                .push(native(spec, &file));
         }
         let (figures, path) = service_vm(round);
         for (name, figure) in figures {
@@ -182,13 +245,20 @@ fn main() {
         }
         paths.push(path);
     }
-    let med = |runs: &[Figure], f: fn(&Figure) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+    let med = |runs: &[Figure], f: fn(&Figure) -> f64| {
+        median(&mut runs.iter().map(f).collect::<Vec<_>>())
+    };
     println!("block I/O, native io_uring on the host vs the guest's disk through the service VM");
     println!("({ROUNDS} rounds alternating, {} ms per run, medians over rounds; 16 MiB image in the page cache)", RUN_TIME.as_millis());
-    println!("{:<18} {:>22} {:>22} {:>12} {:>12}", "workload", "native med/p99 µs", "service-VM med/p99 µs", "native IOPS", "s-VM IOPS");
+    println!(
+        "{:<18} {:>22} {:>22} {:>12} {:>12}",
+        "workload", "native med/p99 µs", "service-VM med/p99 µs", "native IOPS", "s-VM IOPS"
+    );
     for spec in &SPECS {
         let n = &native_runs[spec.name];
-        let Some(v) = vm_runs.get(spec.name) else { continue };
+        let Some(v) = vm_runs.get(spec.name) else {
+            continue;
+        };
         println!(
             "{:<18} {:>10.1} / {:>9.1} {:>10.1} / {:>9.1} {:>12.0} {:>12.0}   MB/s {:>7.0} vs {:>7.0}   latency x{:.1}, throughput x{:.2}",
             spec.name,

@@ -118,6 +118,11 @@ enum Command {
         /// Its new name.
         name: String,
     },
+    /// List a domain's disks.
+    BlockList {
+        /// The domain (name or id).
+        domain: String,
+    },
     /// List vCPUs.
     VcpuList {
         /// Domains (all when none).
@@ -283,6 +288,10 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
         Command::Rename { domain, name } => {
             commands::simple(&mut connect()?, Request::Rename { domain, name })?
         }
+        Command::BlockList { domain } => match connect()?.call(Request::BlockList(domain))? {
+            Response::Disks(disks) => print!("{}", format::disks(&disks)),
+            other => return Err(format!("unexpected reply from hypd: {other:?}")),
+        },
         Command::VcpuList { domains } => match connect()?.call(Request::VcpuList(domains))? {
             Response::Vcpus(vcpus) => print!("{}", format::vcpus(&vcpus)),
             other => return Err(format!("unexpected reply from hypd: {other:?}")),

@@ -314,7 +314,9 @@ fn bad_requests_are_refused_and_the_daemon_keeps_serving() {
 
     // Features that do not exist yet say so.
     assert!(d.fails(&["mem-set", "0", "128"]).contains("not supported"));
-    assert!(d.fails(&["block-list", "0"]).contains("not supported"));
+    assert!(d
+        .fails(&["block-detach", "0", "xvda"])
+        .contains("not supported"));
 
     // A malformed message gets an error reply; an oversized one too.
     let mut raw = UnixStream::connect(&d.socket).unwrap();
@@ -440,4 +442,41 @@ fn a_live_socket_is_not_stolen_and_a_stale_one_is_replaced() {
     assert!(
         !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("hypd is running")
     );
+}
+
+#[test]
+fn the_example_guest_boots_with_its_disk_served_by_dom0() {
+    let d = Daemon::start("example");
+    // examples/guest.cfg as shipped, from the repository root.
+    let created = d.xl(&["create", "examples/guest.cfg"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let disks = d.ok(&["block-list", "guest"]);
+    assert!(
+        disks.starts_with("Vdev  BE  handle state evt-ch ring-ref BE-path\n"),
+        "{disks}"
+    );
+    assert!(
+        disks.contains("xvda") && disks.contains("target/images/guest.img (rw)"),
+        "{disks}"
+    );
+    // Follow its console until it powers off and is destroyed.
+    let out = Command::new(XL)
+        .args(["--socket", d.socket.to_str().unwrap(), "console", "guest"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert!(console.contains("0 bytes mismatched -> ok"), "{console}");
+    assert!(console.contains("randread-4k-qd32"), "{console}");
+    wait_until(
+        || d.state("guest").is_none(),
+        "on_poweroff=destroy to remove it",
+    );
+    assert!(d
+        .fails(&["block-attach", "0", "x"])
+        .contains("not supported"));
 }

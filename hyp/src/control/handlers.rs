@@ -39,6 +39,9 @@ pub fn handle(daemon: &Daemon, request: Request) -> Response {
             daemon.hv.wait_final(id, Duration::from_secs(3600));
             Ok(())
         }),
+        Request::BlockList(domain) => {
+            resolve(&daemon.hv, &domain).map(|id| Response::Disks(disks(daemon, id)))
+        }
         Request::Console(_) => Err("the console is a stream; it is served separately".into()),
     };
     result.unwrap_or_else(Response::Error)
@@ -54,11 +57,6 @@ fn with_domain(
 
 /// Creates a domain from a request; on failure nothing is left behind.
 pub fn create(daemon: &Daemon, request: CreateRequest) -> Result<DomId, String> {
-    if !request.disks.is_empty() {
-        return Err(
-            "disks are not supported yet: block devices arrive with the service-VM I/O path".into(),
-        );
-    }
     if request.host_backends {
         return Err("backend_placement = \"host\" is not supported yet".into());
     }
@@ -190,6 +188,35 @@ fn vcpus(daemon: &Daemon, domains: &[DomRef]) -> Result<Vec<VcpuRecord>, String>
         }
     }
     Ok(records)
+}
+
+/// The disks of `domid`: its configuration joined with its devices.
+fn disks(daemon: &Daemon, domid: DomId) -> Vec<protocol::control::DiskRecord> {
+    let configured = daemon
+        .records
+        .get(domid)
+        .and_then(|r| r.request)
+        .map(|r| r.disks)
+        .unwrap_or_default();
+    let devices = daemon
+        .hv
+        .domain(domid)
+        .map(|d| d.devices())
+        .unwrap_or_default();
+    devices
+        .iter()
+        .enumerate()
+        .filter_map(|(handle, device)| {
+            let disk = configured.iter().find(|d| d.vdev == device.vdev())?;
+            Some(protocol::control::DiskRecord {
+                vdev: disk.vdev.clone(),
+                handle: handle as u32,
+                irq_port: device.irq_port,
+                target: disk.target.clone(),
+                readonly: disk.readonly,
+            })
+        })
+        .collect()
 }
 
 fn meminfo_mib(field: &str) -> u64 {

@@ -94,6 +94,20 @@ pub fn vcpus(records: &[VcpuRecord]) -> String {
     out
 }
 
+/// `xl block-list`, with Xen's columns; the backend is Domain-0's blk
+/// backend and its "path" the image it serves.
+pub fn disks(records: &[protocol::control::DiskRecord]) -> String {
+    let mut out = String::from("Vdev  BE  handle state evt-ch ring-ref BE-path\n");
+    for d in records {
+        let access = if d.readonly { "ro" } else { "rw" };
+        out.push_str(&format!(
+            "{:<5} {:<3} {:<6} {:<5} {:<6} {:<8} {} ({access})\n",
+            d.vdev, 0, d.handle, 4, d.irq_port, "-", d.target
+        ));
+    }
+    out
+}
+
 /// `xl info`.
 pub fn info(pairs: &[(String, String)]) -> String {
     pairs
