@@ -111,7 +111,9 @@ struct Pass {
     first_bad: Option<u64>,
 }
 
-fn verify(out: &mut Out, blk: &mut Blk, args: &Args) -> Result<(), BlkError> {
+/// Writes the pattern over the disk (or `verify_mib` of it), flushes,
+/// reads it back and compares; reports a [`Report::DiskVerify`].
+pub fn verify(out: &mut Out, blk: &mut Blk, args: &Args) -> Result<(), BlkError> {
     let seed = args.seed.unwrap_or_else(time::rdtsc);
     let mut total = blk.info().capacity;
     if let Some(mib) = args.verify_mib {

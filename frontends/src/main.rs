@@ -26,6 +26,7 @@ mod cmdline;
 mod disk;
 mod dma;
 mod hostile;
+mod hotplug;
 mod out;
 mod pattern;
 mod pingpong;
@@ -63,7 +64,7 @@ fn main(boot: &'static BootInfo) -> ! {
         }
         "selftest" => selftest::run(boot),
         "spin" => spin(),
-        "idle" => idle(),
+        "idle" => idle(boot, &args),
         other => {
             println!("frontends: unknown workload '{other}'");
             guest_runtime::hypercall::shutdown(ShutdownReason::Crash, b"unknown workload")
@@ -85,10 +86,12 @@ fn spin() -> ! {
 }
 
 /// Sleeps until asked to shut down.
-fn idle() -> ! {
+fn idle(boot: &'static BootInfo, args: &cmdline::Args) -> ! {
+    let mut hotplug = hotplug::Hotplug::new(boot);
     loop {
         if event::wait_until(0).control() {
             control::obey("frontends");
+            hotplug.check(boot, args);
         }
     }
 }

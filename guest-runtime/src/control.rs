@@ -3,6 +3,13 @@
 use protocol::boot::ControlRequest;
 use protocol::domain::ShutdownReason;
 
+/// True if the core left a request (without taking it).
+pub fn pending() -> bool {
+    let field = &crate::hypercall::shared_info().control_request as *const u32;
+    // SAFETY: a field of the shared page, written by the core.
+    unsafe { field.read_volatile() != 0 }
+}
+
 /// Takes the pending control request, if any.
 pub fn take_request() -> ControlRequest {
     let field = &crate::hypercall::shared_info().control_request as *const u32 as *mut u32;

@@ -108,6 +108,11 @@ pub fn wait_spinning(spin_ns: u64, deadline_tsc: u64) -> Events {
     }
 }
 
+/// Marks `vector` pending on this vCPU, as its interrupt stub would.
+pub fn raise(vector: u8) {
+    PENDING[cpu_index()].0[vector as usize / 64].fetch_or(1 << (vector % 64), Ordering::Release);
+}
+
 /// Puts events back so the next [`poll`] returns them again.
 pub fn requeue(events: Events) {
     let pending = &PENDING[cpu_index()].0;

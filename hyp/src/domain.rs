@@ -98,8 +98,8 @@ pub struct Domain {
     /// The port Dom0 holds for this domain's control channel (0 for Dom0);
     /// the core allocated it, so the core closes it.
     pub(crate) control_port: u32,
-    /// The guest's devices, if it has any.
-    pub(crate) io: Option<crate::devices::DomainIo>,
+    /// The guest's device plumbing, once it has had a device.
+    pub(crate) io: OnceLock<crate::devices::DomainIo>,
     /// Raises the control vector (irqfd on [`crate::evtchn::CONTROL_GSI`]).
     pub(crate) control_irq: EventFd,
     /// Event counts.
@@ -195,11 +195,9 @@ impl Domain {
                 .sum::<Duration>()
     }
 
-    /// The devices the guest was given, as its boot info lists them.
+    /// The guest's current devices.
     pub fn devices(&self) -> Vec<protocol::device::GuestDevice> {
-        self.io
-            .as_ref()
-            .map_or(Vec::new(), |io| io.guest_devices.clone())
+        self.io.get().map_or(Vec::new(), |io| io.guest_devices())
     }
 
     /// Time since the domain was created.

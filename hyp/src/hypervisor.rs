@@ -1,6 +1,6 @@
 //! The registry of domains and the operations on them.
 
-use crate::devices::{self, reserved::Dom0Host};
+use crate::devices::{reserved::Dom0Host, DeviceConfig, DomainIo};
 use crate::domain::{Counters, Domain, DomainConfig, Life, Status, VcpuThread};
 use crate::error::{kvm, Error, Result};
 use crate::events::{Event, EventHub, LineAssembler};
@@ -22,6 +22,9 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// How long `detach_device` lets a guest stop using a device.
+const DETACH_GRACE: Duration = Duration::from_secs(1);
 
 /// How long pause and destroy wait for vCPU threads to respond.
 const VCPU_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -292,39 +295,24 @@ impl Hypervisor {
                 let _ = evtchn.close(DOM0, control_port);
             }
         };
-        let io = match (&dom0, config.devices.is_empty()) {
-            (_, true) => None,
-            (None, false) => {
-                undo_channels();
-                return Err(Error::InvalidConfig(
+        let io = OnceLock::new();
+        if !config.devices.is_empty() {
+            let attached = match &dom0 {
+                None => Err(Error::InvalidConfig(
                     "Domain-0 is not running to serve devices".into(),
-                ));
-            }
-            (Some(dom0), false) => {
-                let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
-                let Some(host) = host.as_mut() else {
+                )),
+                Some(dom0) => self.attach_at_boot(Arc::clone(dom0), domid, &vm, &ram, &config),
+            };
+            match attached {
+                Ok(domain_io) => {
+                    let _ = io.set(domain_io);
+                }
+                Err(e) => {
                     undo_channels();
-                    return Err(Error::InvalidConfig("Domain-0 cannot serve devices".into()));
-                };
-                let attached = devices::attach(
-                    host,
-                    &self.inner.evtchn,
-                    Arc::clone(dom0),
-                    domid,
-                    &vm,
-                    &ram,
-                    config.vcpus,
-                    &config.devices,
-                );
-                match attached {
-                    Ok(io) => Some(io),
-                    Err(e) => {
-                        undo_channels();
-                        return Err(e);
-                    }
+                    return Err(e);
                 }
             }
-        };
+        }
         let mut info = boot_info(
             &config,
             domid,
@@ -334,9 +322,11 @@ impl Hypervisor {
             tsc_khz,
             control_port,
         );
-        if let Some(io) = &io {
-            info.device_count = io.guest_devices.len() as u32;
-            info.devices[..io.guest_devices.len()].copy_from_slice(&io.guest_devices);
+        if let Some(io) = io.get() {
+            let devices = io.guest_devices();
+            info.device_count = devices.len() as u32;
+            info.devices[..devices.len()].copy_from_slice(&devices);
+            io.publish(&ram, None);
         }
         if let Some(host) = &dom0_host {
             info.reserved_start = host.reserved_start;
@@ -476,6 +466,110 @@ impl Hypervisor {
         Ok(())
     }
 
+    /// Builds a new guest's plumbing and its boot-time devices.
+    fn attach_at_boot(
+        &self,
+        dom0: Arc<Domain>,
+        domid: DomId,
+        vm: &kvm_ioctls::VmFd,
+        ram: &GuestRam,
+        config: &DomainConfig,
+    ) -> Result<DomainIo> {
+        let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
+        let host = host
+            .as_mut()
+            .ok_or_else(|| Error::InvalidConfig("Domain-0 cannot serve devices".into()))?;
+        let io = DomainIo::new(host, &self.inner.evtchn, dom0, domid, ram, config.vcpus)?;
+        for device in &config.devices {
+            if let Err(message) = io.add(host, &self.inner.evtchn, vm, ram, device) {
+                io.detach(host, &self.inner.evtchn);
+                return Err(Error::BadState { domid, message });
+            }
+        }
+        Ok(io)
+    }
+
+    /// Gives a running guest a new device (`xl block-attach`): Dom0 starts
+    /// serving it, then the guest is told through its shared page and the
+    /// control vector.
+    pub fn attach_device(&self, domid: DomId, device: DeviceConfig) -> Result<()> {
+        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
+        let dom0 = self.domain(DOM0).ok_or(Error::NoSuchDomain(DOM0))?;
+        if domid == DOM0 || domain.status().life != Life::Alive {
+            return Err(Error::BadState {
+                domid,
+                message: "not a running guest".into(),
+            });
+        }
+        let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
+        let host = host
+            .as_mut()
+            .ok_or_else(|| Error::InvalidConfig("Domain-0 cannot serve devices".into()))?;
+        if domain.io.get().is_none() {
+            let io = DomainIo::new(
+                host,
+                &self.inner.evtchn,
+                dom0,
+                domid,
+                &domain.ram,
+                domain.vcpu_count,
+            )?;
+            let _ = domain.io.set(io);
+        }
+        let io = domain.io.get().expect("set above");
+        io.add(host, &self.inner.evtchn, &domain.vm, &domain.ram, &device)
+            .map_err(|message| Error::BadState { domid, message })?;
+        io.publish(&domain.ram, None);
+        domain.control_irq.write(1)?;
+        tracing::info!(
+            domid,
+            "attached {} to domain {}",
+            device.vdev,
+            domain.name()
+        );
+        Ok(())
+    }
+
+    /// Takes a device away from a running guest (`xl block-detach`): the
+    /// guest is told first and given a moment to stop using it; then Dom0
+    /// stops serving it and its wiring goes.
+    pub fn detach_device(&self, domid: DomId, vdev: &str) -> Result<()> {
+        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
+        let io = domain.io.get().ok_or_else(|| Error::BadState {
+            domid,
+            message: format!("no device {vdev}"),
+        })?;
+        if !io.guest_devices().iter().any(|d| d.vdev() == vdev) {
+            return Err(Error::BadState {
+                domid,
+                message: format!("no device {vdev}"),
+            });
+        }
+        let generation = io.publish(&domain.ram, Some(vdev));
+        domain.control_irq.write(1)?;
+        let ack_at =
+            SHARED_INFO_ADDR + std::mem::offset_of!(protocol::boot::SharedInfo, devices_ack) as u64;
+        let deadline = Instant::now() + DETACH_GRACE;
+        while domain.status().life == Life::Alive && Instant::now() < deadline {
+            let ack = domain
+                .ram
+                .read(ack_at, 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            if ack >= generation {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
+        let host = host
+            .as_mut()
+            .ok_or_else(|| Error::InvalidConfig("Domain-0 is gone".into()))?;
+        io.remove(host, &self.inner.evtchn, &domain.vm, vdev)
+            .map_err(|message| Error::BadState { domid, message })?;
+        tracing::info!(domid, "detached {vdev} from domain {}", domain.name());
+        Ok(())
+    }
+
     /// Gives a domain a new name, unique among live domains.
     pub fn rename(&self, domid: DomId, name: &str) -> Result<()> {
         validate_name(name)?;
@@ -573,7 +667,7 @@ impl Hypervisor {
         for thread in std::mem::take(&mut *domain.threads.lock().expect("vcpu threads lock")) {
             let _ = thread.handle.join();
         }
-        if let Some(io) = &domain.io {
+        if let Some(io) = domain.io.get() {
             if let Some(host) = self
                 .inner
                 .dom0_host
@@ -581,7 +675,7 @@ impl Hypervisor {
                 .expect("dom0 host lock")
                 .as_mut()
             {
-                io.detach(host, &self.inner.evtchn, true);
+                io.detach(host, &self.inner.evtchn);
             }
         }
         if domid == DOM0 {

@@ -113,20 +113,16 @@ fn run_loop(core: &Inner, domain: &Domain, vcpu: &mut VcpuFd, index: u8) -> Stop
                     .fetch_add(1, Ordering::Relaxed);
                 hypercall::doorbell(core, domain, index, port);
             }
-            VcpuExit::MmioRead(addr, data)
-                if domain.io.as_ref().is_some_and(|io| io.owns(addr)) =>
-            {
+            VcpuExit::MmioRead(addr, data) if domain.io.get().is_some_and(|io| io.owns(addr)) => {
                 domain.counters.ioreqs.fetch_add(1, Ordering::Relaxed);
-                let io = domain.io.as_ref().expect("checked by the guard");
+                let io = domain.io.get().expect("checked by the guard");
                 let value = io.forward(domain, index, addr, data.len() as u32, None);
                 let len = data.len().min(8);
                 data[..len].copy_from_slice(&value.to_le_bytes()[..len]);
             }
-            VcpuExit::MmioWrite(addr, data)
-                if domain.io.as_ref().is_some_and(|io| io.owns(addr)) =>
-            {
+            VcpuExit::MmioWrite(addr, data) if domain.io.get().is_some_and(|io| io.owns(addr)) => {
                 domain.counters.ioreqs.fetch_add(1, Ordering::Relaxed);
-                let io = domain.io.as_ref().expect("checked by the guard");
+                let io = domain.io.get().expect("checked by the guard");
                 let mut value = [0u8; 8];
                 let len = data.len().min(8);
                 value[..len].copy_from_slice(&data[..len]);

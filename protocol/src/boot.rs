@@ -139,4 +139,18 @@ pub struct SharedInfo {
     /// A counter the guest advances while it makes progress; the core
     /// reports it (a heartbeat, read by tests and `xl list -l`).
     pub progress: u64,
+    /// Bumped by the core each time it changes [`SharedInfo::devices`]
+    /// (`xl block-attach`, `xl block-detach`); it then raises
+    /// [`crate::evtchn::CONTROL_VECTOR`].
+    pub devices_generation: u32,
+    /// The last generation the guest has taken in: it writes it after it
+    /// has stopped using every device no longer listed. The core waits
+    /// (bounded) for this before it takes a device away.
+    pub devices_ack: u32,
+    /// Number of entries in [`SharedInfo::devices`].
+    pub device_count: u32,
+    /// Padding.
+    pub _pad2: u32,
+    /// The guest's current devices (at boot, the same as the boot info's).
+    pub devices: [crate::device::GuestDevice; crate::device::MAX_DEVICES],
 }

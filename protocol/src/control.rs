@@ -124,6 +124,20 @@ pub enum Request {
     Wait(DomRef),
     /// The domain's disks (`xl block-list`).
     BlockList(DomRef),
+    /// Give a running guest a disk (`xl block-attach`).
+    BlockAttach {
+        /// The guest.
+        domain: DomRef,
+        /// The disk.
+        disk: DiskRequest,
+    },
+    /// Take a disk away from a running guest (`xl block-detach`).
+    BlockDetach {
+        /// The guest.
+        domain: DomRef,
+        /// Its virtual device name.
+        vdev: String,
+    },
 }
 
 /// One disk, as `xl block-list` shows it.

@@ -123,6 +123,21 @@ enum Command {
         /// The domain (name or id).
         domain: String,
     },
+    /// Give a running guest a disk.
+    BlockAttach {
+        /// The domain (name or id).
+        domain: String,
+        /// The disk specification (as in xl.cfg's `disk`), possibly in parts.
+        #[arg(required = true)]
+        spec: Vec<String>,
+    },
+    /// Take a disk away from a running guest.
+    BlockDetach {
+        /// The domain (name or id).
+        domain: String,
+        /// The virtual device (`xvdb`).
+        vdev: String,
+    },
     /// List vCPUs.
     VcpuList {
         /// Domains (all when none).
@@ -292,6 +307,22 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
             Response::Disks(disks) => print!("{}", format::disks(&disks)),
             other => return Err(format!("unexpected reply from hypd: {other:?}")),
         },
+        Command::BlockAttach { domain, spec } => {
+            let disk =
+                toolstack::config::parse_disk_spec(&spec).map_err(|e| format!("disk spec: {e}"))?;
+            let disk = protocol::control::DiskRequest {
+                target: std::path::absolute(&disk.target)
+                    .unwrap_or(disk.target)
+                    .display()
+                    .to_string(),
+                vdev: disk.vdev,
+                readonly: disk.access == toolstack::config::Access::ReadOnly,
+            };
+            commands::simple(&mut connect()?, Request::BlockAttach { domain, disk })?;
+        }
+        Command::BlockDetach { domain, vdev } => {
+            commands::simple(&mut connect()?, Request::BlockDetach { domain, vdev })?;
+        }
         Command::VcpuList { domains } => match connect()?.call(Request::VcpuList(domains))? {
             Response::Vcpus(vcpus) => print!("{}", format::vcpus(&vcpus)),
             other => return Err(format!("unexpected reply from hypd: {other:?}")),

@@ -314,9 +314,7 @@ fn bad_requests_are_refused_and_the_daemon_keeps_serving() {
 
     // Features that do not exist yet say so.
     assert!(d.fails(&["mem-set", "0", "128"]).contains("not supported"));
-    assert!(d
-        .fails(&["block-detach", "0", "xvda"])
-        .contains("not supported"));
+    assert!(d.fails(&["network-attach", "0"]).contains("not supported"));
 
     // A malformed message gets an error reply; an oversized one too.
     let mut raw = UnixStream::connect(&d.socket).unwrap();
@@ -476,7 +474,68 @@ fn the_example_guest_boots_with_its_disk_served_by_dom0() {
         || d.state("guest").is_none(),
         "on_poweroff=destroy to remove it",
     );
+    assert!(d.fails(&["save", "0", "x"]).contains("not supported"));
+}
+
+#[test]
+fn disks_attach_to_and_detach_from_a_running_guest() {
+    let d = Daemon::start("hotplug");
+    let image = d.dir.join("hot.img");
+    std::fs::File::create(&image)
+        .and_then(|f| f.set_len(8 << 20))
+        .unwrap();
+    let config = d.config("host", "extra = \"workload=idle\"");
+    d.ok(&["create", "-q", config.to_str().unwrap()]);
+    wait_until(
+        || d.state("host").as_deref() == Some("-b----"),
+        "the guest to idle",
+    );
+    let spec = format!(
+        "format=raw, vdev=xvdb, access=rw, target={}",
+        image.display()
+    );
+    d.ok(&["block-attach", "host", &spec]);
+    assert!(d.ok(&["block-list", "host"]).contains("xvdb"));
+    // The guest brings the new disk up and verifies it through Dom0.
+    let console = || {
+        let mut child = Command::new(XL)
+            .args(["--socket", d.socket.to_str().unwrap(), "console", "host"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        child.stdin.as_mut().unwrap().write_all(&[0x1D]).unwrap();
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+    };
+    wait_until(
+        || console().contains("xvdb: pattern"),
+        "the guest to check the new disk",
+    );
+    assert!(console().contains("0 bytes mismatched -> ok"));
+    assert!(
+        std::fs::read(&image).unwrap().iter().any(|&b| b != 0),
+        "the guest wrote the host image"
+    );
+
+    d.ok(&["block-detach", "host", "xvdb"]);
+    assert!(!d.ok(&["block-list", "host"]).contains("xvdb"));
+    wait_until(
+        || console().contains("xvdb detached"),
+        "the guest to see the disk go",
+    );
     assert!(d
-        .fails(&["block-attach", "0", "x"])
-        .contains("not supported"));
+        .fails(&["block-detach", "host", "xvdb"])
+        .contains("no device xvdb"));
+    assert!(d
+        .fails(&["block-attach", "host", "format=qcow2, vdev=xvdc, target=/x"])
+        .contains("qcow2"));
+    assert!(d
+        .fails(&["block-attach", "host", "vdev=xvdc, target=/nonexistent.img"])
+        .contains("/nonexistent.img"));
+    assert_eq!(
+        d.state("host").as_deref(),
+        Some("-b----"),
+        "the guest lives on"
+    );
 }

@@ -94,6 +94,12 @@ extern "C" fn ring3_main(boot: *const BootInfo, cpu: usize) -> ! {
         crate::time::init(boot);
         crate::heap::init(boot);
         BOOT_CPU_READY.store(true, Ordering::Release);
+        // A control request the core sent before this vCPU's local APIC was
+        // enabled lost its interrupt; the request itself is in the shared
+        // page, so raise it again.
+        if crate::control::pending() {
+            crate::event::raise(protocol::evtchn::CONTROL_VECTOR);
+        }
         // SAFETY: `entry!` defines this function in the kernel.
         unsafe { __guest_main(boot) }
     }

@@ -35,13 +35,42 @@ pub fn handle(daemon: &Daemon, request: Request) -> Response {
         Request::Info => Ok(Response::Info(info(daemon))),
         Request::Dmesg { clear } => Ok(Response::Dmesg(daemon.log.lines(clear))),
         Request::VcpuList(domains) => vcpus(daemon, &domains).map(Response::Vcpus),
-        Request::Wait(domain) => with_domain(daemon, &domain, |id| {
-            daemon.hv.wait_final(id, Duration::from_secs(3600));
-            Ok(())
-        }),
+        // A domain that is already gone (destroyed by its on_poweroff
+        // action, say) has finished shutting down.
+        Request::Wait(domain) => {
+            if let Ok(id) = resolve(&daemon.hv, &domain) {
+                daemon.hv.wait_final(id, Duration::from_secs(3600));
+            }
+            Ok(Response::Ok)
+        }
         Request::BlockList(domain) => {
             resolve(&daemon.hv, &domain).map(|id| Response::Disks(disks(daemon, id)))
         }
+        Request::BlockAttach { domain, disk } => with_domain(daemon, &domain, |id| {
+            let device = DeviceConfig {
+                vdev: disk.vdev.clone(),
+                backing: Backing::Disk {
+                    path: disk.target.clone().into(),
+                    readonly: disk.readonly,
+                },
+            };
+            daemon
+                .hv
+                .attach_device(id, device)
+                .map_err(|e| e.to_string())?;
+            daemon.records.update_disks(id, |disks| disks.push(disk));
+            Ok(())
+        }),
+        Request::BlockDetach { domain, vdev } => with_domain(daemon, &domain, |id| {
+            daemon
+                .hv
+                .detach_device(id, &vdev)
+                .map_err(|e| e.to_string())?;
+            daemon
+                .records
+                .update_disks(id, |disks| disks.retain(|d| d.vdev != vdev));
+            Ok(())
+        }),
         Request::Console(_) => Err("the console is a stream; it is served separately".into()),
     };
     result.unwrap_or_else(Response::Error)

@@ -67,6 +67,18 @@ impl Records {
         );
     }
 
+    /// Changes the disks remembered for `domid` (hotplug), so `xl
+    /// block-list` and a restart see them.
+    pub fn update_disks(
+        &self,
+        domid: DomId,
+        change: impl FnOnce(&mut Vec<protocol::control::DiskRequest>),
+    ) {
+        if let Some(request) = self.lock().get_mut(&domid).and_then(|r| r.request.as_mut()) {
+            change(&mut request.disks);
+        }
+    }
+
     /// Forgets a destroyed domain.
     pub fn remove(&self, domid: DomId) -> Option<Record> {
         self.lock().remove(&domid)

@@ -9,7 +9,9 @@
 //!   steady-state I/O never wakes the core;
 //! * maps the guest's RAM into Dom0 as a foreign window;
 //! * lends Dom0 a hardware queue per disk ([`disk`]);
-//! * tells Dom0 about it all through the backend ring ([`reserved`]).
+//! * tells Dom0 about it all through the backend ring ([`reserved`]), and
+//!   the guest through its shared page (devices can come and go while it
+//!   runs: `xl block-attach`, `xl block-detach`).
 
 mod disk;
 mod ioreq;
@@ -18,17 +20,21 @@ pub mod reserved;
 use crate::domain::Domain;
 use crate::error::{Error, Result};
 use crate::evtchn::EventChannels;
+use crate::memory::GuestRam;
 use disk::{Disk, WindowBuffer};
 use ioreq::IoreqSlot;
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{IoEventAddress, VmFd};
+use protocol::boot::{SharedInfo, MAX_VCPUS};
 use protocol::device::{
     device_window, event, kind, vdev_bytes, BackendEvent, GuestDevice, DEVICE_WINDOW_SIZE,
     FOREIGN_BASE, FOREIGN_STRIDE, MAX_DEVICES,
 };
 use protocol::domain::{DomId, DOM0};
 use protocol::ioreq::SLOT_SIZE;
+use protocol::memory::SHARED_INFO_ADDR;
 use reserved::{Dom0Host, MAX_WINDOW_BYTES};
+use std::mem::offset_of;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -67,30 +73,109 @@ pub enum Backing {
 /// One device's plumbing.
 struct DevicePlumbing {
     id: u32,
-    window: u64,
+    guest: GuestDevice,
+    notify: EventFd,
     notify_port: u32,
     dom0_irq_port: u32,
     queue_port: Option<u32>,
     disk: Option<Disk>,
 }
 
-/// Everything a guest with devices holds for them.
+/// Everything a guest holds for its devices.
 pub struct DomainIo {
     dom0: Arc<Domain>,
+    guest: DomId,
     slots: Vec<IoreqSlot>,
     ioreq_page: u64,
     window_slot: usize,
     devices: Mutex<Vec<DevicePlumbing>>,
-    /// What the guest's boot info lists.
-    pub guest_devices: Vec<GuestDevice>,
+    generation: Mutex<u32>,
 }
 
 impl DomainIo {
+    /// Maps the guest's RAM into Dom0 and gives it an ioreq page and one
+    /// ioreq port per vCPU; devices come with [`DomainIo::add`].
+    pub(crate) fn new(
+        host: &mut Dom0Host,
+        evtchn: &Mutex<EventChannels>,
+        dom0: Arc<Domain>,
+        guest: DomId,
+        guest_ram: &GuestRam,
+        vcpus: u8,
+    ) -> Result<Self> {
+        let fail = |m: String| Error::BadState {
+            domid: guest,
+            message: m,
+        };
+        if guest_ram.size() > MAX_WINDOW_BYTES {
+            return Err(fail(format!(
+                "a guest with devices may have at most {} MiB",
+                MAX_WINDOW_BYTES >> 20
+            )));
+        }
+        let window_slot = host
+            .alloc_window()
+            .ok_or_else(|| fail("Domain-0 has no free foreign window".into()))?;
+        let region = kvm_userspace_memory_region {
+            slot: WINDOW_MEMSLOT + window_slot as u32,
+            flags: 0,
+            guest_phys_addr: window_base(window_slot),
+            memory_size: guest_ram.size(),
+            userspace_addr: guest_ram.host_address(),
+        };
+        // SAFETY: the guest's RAM stays mapped until `detach` removes this
+        // slot, which teardown does before the guest's RAM is dropped.
+        if let Err(e) = unsafe { dom0.vm.set_user_memory_region(region) } {
+            host.free_window(window_slot);
+            return Err(Error::Kvm {
+                what: "KVM_SET_USER_MEMORY_REGION (foreign window)",
+                source: e,
+            });
+        }
+        let Some(ioreq_page) = host.alloc_pages(&dom0.ram, 1) else {
+            unmap_window(&dom0, host, window_slot);
+            return Err(fail("Domain-0's reserved RAM is full".into()));
+        };
+        let mut io = Self {
+            dom0,
+            guest,
+            slots: Vec::new(),
+            ioreq_page,
+            window_slot,
+            devices: Mutex::new(Vec::new()),
+            generation: Mutex::new(0),
+        };
+        let mut channels = evtchn.lock().expect("event channel lock");
+        for vcpu in 0..vcpus as usize {
+            let made =
+                EventFd::new(EFD_NONBLOCK).and_then(|a| Ok((a, EventFd::new(EFD_NONBLOCK)?)));
+            let bound = made.and_then(|(to_dom0, from_dom0)| {
+                let port = channels.bind_core(DOM0, Some(&to_dom0), Some(&from_dom0))?;
+                Ok(IoreqSlot {
+                    gpa: ioreq_page + (vcpu * SLOT_SIZE) as u64,
+                    port,
+                    to_dom0,
+                    from_dom0,
+                })
+            });
+            match bound {
+                Ok(slot) => io.slots.push(slot),
+                Err(e) => {
+                    drop(channels);
+                    io.detach(host, evtchn);
+                    return Err(fail(format!("ioreq port: {e}")));
+                }
+            }
+        }
+        Ok(io)
+    }
+
     /// True if `addr` falls in one of the guest's device windows.
     pub fn owns(&self, addr: u64) -> bool {
-        self.guest_devices
+        let devices = self.devices.lock().expect("devices lock");
+        devices
             .iter()
-            .any(|d| (d.mmio_base..d.mmio_base + DEVICE_WINDOW_SIZE).contains(&addr))
+            .any(|d| (d.guest.mmio_base..d.guest.mmio_base + DEVICE_WINDOW_SIZE).contains(&addr))
     }
 
     /// Forwards a trapped access by vCPU `vcpu` to Dom0 (see [`ioreq`]).
@@ -107,207 +192,128 @@ impl DomainIo {
             None => u64::MAX,
         }
     }
-}
 
-/// Sets up a guest's devices; on failure everything made so far is undone.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attach(
-    host: &mut Dom0Host,
-    evtchn: &Mutex<EventChannels>,
-    dom0: Arc<Domain>,
-    guest: DomId,
-    guest_vm: &VmFd,
-    guest_ram: &crate::memory::GuestRam,
-    vcpus: u8,
-    configs: &[DeviceConfig],
-) -> Result<DomainIo> {
-    let fail = |m: String| Error::BadState {
-        domid: guest,
-        message: m,
-    };
-    if configs.len() > MAX_DEVICES {
-        return Err(fail(format!(
-            "{} devices; at most {MAX_DEVICES}",
-            configs.len()
-        )));
+    /// The devices as the guest sees them.
+    pub fn guest_devices(&self) -> Vec<GuestDevice> {
+        self.devices
+            .lock()
+            .expect("devices lock")
+            .iter()
+            .map(|d| d.guest)
+            .collect()
     }
-    if guest_ram.size() > MAX_WINDOW_BYTES {
-        return Err(fail(format!(
-            "a guest with devices may have at most {} MiB",
-            MAX_WINDOW_BYTES >> 20
-        )));
-    }
-    let window_slot = host
-        .alloc_window()
-        .ok_or_else(|| fail("Domain-0 has no free foreign window".into()))?;
-    let window_base = FOREIGN_BASE + window_slot as u64 * FOREIGN_STRIDE;
-    let region = kvm_userspace_memory_region {
-        slot: WINDOW_MEMSLOT + window_slot as u32,
-        flags: 0,
-        guest_phys_addr: window_base,
-        memory_size: guest_ram.size(),
-        userspace_addr: guest_ram.host_address(),
-    };
-    // SAFETY: the guest's RAM stays mapped until `detach` removes this
-    // slot, which teardown does before the guest's RAM is dropped.
-    if let Err(e) = unsafe { dom0.vm.set_user_memory_region(region) } {
-        host.free_window(window_slot);
-        return Err(Error::Kvm {
-            what: "KVM_SET_USER_MEMORY_REGION (foreign window)",
-            source: e,
-        });
-    }
-    let Some(ioreq_page) = host.alloc_pages(&dom0.ram, 1) else {
-        unmap_window(&dom0, host, window_slot);
-        return Err(fail("Domain-0's reserved RAM is full".into()));
-    };
-    let mut io = DomainIo {
-        dom0,
-        slots: Vec::new(),
-        ioreq_page,
-        window_slot,
-        devices: Mutex::new(Vec::new()),
-        guest_devices: Vec::new(),
-    };
-    match build(
-        &mut io,
-        host,
-        evtchn,
-        guest,
-        guest_vm,
-        guest_ram,
-        window_base,
-        vcpus,
-        configs,
-    ) {
-        Ok(()) => Ok(io),
-        Err(e) => {
-            io.detach(host, evtchn, true);
-            Err(fail(e))
-        }
-    }
-}
 
-impl DomainIo {
-    /// Takes the devices away: tells Dom0 (when `announce`), closes Dom0's
-    /// ports for them, stops their hardware queues and unmaps the window.
-    /// Dom0 touching the window afterwards reads all-ones: its page tables
-    /// still map the slot, but no memory is behind it.
-    pub(crate) fn detach(
+    /// Gives the guest a device: a window, its wiring, a hardware queue for
+    /// a disk, and an ADDED event for Dom0. The guest learns of it from
+    /// [`DomainIo::publish`].
+    pub(crate) fn add(
         &self,
         host: &mut Dom0Host,
         evtchn: &Mutex<EventChannels>,
-        announce: bool,
-    ) {
-        let devices = std::mem::take(&mut *self.devices.lock().expect("devices lock"));
-        if announce {
-            for device in &devices {
-                let removed = BackendEvent {
-                    event: event::REMOVED,
-                    device_id: device.id,
-                    ..Default::default()
-                };
-                host.post(&self.dom0.ram, &removed);
-            }
+        guest_vm: &VmFd,
+        guest_ram: &GuestRam,
+        config: &DeviceConfig,
+    ) -> std::result::Result<GuestDevice, String> {
+        let mut devices = self.devices.lock().expect("devices lock");
+        if devices.iter().any(|d| d.guest.vdev() == config.vdev) {
+            return Err(format!("the guest already has a device {}", config.vdev));
         }
-        {
-            let mut evtchn = evtchn.lock().expect("event channel lock");
-            for slot in &self.slots {
-                let _ = evtchn.close(DOM0, slot.port);
-            }
-            for device in &devices {
-                for port in [
-                    Some(device.notify_port),
-                    Some(device.dom0_irq_port),
-                    device.queue_port,
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    let _ = evtchn.close(DOM0, port);
-                }
-            }
-        }
-        for device in devices {
-            tracing::debug!("device {} at {:#x} removed", device.id, device.window);
-            if let Some(disk) = device.disk {
-                disk.remove(host, &self.dom0.ram);
-            }
-        }
-        host.free(self.ioreq_page, 1);
-        unmap_window(&self.dom0, host, self.window_slot);
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build(
-    io: &mut DomainIo,
-    host: &mut Dom0Host,
-    evtchn: &Mutex<EventChannels>,
-    guest: DomId,
-    guest_vm: &VmFd,
-    guest_ram: &crate::memory::GuestRam,
-    window_base: u64,
-    vcpus: u8,
-    configs: &[DeviceConfig],
-) -> std::result::Result<(), String> {
-    let dom0 = Arc::clone(&io.dom0);
-    let mut evtchn = evtchn.lock().expect("event channel lock");
-    let mut ioreq_ports = [0u32; protocol::boot::MAX_VCPUS];
-    for (vcpu, slot_port) in ioreq_ports.iter_mut().enumerate().take(vcpus as usize) {
-        let to_dom0 = EventFd::new(EFD_NONBLOCK).map_err(|e| e.to_string())?;
-        let from_dom0 = EventFd::new(EFD_NONBLOCK).map_err(|e| e.to_string())?;
-        let port = evtchn
-            .bind_core(DOM0, Some(&to_dom0), Some(&from_dom0))
-            .map_err(|e| format!("ioreq port: {e}"))?;
-        *slot_port = port;
-        io.slots.push(IoreqSlot {
-            gpa: io.ioreq_page + (vcpu * SLOT_SIZE) as u64,
-            port,
-            to_dom0,
-            from_dom0,
-        });
-    }
-    for (index, config) in configs.iter().enumerate() {
+        let index = (0..MAX_DEVICES)
+            .find(|&i| {
+                devices
+                    .iter()
+                    .all(|d| d.guest.mmio_base != device_window(i))
+            })
+            .ok_or(format!("at most {MAX_DEVICES} devices"))?;
         let window = device_window(index);
         let notify = EventFd::new(EFD_NONBLOCK).map_err(|e| e.to_string())?;
         for queue in 0..NOTIFY_QUEUES {
-            guest_vm
-                .register_ioevent(&notify, &IoEventAddress::Mmio(window + QUEUE_NOTIFY), queue)
-                .map_err(|e| format!("queue-notify ioeventfd: {e}"))?;
+            if let Err(e) = guest_vm.register_ioevent(
+                &notify,
+                &IoEventAddress::Mmio(window + QUEUE_NOTIFY),
+                queue,
+            ) {
+                for registered in 0..queue {
+                    let _ = guest_vm.unregister_ioevent(
+                        &notify,
+                        &IoEventAddress::Mmio(window + QUEUE_NOTIFY),
+                        registered,
+                    );
+                }
+                return Err(format!("queue-notify ioeventfd: {e}"));
+            }
         }
-        let notify_port = evtchn
-            .bind_core(DOM0, Some(&notify), None)
-            .map_err(|e| format!("notify port: {e}"))?;
-        let guest_irq = evtchn
-            .alloc_unbound(guest, DOM0)
-            .map_err(|e| format!("irq port: {}", e.name()))?;
-        let dom0_irq = evtchn
-            .bind_interdomain(DOM0, guest, guest_irq)
-            .map_err(|e| format!("irq port: {}", e.name()))?;
         let mut plumbing = DevicePlumbing {
             id: host.device_id(),
-            window,
-            notify_port,
-            dom0_irq_port: dom0_irq,
+            guest: GuestDevice {
+                mmio_base: window,
+                kind: 0,
+                irq_port: 0,
+                vdev: vdev_bytes(&config.vdev),
+            },
+            notify,
+            notify_port: 0,
+            dom0_irq_port: 0,
             queue_port: None,
             disk: None,
         };
+        let wired = self.wire(host, evtchn, guest_ram, config, &mut plumbing);
+        match wired {
+            Ok(announcement) => {
+                if !host.post(&self.dom0.ram, &announcement) {
+                    self.unwire(host, evtchn, Some(guest_vm), plumbing);
+                    return Err("Domain-0 did not take the device".into());
+                }
+                let guest = plumbing.guest;
+                devices.push(plumbing);
+                Ok(guest)
+            }
+            Err(e) => {
+                self.unwire(host, evtchn, Some(guest_vm), plumbing);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ports, interrupt channel and hardware queue for one device; returns
+    /// the announcement for Dom0.
+    fn wire(
+        &self,
+        host: &mut Dom0Host,
+        evtchn: &Mutex<EventChannels>,
+        guest_ram: &GuestRam,
+        config: &DeviceConfig,
+        plumbing: &mut DevicePlumbing,
+    ) -> std::result::Result<BackendEvent, String> {
+        let mut channels = evtchn.lock().expect("event channel lock");
+        plumbing.notify_port = channels
+            .bind_core(DOM0, Some(&plumbing.notify), None)
+            .map_err(|e| format!("notify port: {e}"))?;
+        plumbing.guest.irq_port = channels
+            .alloc_unbound(self.guest, DOM0)
+            .map_err(|e| format!("irq port: {}", e.name()))?;
+        plumbing.dom0_irq_port = channels
+            .bind_interdomain(DOM0, self.guest, plumbing.guest.irq_port)
+            .map_err(|e| format!("irq port: {}", e.name()))?;
+        let mut ioreq_ports = [0u32; MAX_VCPUS];
+        for (port, slot) in ioreq_ports.iter_mut().zip(&self.slots) {
+            *port = slot.port;
+        }
         let mut announcement = BackendEvent {
             event: event::ADDED,
             device_id: plumbing.id,
-            domid: guest,
-            guest_mmio_base: window,
-            ioreq_page: io.ioreq_page,
+            domid: self.guest,
+            guest_mmio_base: plumbing.guest.mmio_base,
+            ioreq_page: self.ioreq_page,
             ioreq_ports,
-            notify_port,
-            irq_port: dom0_irq,
-            window_base,
+            notify_port: plumbing.notify_port,
+            irq_port: plumbing.dom0_irq_port,
+            window_base: window_base(self.window_slot),
             window_bytes: guest_ram.size(),
-            vdev: vdev_bytes(&config.vdev),
+            vdev: plumbing.guest.vdev,
             ..Default::default()
         };
-        let device_kind = match &config.backing {
+        plumbing.guest.kind = match &config.backing {
             Backing::Console => kind::CONSOLE,
             Backing::Disk { path, readonly } => {
                 let file = std::fs::OpenOptions::new()
@@ -321,54 +327,160 @@ fn build(
                     .len();
                 let window = WindowBuffer {
                     host: guest_ram.host_address(),
-                    dom0: window_base,
+                    dom0: window_base(self.window_slot),
                     len: guest_ram.size(),
                 };
-                let disk = Disk::new(host, &dom0.ram, file.into(), &window)?;
-                let port = evtchn
-                    .bind_core(
-                        DOM0,
-                        Some(disk.queue.completion_eventfd()),
-                        Some(&disk.doorbell),
-                    )
-                    .map_err(|e| format!("queue port: {e}"));
-                let port = match port {
-                    Ok(port) => port,
-                    Err(e) => {
-                        disk.remove(host, &dom0.ram);
-                        return Err(e);
-                    }
-                };
-                disk.publish_layout(&dom0.ram, port);
+                let disk = Disk::new(host, &self.dom0.ram, file.into(), &window)?;
+                let port = channels.bind_core(
+                    DOM0,
+                    Some(disk.queue.completion_eventfd()),
+                    Some(&disk.doorbell),
+                );
+                plumbing.disk = Some(disk);
+                let port = port.map_err(|e| format!("queue port: {e}"))?;
+                plumbing.queue_port = Some(port);
+                let disk = plumbing.disk.as_ref().expect("set above");
+                disk.publish_layout(&self.dom0.ram, port);
                 announcement.readonly = u16::from(*readonly);
                 announcement.disk_bytes = bytes;
                 announcement.queue_layout = disk.layout_page;
                 announcement.queue_port = port;
-                plumbing.queue_port = Some(port);
-                plumbing.disk = Some(disk);
                 kind::BLOCK
             }
         };
-        announcement.kind = device_kind;
-        io.guest_devices.push(GuestDevice {
-            mmio_base: window,
-            kind: device_kind,
-            irq_port: guest_irq,
-            vdev: announcement.vdev,
-        });
-        io.devices.lock().expect("devices lock").push(plumbing);
-        if !host.post(&dom0.ram, &announcement) {
-            return Err("Domain-0 did not take the device".into());
+        announcement.kind = plumbing.guest.kind;
+        Ok(announcement)
+    }
+
+    /// Takes one device's wiring apart (and its queue-notify ioeventfds,
+    /// when the guest's VM lives on).
+    fn unwire(
+        &self,
+        host: &mut Dom0Host,
+        evtchn: &Mutex<EventChannels>,
+        guest_vm: Option<&VmFd>,
+        device: DevicePlumbing,
+    ) {
+        {
+            let mut channels = evtchn.lock().expect("event channel lock");
+            for port in [device.notify_port, device.dom0_irq_port]
+                .into_iter()
+                .chain(device.queue_port)
+            {
+                if port != 0 {
+                    let _ = channels.close(DOM0, port);
+                }
+            }
+            if guest_vm.is_some() && device.guest.irq_port != 0 {
+                let _ = channels.close(self.guest, device.guest.irq_port);
+            }
+        }
+        if let Some(vm) = guest_vm {
+            for queue in 0..NOTIFY_QUEUES {
+                let at = IoEventAddress::Mmio(device.guest.mmio_base + QUEUE_NOTIFY);
+                let _ = vm.unregister_ioevent(&device.notify, &at, queue);
+            }
+        }
+        if let Some(disk) = device.disk {
+            disk.remove(host, &self.dom0.ram);
         }
     }
-    Ok(())
+
+    /// Takes the device `vdev` away from a live guest: tells Dom0, then
+    /// unwires it. The caller has already withdrawn it from the guest.
+    pub(crate) fn remove(
+        &self,
+        host: &mut Dom0Host,
+        evtchn: &Mutex<EventChannels>,
+        guest_vm: &VmFd,
+        vdev: &str,
+    ) -> std::result::Result<(), String> {
+        let mut devices = self.devices.lock().expect("devices lock");
+        let at = devices
+            .iter()
+            .position(|d| d.guest.vdev() == vdev)
+            .ok_or(format!("no device {vdev}"))?;
+        let device = devices.remove(at);
+        drop(devices);
+        host.post(
+            &self.dom0.ram,
+            &BackendEvent {
+                event: event::REMOVED,
+                device_id: device.id,
+                ..Default::default()
+            },
+        );
+        self.unwire(host, evtchn, Some(guest_vm), device);
+        Ok(())
+    }
+
+    /// Writes the device table into the guest's shared page, leaving out
+    /// `without`, and bumps the generation; returns it.
+    pub(crate) fn publish(&self, guest_ram: &GuestRam, without: Option<&str>) -> u32 {
+        let devices: Vec<GuestDevice> = self
+            .guest_devices()
+            .into_iter()
+            .filter(|d| Some(d.vdev()) != without)
+            .collect();
+        let mut generation = self.generation.lock().expect("generation lock");
+        *generation += 1;
+        let base = SHARED_INFO_ADDR;
+        for (i, device) in devices.iter().enumerate() {
+            let at = base
+                + (offset_of!(SharedInfo, devices) + i * std::mem::size_of::<GuestDevice>()) as u64;
+            reserved::write_struct(guest_ram, at, device);
+        }
+        guest_ram.write_u32(
+            base + offset_of!(SharedInfo, device_count) as u64,
+            devices.len() as u32,
+        );
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        guest_ram.write_u32(
+            base + offset_of!(SharedInfo, devices_generation) as u64,
+            *generation,
+        );
+        *generation
+    }
+
+    /// Takes every device away (the guest is being destroyed): tells Dom0,
+    /// closes Dom0's ports, stops the hardware queues, unmaps the window.
+    /// Dom0 touching the window afterwards reads all-ones: its page tables
+    /// still map the slot, but no memory is behind it.
+    pub(crate) fn detach(&self, host: &mut Dom0Host, evtchn: &Mutex<EventChannels>) {
+        let devices = std::mem::take(&mut *self.devices.lock().expect("devices lock"));
+        for device in &devices {
+            host.post(
+                &self.dom0.ram,
+                &BackendEvent {
+                    event: event::REMOVED,
+                    device_id: device.id,
+                    ..Default::default()
+                },
+            );
+        }
+        for device in devices {
+            self.unwire(host, evtchn, None, device);
+        }
+        {
+            let mut channels = evtchn.lock().expect("event channel lock");
+            for slot in &self.slots {
+                let _ = channels.close(DOM0, slot.port);
+            }
+        }
+        host.free(self.ioreq_page, 1);
+        unmap_window(&self.dom0, host, self.window_slot);
+    }
+}
+
+fn window_base(slot: usize) -> u64 {
+    FOREIGN_BASE + slot as u64 * FOREIGN_STRIDE
 }
 
 fn unmap_window(dom0: &Domain, host: &mut Dom0Host, slot: usize) {
     let region = kvm_userspace_memory_region {
         slot: WINDOW_MEMSLOT + slot as u32,
         flags: 0,
-        guest_phys_addr: FOREIGN_BASE + slot as u64 * FOREIGN_STRIDE,
+        guest_phys_addr: window_base(slot),
         memory_size: 0,
         userspace_addr: 0,
     };

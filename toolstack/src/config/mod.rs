@@ -213,3 +213,10 @@ impl std::fmt::Display for Placement {
         f.write_str(self.as_str())
     }
 }
+
+/// Parses a disk specification as `xl block-attach` takes it: the same
+/// syntax as one entry of `disk = [...]`, its components possibly given as
+/// separate arguments (joined with commas).
+pub fn parse_disk_spec(components: &[String]) -> Result<DiskSpec, String> {
+    disk::parse_disk(&components.join(",")).map(|parsed| parsed.spec)
+}
