@@ -210,6 +210,16 @@ fn create_list_pause_console_shutdown_destroy() {
 #[test]
 fn lifecycle_actions_restart_and_preserve() {
     let d = Daemon::start("actions");
+    // `create -p` leaves the new domain paused until `unpause`.
+    let config = d.config("sleepy", "extra = \"workload=idle\"");
+    d.ok(&["create", "-p", "-q", config.to_str().unwrap()]);
+    assert_eq!(d.state("sleepy").as_deref(), Some("--p---"));
+    d.ok(&["unpause", "sleepy"]);
+    wait_until(
+        || d.state("sleepy").as_deref() == Some("-b----"),
+        "the unpaused guest to boot and idle",
+    );
+    d.ok(&["destroy", "sleepy"]);
     let config = d.config(
         "rebooter",
         "extra = \"workload=idle\"\non_reboot = \"restart\"",
@@ -222,7 +232,7 @@ fn lifecycle_actions_restart_and_preserve() {
     d.ok(&["reboot", "rebooter"]);
     // While it restarts the name is briefly gone, so `domid` may fail.
     wait_until(
-        || String::from_utf8_lossy(&d.xl(&["domid", "rebooter"]).stdout).trim() == "2",
+        || String::from_utf8_lossy(&d.xl(&["domid", "rebooter"]).stdout).trim() == "3",
         "the restarted domain (id 2)",
     );
 
