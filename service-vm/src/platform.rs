@@ -5,6 +5,7 @@
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU16, Ordering};
+use protocol::hypercall::Errno;
 
 use backends::{HostIo, Interrupt, MemError, Platform, Submission};
 use guest_runtime::{evtchn, hypercall, println};
@@ -111,7 +112,9 @@ impl GuestPlatform {
             return;
         }
         if let Err(errno) = hypercall::console_write_for(self.domid, &self.console) {
-            if !self.console_failed {
+            // ESRCH: the guest is already gone (destroyed while its last
+            // output waited here); its REMOVED event is on its way.
+            if !self.console_failed && errno != Errno::Srch {
                 println!(
                     "service-vm: console output of domain {} refused: {}",
                     self.domid,
