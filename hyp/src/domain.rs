@@ -61,6 +61,8 @@ pub struct Counters {
     pub user_exits: AtomicU64,
     /// Device register accesses forwarded to Dom0 as ioreqs.
     pub ioreqs: AtomicU64,
+    /// Time the forwarded accesses took, from the exit to Dom0's answer.
+    pub ioreq_ns: AtomicU64,
 }
 
 /// One vCPU as `xl vcpu-list` shows it.
