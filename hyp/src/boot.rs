@@ -48,15 +48,7 @@ pub fn write_tables(ram: &GuestRam) -> bool {
 
 /// Writes the boot-info page.
 pub fn write_boot_info(ram: &GuestRam, info: &BootInfo) -> bool {
-    // SAFETY: BootInfo is `repr(C)` with explicit padding fields and only
-    // integer and byte-array fields, so all its bytes are initialised.
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            info as *const BootInfo as *const u8,
-            std::mem::size_of::<BootInfo>(),
-        )
-    };
-    ram.write(BOOT_INFO_ADDR, bytes)
+    ram.write_struct(BOOT_INFO_ADDR, info)
 }
 
 fn segment(selector: u16, type_: u8, long: bool) -> kvm_segment {

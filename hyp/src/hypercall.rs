@@ -10,9 +10,7 @@ use crate::events::Event;
 use crate::hypervisor::Inner;
 use kvm_bindings::kvm_regs;
 use protocol::domain::ShutdownReason;
-use protocol::hypercall::{
-    DomainInfo, Errno, Op, MAX_CONSOLE_WRITE, MAX_REPORT, MAX_SHUTDOWN_MESSAGE,
-};
+use protocol::hypercall::{Errno, Op, MAX_CONSOLE_WRITE, MAX_REPORT, MAX_SHUTDOWN_MESSAGE};
 use std::sync::atomic::Ordering;
 
 /// Performs the hypercall in `regs` for vCPU `vcpu` of `domain`; returns
@@ -127,14 +125,7 @@ fn perform(
         Op::DomctlGetDomainInfo => {
             let target = u16::try_from(a1).map_err(|_| Errno::Srch)?;
             let info = core.domain_info(target).ok_or(Errno::Srch)?;
-            let fields = [
-                u64::from(info.domid) | u64::from(info.vcpus) << 16 | u64::from(info.state) << 32,
-                info.ram_bytes,
-                info.cpu_time_ns,
-            ];
-            let bytes: Vec<u8> = fields.iter().flat_map(|f| f.to_le_bytes()).collect();
-            debug_assert_eq!(bytes.len(), std::mem::size_of::<DomainInfo>());
-            if domain.ram.write(a2, &bytes) {
+            if domain.ram.write_struct(a2, &info) {
                 Ok(0)
             } else {
                 Err(Errno::Fault)

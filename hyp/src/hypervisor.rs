@@ -551,10 +551,7 @@ impl Hypervisor {
             SHARED_INFO_ADDR + std::mem::offset_of!(protocol::boot::SharedInfo, devices_ack) as u64;
         let deadline = Instant::now() + DETACH_GRACE;
         while domain.status().life == Life::Alive && Instant::now() < deadline {
-            let ack = domain
-                .ram
-                .read(ack_at, 4)
-                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let ack = domain.ram.read_u32(ack_at).unwrap_or(0);
             if ack >= generation {
                 break;
             }

@@ -6,6 +6,28 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
+/// A `repr(C)` protocol struct made only of integer and byte-array fields,
+/// with its padding spelled out as fields: every byte is initialised, so it
+/// can be copied into guest RAM as bytes.
+///
+/// # Safety
+/// Implement only for types that are so laid out.
+pub unsafe trait Plain: Copy {}
+
+// SAFETY: each is `repr(C)` in `protocol`, with only integer and byte-array
+// fields and explicit padding fields (its doc comments give the layout).
+unsafe impl Plain for protocol::boot::BootInfo {}
+// SAFETY: as above.
+unsafe impl Plain for protocol::device::BackendEvent {}
+// SAFETY: as above.
+unsafe impl Plain for protocol::device::GuestDevice {}
+// SAFETY: as above.
+unsafe impl Plain for protocol::ioreq::IoReq {}
+// SAFETY: as above (its size is checked at compile time in `protocol`).
+unsafe impl Plain for protocol::hwqueue::QueueLayout {}
+// SAFETY: as above.
+unsafe impl Plain for protocol::hypercall::DomainInfo {}
+
 /// One domain's RAM, guest-physical `0..size`.
 pub struct GuestRam {
     memory: GuestMemoryMmap,
@@ -80,6 +102,21 @@ impl GuestRam {
     /// Reads a little-endian `u64` at `addr`.
     pub fn read_u64(&self, addr: u64) -> Option<u64> {
         self.memory.read_obj::<u64>(GuestAddress(addr)).ok()
+    }
+
+    /// Reads a little-endian `u32` at `addr`.
+    pub fn read_u32(&self, addr: u64) -> Option<u32> {
+        self.memory.read_obj::<u32>(GuestAddress(addr)).ok()
+    }
+
+    /// Writes a protocol struct at `addr`, byte for byte; false if any byte
+    /// is outside RAM.
+    pub fn write_struct<T: Plain>(&self, addr: u64, value: &T) -> bool {
+        // SAFETY: `Plain` types have every byte initialised (see the trait).
+        let bytes = unsafe {
+            std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>())
+        };
+        self.write(addr, bytes)
     }
 
     /// Writes a little-endian `u32` at `addr`.

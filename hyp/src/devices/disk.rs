@@ -1,7 +1,7 @@
 //! A block device's backing: its image file behind a hardware queue in
 //! Dom0, and the doorbell thread that submits what Dom0 queued.
 
-use super::reserved::{write_struct, Dom0Host};
+use super::reserved::Dom0Host;
 use crate::hwqueue::{BufferRegion, HardwareQueue, HwQueueConfig, QueueNotify, RingRegion};
 use crate::memory::GuestRam;
 use protocol::evtchn::port_vector;
@@ -122,7 +122,7 @@ impl Disk {
         let mut layout = self.queue.layout();
         layout.doorbell_value = port;
         layout.completion_vector = port_vector(port) as u32;
-        write_struct(dom0, self.layout_page, &layout);
+        dom0.write_struct(self.layout_page, &layout);
     }
 
     /// Stops the doorbell thread, lets the requests the kernel already
@@ -140,10 +140,7 @@ impl Disk {
             let _ = thread.join();
         }
         let layout = self.queue.layout();
-        let read = |gpa: u64| {
-            dom0.read(gpa, 4)
-                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        };
+        let read = |gpa: u64| dom0.read_u32(gpa).unwrap_or(0);
         let in_flight = || {
             let taken = read(layout.sq_ring_gpa + layout.sq_off.head as u64);
             let done = read(layout.cq_ring_gpa + layout.cq_off.tail as u64);

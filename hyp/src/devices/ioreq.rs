@@ -49,7 +49,7 @@ impl IoreqSlot {
             flags: IoReq::flags_for(STATE_NONE, dir),
             kind: TYPE_MMIO,
         };
-        super::reserved::write_struct(&dom0.ram, self.gpa, &request);
+        dom0.ram.write_struct(self.gpa, &request);
         fence(Ordering::Release);
         // The state moves to READY last, after the rest of the slot.
         dom0.ram.write(

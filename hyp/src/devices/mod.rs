@@ -428,7 +428,7 @@ impl DomainIo {
         for (i, device) in devices.iter().enumerate() {
             let at = base
                 + (offset_of!(SharedInfo, devices) + i * std::mem::size_of::<GuestDevice>()) as u64;
-            reserved::write_struct(guest_ram, at, device);
+            guest_ram.write_struct(at, device);
         }
         guest_ram.write_u32(
             base + offset_of!(SharedInfo, device_count) as u64,

@@ -41,16 +41,6 @@ pub struct Dom0Host {
 /// How long pages of a closed hardware queue stay out of the pool.
 const QUARANTINE: Duration = Duration::from_secs(1);
 
-/// Writes a `repr(C)` value of integer fields into guest RAM.
-pub fn write_struct<T: Copy>(ram: &GuestRam, gpa: u64, value: &T) -> bool {
-    // SAFETY: callers pass `repr(C)` protocol structs made only of integer
-    // and byte-array fields with explicit padding, so every byte is
-    // initialised.
-    let bytes =
-        unsafe { std::slice::from_raw_parts(value as *const T as *const u8, size_of::<T>()) };
-    ram.write(gpa, bytes)
-}
-
 impl Dom0Host {
     /// Lays out Dom0's reserved region: the backend ring first, then one
     /// page directory per foreign-window slot (whose page-table entries are
@@ -148,9 +138,7 @@ impl Dom0Host {
         let consumer_at = ring + offset_of!(BackendRing, consumer) as u64;
         let deadline = Instant::now() + RING_WAIT;
         loop {
-            let consumer = ram
-                .read(consumer_at, 4)
-                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let consumer = ram.read_u32(consumer_at).unwrap_or(0);
             if self.producer.wrapping_sub(consumer) < BACKEND_RING_ENTRIES as u32 {
                 break;
             }
@@ -164,7 +152,7 @@ impl Dom0Host {
         let index = self.producer as usize % BACKEND_RING_ENTRIES;
         let entry =
             ring + (offset_of!(BackendRing, entries) + index * size_of::<BackendEvent>()) as u64;
-        let written = write_struct(ram, entry, event);
+        let written = ram.write_struct(entry, event);
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         self.producer = self.producer.wrapping_add(1);
         ram.write_u32(
