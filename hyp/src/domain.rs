@@ -29,6 +29,22 @@ pub struct DomainConfig {
     pub devices: Vec<crate::devices::DeviceConfig>,
 }
 
+impl DomainConfig {
+    /// A domain with one vCPU, an empty command line, no devices, started
+    /// at once; set the other fields as needed.
+    pub fn new(name: &str, kernel: Vec<u8>, memory_mib: u64) -> Self {
+        Self {
+            name: name.into(),
+            kernel,
+            memory_mib,
+            vcpus: 1,
+            cmdline: String::new(),
+            start_paused: false,
+            devices: Vec::new(),
+        }
+    }
+}
+
 /// Where a domain is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Life {

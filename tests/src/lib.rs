@@ -9,27 +9,14 @@ use std::time::{Duration, Instant};
 /// A configuration for the standard guest kernel.
 pub fn guest(name: &str, cmdline: &str) -> DomainConfig {
     DomainConfig {
-        name: name.into(),
-        kernel: kernels::FRONTENDS.to_vec(),
-        memory_mib: 32,
-        vcpus: 1,
         cmdline: cmdline.into(),
-        start_paused: false,
-        devices: Vec::new(),
+        ..DomainConfig::new(name, kernels::FRONTENDS.to_vec(), 32)
     }
 }
 
 /// A configuration for the service VM kernel.
 pub fn service_vm() -> DomainConfig {
-    DomainConfig {
-        name: "Domain-0".into(),
-        kernel: kernels::SERVICE_VM.to_vec(),
-        memory_mib: 64,
-        vcpus: 1,
-        cmdline: String::new(),
-        start_paused: false,
-        devices: Vec::new(),
-    }
+    DomainConfig::new("Domain-0", kernels::SERVICE_VM.to_vec(), 64)
 }
 
 /// Waits up to `timeout` for an event matching `pred`; returns it.

@@ -223,15 +223,11 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
     };
 
     say("xl demo: booting Domain-0 (the service VM)".into());
-    tour.hv.create_dom0(DomainConfig {
-        name: "Domain-0".into(),
-        kernel: kernels::SERVICE_VM.to_vec(),
-        memory_mib: 64,
-        vcpus: 1,
-        cmdline: String::new(),
-        start_paused: false,
-        devices: Vec::new(),
-    })?;
+    tour.hv.create_dom0(DomainConfig::new(
+        "Domain-0",
+        kernels::SERVICE_VM.to_vec(),
+        64,
+    ))?;
     tour.follow("Domain-0 to boot", |e| {
         matches!(e, Event::Console { domid: DOM0, .. })
     })?;
@@ -241,13 +237,8 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
         options.round_trips
     ));
     let guest = tour.hv.create_domain(DomainConfig {
-        name: "guest".into(),
-        kernel: kernels::FRONTENDS.to_vec(),
-        memory_mib: 32,
-        vcpus: 1,
         cmdline: format!("workload=pingpong count={}", options.round_trips),
-        start_paused: false,
-        devices: Vec::new(),
+        ..DomainConfig::new("guest", kernels::FRONTENDS.to_vec(), 32)
     })?;
     let mut report = None;
     let mut guest_state = None;
@@ -321,12 +312,7 @@ fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSum
         image.display()
     ));
     let created = tour.hv.create_domain(DomainConfig {
-        name: "disk-guest".into(),
-        kernel: kernels::FRONTENDS.to_vec(),
-        memory_mib: 64,
-        vcpus: 1,
         cmdline: "workload=disk".into(),
-        start_paused: false,
         devices: vec![
             DeviceConfig {
                 vdev: "xvda".into(),
@@ -340,6 +326,7 @@ fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSum
                 backing: Backing::Console,
             },
         ],
+        ..DomainConfig::new("disk-guest", kernels::FRONTENDS.to_vec(), 64)
     });
     let guest = match created {
         Ok(guest) => guest,

@@ -52,15 +52,11 @@ pub fn run(
         consoles: console::Consoles::default(),
         log,
     });
-    daemon.hv.create_dom0(DomainConfig {
-        name: "Domain-0".into(),
-        kernel: options.dom0_kernel,
-        memory_mib: options.dom0_memory_mib,
-        vcpus: 1,
-        cmdline: String::new(),
-        start_paused: false,
-        devices: Vec::new(),
-    })?;
+    daemon.hv.create_dom0(DomainConfig::new(
+        "Domain-0",
+        options.dom0_kernel,
+        options.dom0_memory_mib,
+    ))?;
     daemon.records.add_dom0();
     tracing::info!("hypd listening on {}", options.socket.display());
     let watcher = {
