@@ -107,14 +107,14 @@ impl Inner {
 /// Sends the kick signal to every vCPU thread of `domain` still running.
 fn kick_all(domain: &Domain) {
     for thread in domain.threads.lock().expect("vcpu threads lock").iter() {
-        if !thread.handle.is_finished() && thread.handle.as_pthread_t() != unsafe_self() {
+        if !thread.handle.is_finished() && thread.handle.as_pthread_t() != current_thread() {
             // SAFETY: the pthread_t belongs to a live, unjoined thread.
             unsafe { libc::pthread_kill(thread.handle.as_pthread_t(), vcpu::kick_signal()) };
         }
     }
 }
 
-fn unsafe_self() -> libc::pthread_t {
+fn current_thread() -> libc::pthread_t {
     // SAFETY: pthread_self has no preconditions.
     unsafe { libc::pthread_self() }
 }
