@@ -33,7 +33,9 @@ pub mod blk;
 pub mod chain;
 pub mod console;
 pub mod device;
+pub mod inflight;
 pub mod mmio;
+pub mod model;
 pub mod platform;
 pub mod queue;
 
@@ -45,5 +47,6 @@ pub use chain::{Buffer, Chain};
 pub use console::Console;
 pub use device::VirtioDevice;
 pub use mmio::MmioTransport;
+pub use model::DeviceModel;
 pub use platform::{GuestBuf, HostIo, Interrupt, IoKind, IoResult, MemError, Platform, Submission};
 pub use queue::{Queue, QueueError};

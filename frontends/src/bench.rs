@@ -1,9 +1,11 @@
-//! The block benchmark: 4 KiB random reads at depth 1 and 32, 1 MiB
+//! The block benchmark: 4 KiB random reads at depth 1 and 32, 4 KiB random
+//! writes at depth 1 (alone, and each followed by a flush), 1 MiB
 //! sequential reads and writes at depth 4. Each run is bounded by the
 //! `bench=` time budget and by `count=` requests, and is reported as a
 //! [`Report::BlockBench`] with per-request latency (submit to harvest, by
-//! the guest's TSC), the device interrupts the guest took and the
-//! doorbells it rang.
+//! the guest's TSC; for a write with a flush, the write's submission to
+//! the flush's completion), its histogram, the device interrupts the guest
+//! took and the doorbells it rang. `runs=` picks some of the runs.
 //!
 //! Completions are harvested in batches and their replacements submitted
 //! together, so one doorbell (if the device asks for one at all) covers
@@ -12,7 +14,7 @@
 use alloc::vec::Vec;
 
 use guest_runtime::{control, time};
-use protocol::report::{heapless_name::Name, BlockBench, Report};
+use protocol::report::{heapless_name::Name, BlockBench, LatencyHistogram, Report};
 use protocol::virtio::blk::SECTOR_SIZE;
 
 use crate::cmdline::Args;
@@ -33,15 +35,18 @@ struct Spec {
     size: u32,
     depth: usize,
     random: bool,
+    /// Follow each request with a flush; the pair counts as one request.
+    flush: bool,
 }
 
-const RUNS: [Spec; 4] = [
+const RUNS: [Spec; 6] = [
     Spec {
         name: "randread-4k-qd1",
         op: Op::Read,
         size: 4096,
         depth: 1,
         random: true,
+        flush: false,
     },
     Spec {
         name: "randread-4k-qd32",
@@ -49,6 +54,23 @@ const RUNS: [Spec; 4] = [
         size: 4096,
         depth: 32,
         random: true,
+        flush: false,
+    },
+    Spec {
+        name: "randwrite-4k-qd1",
+        op: Op::Write,
+        size: 4096,
+        depth: 1,
+        random: true,
+        flush: false,
+    },
+    Spec {
+        name: "randwrite-4k-qd1-flush",
+        op: Op::Write,
+        size: 4096,
+        depth: 1,
+        random: true,
+        flush: true,
     },
     Spec {
         name: "seqread-1m-qd4",
@@ -56,6 +78,7 @@ const RUNS: [Spec; 4] = [
         size: 1 << 20,
         depth: 4,
         random: false,
+        flush: false,
     },
     Spec {
         name: "seqwrite-1m-qd4",
@@ -63,6 +86,7 @@ const RUNS: [Spec; 4] = [
         size: 1 << 20,
         depth: 4,
         random: false,
+        flush: false,
     },
 ];
 
@@ -73,7 +97,7 @@ pub fn run_all(out: &mut Out, blk: &mut Blk, args: &Args) {
         return;
     }
     let max_ops = args.count.map_or(u64::MAX, u64::from);
-    for spec in &RUNS {
+    for spec in RUNS.iter().filter(|spec| args.wants_run(spec.name)) {
         if spec.op == Op::Write && blk.info().read_only {
             outln!(out, "bench {}: skipped, the disk is read-only", spec.name);
             continue;
@@ -165,6 +189,9 @@ fn run(
     let end = start + time::ns_to_ticks(budget_ns);
     let (mut submitted, mut completed, mut errors) = (0u64, 0u64, 0u64);
     let mut free: Vec<usize> = (0..depth).collect();
+    let mut flushing = alloc::vec![false; depth];
+    let mut pair_ticks = alloc::vec![0u64; depth];
+    let mut histogram = LatencyHistogram::default();
     loop {
         let stop = submitted >= max_ops || time::rdtsc() >= end;
         while !stop && submitted < max_ops {
@@ -187,14 +214,32 @@ fn run(
         done.clear();
         blk.wait(&mut done, TIMEOUT_NS)?;
         for c in &done {
-            completed += 1;
             if !c.ok() {
                 errors += 1;
             }
-            if samples.len() < MAX_SAMPLES {
-                samples.push(time::ticks_to_ns(c.ticks));
+            let slot = c.token as usize;
+            pair_ticks[slot] += c.ticks;
+            if spec.flush && !flushing[slot] {
+                flushing[slot] = true;
+                let flush = Request {
+                    op: Op::Flush,
+                    sector: 0,
+                    addr: 0,
+                    len: 0,
+                    token: c.token,
+                };
+                // SAFETY: a flush carries no data buffer.
+                unsafe { blk.submit(&flush)? };
+                continue;
             }
-            free.push(c.token as usize);
+            flushing[slot] = false;
+            let ns = time::ticks_to_ns(core::mem::take(&mut pair_ticks[slot]));
+            completed += 1;
+            histogram.add(ns);
+            if samples.len() < MAX_SAMPLES {
+                samples.push(ns);
+            }
+            free.push(slot);
         }
     }
     let elapsed_ns = time::ticks_to_ns(time::rdtsc() - start);
@@ -207,6 +252,7 @@ fn run(
         latency: summarize(&mut samples),
         interrupts: blk.poll_stats().interrupts - irq0,
         notifies: blk.notifies() - notify0,
+        histogram,
     };
     Ok(Some((result, errors)))
 }

@@ -4,7 +4,8 @@
 //! |---|---|
 //! | `workload=NAME` | what to run (default: `disk` with a block device, else `pingpong`) |
 //! | `count=N` | iterations (pingpong) or most requests per benchmark run (disk) |
-//! | `bench=quick\|full\|off` | block benchmark length: ~250 ms or ~3 s per run, or none (`none` = `off`) |
+//! | `bench=quick\|full\|off\|MSms` | block benchmark length: ~250 ms or ~3 s per run, `MS` milliseconds, or none (`none` = `off`) |
+//! | `runs=A,B,...` | only these benchmark runs (names as in the reports, e.g. `randread-4k-qd1`) |
 //! | `poll_us=N` | longest adaptive spin before sleeping on a device (default 100, 0: never spin) |
 //! | `seed=N` | seed of the disk pattern (default: from the TSC) |
 //! | `verify_mib=N` | check only the first N MiB of the disk (default: all of it) |
@@ -16,6 +17,8 @@ pub enum Bench {
     Quick,
     /// About three seconds per run.
     Full,
+    /// This many milliseconds per run.
+    Millis(u64),
     /// No benchmark.
     Off,
 }
@@ -26,6 +29,7 @@ impl Bench {
         match self {
             Self::Quick => 250_000_000,
             Self::Full => 3_000_000_000,
+            Self::Millis(ms) => ms.saturating_mul(1_000_000),
             Self::Off => 0,
         }
     }
@@ -45,6 +49,8 @@ pub struct Args<'a> {
     pub seed: Option<u64>,
     /// Limit of the disk pattern check, in MiB.
     pub verify_mib: Option<u64>,
+    /// The benchmark runs to do (all of them when `None`), comma-separated.
+    pub runs: Option<&'a str>,
 }
 
 impl<'a> Args<'a> {
@@ -57,6 +63,7 @@ impl<'a> Args<'a> {
             poll_us: 100,
             seed: None,
             verify_mib: None,
+            runs: None,
         };
         for word in cmdline.split_ascii_whitespace() {
             match word.split_once('=') {
@@ -65,6 +72,12 @@ impl<'a> Args<'a> {
                 Some(("bench", "quick")) => args.bench = Bench::Quick,
                 Some(("bench", "full")) => args.bench = Bench::Full,
                 Some(("bench", "off" | "none")) => args.bench = Bench::Off,
+                Some(("bench", value)) => {
+                    if let Some(ms) = value.strip_suffix("ms").and_then(|v| v.parse().ok()) {
+                        args.bench = Bench::Millis(ms);
+                    }
+                }
+                Some(("runs", value)) => args.runs = Some(value),
                 Some(("poll_us", value)) => args.poll_us = value.parse().unwrap_or(args.poll_us),
                 Some(("seed", value)) => args.seed = value.parse().ok(),
                 Some(("verify_mib", value)) => args.verify_mib = value.parse().ok(),
@@ -72,6 +85,12 @@ impl<'a> Args<'a> {
             }
         }
         args
+    }
+
+    /// True if the benchmark run `name` is wanted.
+    pub fn wants_run(&self, name: &str) -> bool {
+        self.runs
+            .is_none_or(|runs| runs.split(',').any(|r| r == name))
     }
 
     /// The longest adaptive spin in nanoseconds.

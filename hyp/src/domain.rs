@@ -25,8 +25,10 @@ pub struct DomainConfig {
     pub cmdline: String,
     /// Leave the vCPUs paused after creation (`xl create -p`).
     pub start_paused: bool,
-    /// Devices, served by Dom0's backends.
+    /// Devices.
     pub devices: Vec<crate::devices::DeviceConfig>,
+    /// Where the devices' backends run.
+    pub placement: crate::devices::Placement,
 }
 
 impl DomainConfig {
@@ -41,6 +43,7 @@ impl DomainConfig {
             cmdline: String::new(),
             start_paused: false,
             devices: Vec::new(),
+            placement: crate::devices::Placement::ServiceVm,
         }
     }
 }
@@ -117,7 +120,9 @@ pub struct Domain {
     /// the core allocated it, so the core closes it.
     pub(crate) control_port: u32,
     /// The guest's device plumbing, once it has had a device.
-    pub(crate) io: OnceLock<crate::devices::DomainIo>,
+    pub(crate) io: OnceLock<crate::devices::DeviceIo>,
+    /// Where the devices' backends run.
+    pub(crate) placement: crate::devices::Placement,
     /// Raises the control vector (irqfd on [`crate::evtchn::CONTROL_GSI`]).
     pub(crate) control_irq: EventFd,
     /// Event counts.
@@ -216,6 +221,11 @@ impl Domain {
     /// The guest's current devices.
     pub fn devices(&self) -> Vec<protocol::device::GuestDevice> {
         self.io.get().map_or(Vec::new(), |io| io.guest_devices())
+    }
+
+    /// Where the domain's device backends run.
+    pub fn placement(&self) -> crate::devices::Placement {
+        self.placement
     }
 
     /// Time since the domain was created.

@@ -56,6 +56,12 @@ impl GuestRam {
         Ok(Self { memory, file, size })
     }
 
+    /// The `vm-memory` mapping of the RAM; a clone keeps the mapping alive
+    /// (the host model's backends hold one while they serve the domain).
+    pub fn memory(&self) -> GuestMemoryMmap {
+        self.memory.clone()
+    }
+
     /// Bytes of RAM.
     pub fn size(&self) -> u64 {
         self.size

@@ -114,28 +114,12 @@ fn run_loop(core: &Inner, domain: &Domain, vcpu: &mut VcpuFd, index: u8) -> Stop
                 hypercall::doorbell(core, domain, index, port);
             }
             VcpuExit::MmioRead(addr, data) if domain.io.get().is_some_and(|io| io.owns(addr)) => {
-                domain.counters.ioreqs.fetch_add(1, Ordering::Relaxed);
                 let io = domain.io.get().expect("checked by the guard");
-                let started = std::time::Instant::now();
-                let value = io.forward(domain, index, addr, data.len() as u32, None);
-                let took = started.elapsed().as_nanos() as u64;
-                domain.counters.ioreq_ns.fetch_add(took, Ordering::Relaxed);
-                let len = data.len().min(8);
-                data[..len].copy_from_slice(&value.to_le_bytes()[..len]);
+                io.read(domain, index, addr, data);
             }
             VcpuExit::MmioWrite(addr, data) if domain.io.get().is_some_and(|io| io.owns(addr)) => {
-                domain.counters.ioreqs.fetch_add(1, Ordering::Relaxed);
                 let io = domain.io.get().expect("checked by the guard");
-                let mut value = [0u8; 8];
-                let len = data.len().min(8);
-                value[..len].copy_from_slice(&data[..len]);
-                io.forward(
-                    domain,
-                    index,
-                    addr,
-                    len as u32,
-                    Some(u64::from_le_bytes(value)),
-                );
+                io.write(domain, index, addr, data);
             }
             VcpuExit::MmioRead(addr, data) => {
                 domain

@@ -3,10 +3,11 @@
 
 use alloc::vec::Vec;
 
-use backends::{Blk, BlkConfig, Console, IoResult, MmioTransport};
-use guest_runtime::println;
+use backends::{BlkConfig, DeviceModel, IoResult};
+use guest_runtime::{hypercall, println};
 use protocol::device::{kind, BackendEvent, VDEV_LEN};
 use protocol::domain::DomId;
+use protocol::report::{heapless_name::Name, BackendStats, Report};
 use protocol::virtio::blk::ID_BYTES;
 use protocol::virtio::mmio::WINDOW_SIZE;
 
@@ -16,44 +17,23 @@ use crate::platform::GuestPlatform;
 /// Largest queue size the devices offer.
 const QUEUE_SIZE: u16 = 256;
 
-/// The backend model of a device.
-#[derive(Debug)]
-pub enum Model {
-    /// A virtio-blk disk.
-    Blk(MmioTransport<Blk>),
-    /// A virtio-console.
-    Console(MmioTransport<Console>),
-}
-
-/// Runs `$body` with `$t` bound to the transport, whatever the model.
-macro_rules! with_transport {
-    ($model:expr, $t:ident => $body:expr) => {
-        match $model {
-            Model::Blk($t) => $body,
-            Model::Console($t) => $body,
+/// The backend model for a device of `event.kind`, if Dom0 has one.
+pub fn model_for(event: &BackendEvent) -> Option<DeviceModel> {
+    match event.kind {
+        kind::BLOCK => {
+            let mut id = [0u8; ID_BYTES];
+            let n = ID_BYTES.min(VDEV_LEN);
+            id[..n].copy_from_slice(&event.vdev[..n]);
+            let config = BlkConfig {
+                read_only: event.readonly != 0,
+                id,
+                queue_size: QUEUE_SIZE,
+                ..BlkConfig::new(event.disk_bytes)
+            };
+            Some(DeviceModel::blk(config))
         }
-    };
-}
-
-impl Model {
-    /// The model for a device of `event.kind`, if Dom0 has one.
-    pub fn for_event(event: &BackendEvent) -> Option<Self> {
-        match event.kind {
-            kind::BLOCK => {
-                let mut id = [0u8; ID_BYTES];
-                let n = ID_BYTES.min(VDEV_LEN);
-                id[..n].copy_from_slice(&event.vdev[..n]);
-                let config = BlkConfig {
-                    read_only: event.readonly != 0,
-                    id,
-                    queue_size: QUEUE_SIZE,
-                    ..BlkConfig::new(event.disk_bytes)
-                };
-                Some(Self::Blk(MmioTransport::new(Blk::new(config))))
-            }
-            kind::CONSOLE => Some(Self::Console(MmioTransport::new(Console::new(QUEUE_SIZE)))),
-            _ => None,
-        }
+        kind::CONSOLE => Some(DeviceModel::console(QUEUE_SIZE)),
+        _ => None,
     }
 }
 
@@ -78,20 +58,39 @@ pub struct Device {
     /// The event that announced it (ports, window, ioreq page).
     pub event: BackendEvent,
     platform: GuestPlatform,
-    model: Model,
+    model: DeviceModel,
     done: Vec<(u64, IoResult)>,
     reset_logged: bool,
+    accesses: u64,
+    /// Domain-0's wake-ups and port events when the device arrived.
+    baseline: Dom0Activity,
+}
+
+/// Domain-0's own activity, counted by its main loop.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Dom0Activity {
+    /// Halts that ended (Domain-0 woke to serve).
+    pub wakeups: u64,
+    /// Event-channel ports found pending (interrupts taken).
+    pub port_events: u64,
 }
 
 impl Device {
     /// A device announced by `event`, with its `model` on `platform`.
-    pub fn new(event: BackendEvent, platform: GuestPlatform, model: Model) -> Self {
+    pub fn new(
+        event: BackendEvent,
+        platform: GuestPlatform,
+        model: DeviceModel,
+        baseline: Dom0Activity,
+    ) -> Self {
         Self {
             event,
             platform,
             model,
             done: Vec::new(),
             reset_logged: false,
+            accesses: 0,
+            baseline,
         }
     }
 
@@ -115,15 +114,16 @@ impl Device {
     /// Performs a register access inside the window (see
     /// [`Device::window_holds`]) and returns the data to answer with.
     pub fn access(&mut self, access: &Access) -> u64 {
+        self.accesses += 1;
         let offset = access.addr - self.event.guest_mmio_base;
         let p = &mut self.platform;
-        let data = with_transport!(&mut self.model, t => match access.write {
-            None => t.read(offset, access.size),
+        let data = match access.write {
+            None => self.model.read(offset, access.size),
             Some(value) => {
-                t.write(p, offset, access.size, value);
+                self.model.write(p, offset, access.size, value);
                 value
             }
-        });
+        };
         self.check_health();
         data
     }
@@ -131,14 +131,7 @@ impl Device {
     /// The guest notified one of the device's queues (which one is not
     /// known): process every queue that is running.
     pub fn notify(&mut self) {
-        let p = &mut self.platform;
-        with_transport!(&mut self.model, t => {
-            for q in 0..t.queues().len() {
-                if t.queues()[q].ready() {
-                    t.queue_notify(p, q as u16);
-                }
-            }
-        });
+        self.model.notify_all(&mut self.platform);
         self.check_health();
     }
 
@@ -150,7 +143,7 @@ impl Device {
         };
         let popped = hw.reap(&mut self.done);
         for (tag, result) in self.done.drain(..) {
-            with_transport!(&mut self.model, t => t.complete(&mut self.platform, tag, result));
+            self.model.complete(&mut self.platform, tag, result);
         }
         self.check_health();
         popped
@@ -183,7 +176,7 @@ impl Device {
     /// rings (`DEVICE_NEEDS_RESET`). It stays stopped until the guest
     /// resets it; nothing else is affected.
     fn check_health(&mut self) {
-        let (broken, error) = with_transport!(&self.model, t => (t.needs_reset(), t.last_error()));
+        let (broken, error) = (self.model.needs_reset(), self.model.last_error());
         if broken && !self.reset_logged {
             match error {
                 Some(e) => println!(
@@ -201,9 +194,11 @@ impl Device {
         self.reset_logged = broken;
     }
 
-    /// Logs what the device did, when it is removed.
-    pub fn log_removal(&self) {
-        let s = with_transport!(&self.model, t => t.stats());
+    /// Logs what the device did, when it is removed, and reports it (a
+    /// [`Report::BackendStats`]) to whoever watches Domain-0; `now` is
+    /// Domain-0's activity at the removal.
+    pub fn log_removal(&self, now: Dom0Activity) {
+        let s = self.model.stats();
         println!(
             "service-vm: removed {} of domain {}: {} notifies, {} interrupts, {} bad accesses",
             self.name(),
@@ -212,6 +207,16 @@ impl Device {
             s.interrupts,
             s.bad_accesses
         );
+        let mut stats = BackendStats {
+            domid: self.event.domid,
+            vdev: Name::new(self.name()),
+            notifies: s.notifies,
+            interrupts: s.interrupts,
+            register_accesses: self.accesses,
+            wakeups: now.wakeups - self.baseline.wakeups,
+            backend_interrupts: now.port_events - self.baseline.port_events,
+            ..Default::default()
+        };
         if let Some(hw) = self.platform.hw_ref() {
             let h = hw.stats();
             println!(
@@ -226,6 +231,13 @@ impl Device {
                 h.stray,
                 hw.in_flight()
             );
+            stats.requests = h.completed;
+            stats.sqes = h.sqes;
+            stats.submits = h.doorbells;
+            stats.fsyncs = h.fsyncs;
+        }
+        if let Err(errno) = hypercall::report(&Report::BackendStats(stats)) {
+            println!("service-vm: report of {}: {}", self.name(), errno.name());
         }
     }
 }

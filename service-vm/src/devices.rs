@@ -17,7 +17,7 @@ use protocol::evtchn::{is_valid_port, NR_PORTS};
 use protocol::ioreq::SLOT_SIZE;
 use protocol::virtio::mmio::WINDOW_SIZE;
 
-use crate::device::{kind_name, vdev_name, Device, Model};
+use crate::device::{kind_name, model_for, vdev_name, Device, Dom0Activity};
 use crate::hwqueue::HwQueue;
 use crate::ioreq::Slot;
 use crate::platform::{GuestPlatform, Window};
@@ -53,6 +53,8 @@ pub struct Devices {
     ioreq_ports: Vec<u32>,
     reserved: Reserved,
     send_failed: bool,
+    /// Domain-0's activity so far (the main loop counts it).
+    pub activity: Dom0Activity,
 }
 
 impl Devices {
@@ -64,6 +66,7 @@ impl Devices {
             ioreq_ports: Vec::new(),
             reserved,
             send_failed: false,
+            activity: Dom0Activity::default(),
         }
     }
 
@@ -157,7 +160,7 @@ impl Devices {
         if !self.reserved.holds(event.ioreq_page, slots_bytes, 8) {
             return Err("ioreq page outside the reserved RAM");
         }
-        let model = Model::for_event(event).ok_or("unknown device kind")?;
+        let model = model_for(event).ok_or("unknown device kind")?;
         let index = self
             .slots
             .iter()
@@ -191,7 +194,7 @@ impl Devices {
                 self.ioreq_ports.push(port);
             }
         }
-        let device = Device::new(*event, platform, model);
+        let device = Device::new(*event, platform, model, self.activity);
         println!(
             "service-vm: serving {} ({}) of domain {} (device {}, {} MiB RAM{})",
             device.name(),
@@ -242,7 +245,7 @@ impl Devices {
             self.ioreq_ports
                 .retain(|&p| matches!(routes[p as usize], Route::Ioreq { .. }));
         }
-        device.log_removal();
+        device.log_removal(self.activity);
     }
 
     /// Serves the request waiting in the ioreq slot of `port`, if any, and

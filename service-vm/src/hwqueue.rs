@@ -19,6 +19,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
+use backends::inflight::{Inflight, PartDone};
 use backends::{HostIo, IoKind, IoResult, Submission};
 use guest_runtime::{evtchn, println};
 use protocol::hwqueue::errno::EFAULT;
@@ -26,16 +27,6 @@ use protocol::hwqueue::{QueueLayout, QueueView, Sqe, CQE_SIZE, MAX_FIXED_BUFFERS
 
 use crate::platform::Window;
 use crate::reserved::Reserved;
-
-/// One request in flight.
-#[derive(Clone, Copy, Debug)]
-struct Record {
-    tag: u64,
-    flush: bool,
-    parts: u32,
-    bytes: u64,
-    error: Option<i32>,
-}
 
 /// Most completions one [`HwQueue::reap`] pops.
 const MAX_REAP_PER_CALL: usize = 512;
@@ -65,8 +56,7 @@ pub struct HwQueue {
     view: QueueView,
     port: u32,
     device_id: u32,
-    records: Vec<Option<Record>>,
-    free: Vec<u32>,
+    inflight: Inflight,
     overflow: VecDeque<Sqe>,
     scratch: Vec<Sqe>,
     doorbell: bool,
@@ -158,8 +148,7 @@ impl HwQueue {
             view,
             port,
             device_id,
-            records: Vec::new(),
-            free: Vec::new(),
+            inflight: Inflight::new(),
             overflow: VecDeque::new(),
             scratch: Vec::new(),
             doorbell: false,
@@ -176,7 +165,7 @@ impl HwQueue {
 
     /// Requests submitted and not yet completed.
     pub fn in_flight(&self) -> usize {
-        self.records.len() - self.free.len()
+        self.inflight.len()
     }
 
     /// The fixed-buffer slot, [`Sqe::addr`] and length of the longest
@@ -237,29 +226,19 @@ impl HwQueue {
     /// Starts `io` on the queue: its SQEs are pushed (or wait in the
     /// overflow list) and its result comes back from [`HwQueue::reap`].
     pub fn submit(&mut self, window: &Window, io: &HostIo<'_>) -> Submission {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.records.push(None);
-                (self.records.len() - 1) as u32
-            }
-        };
+        let slot = self.inflight.reserve();
         let user_data = (u64::from(self.device_id) << 32) | u64::from(slot);
         if !self.build(window, io, user_data) {
-            self.free.push(slot);
+            self.inflight.release(slot);
             return Submission::Done(Err(EFAULT));
         }
         if self.scratch.is_empty() {
-            self.free.push(slot);
+            self.inflight.release(slot);
             return Submission::Done(Ok(0));
         }
-        self.records[slot as usize] = Some(Record {
-            flush: io.kind == IoKind::Flush,
-            tag: io.tag,
-            parts: self.scratch.len() as u32,
-            bytes: 0,
-            error: None,
-        });
+        let flush = io.kind == IoKind::Flush;
+        self.inflight
+            .arm(slot, io.tag, flush, self.scratch.len() as u32);
         let sqes = core::mem::take(&mut self.scratch);
         for sqe in &sqes {
             self.enqueue(sqe);
@@ -306,32 +285,22 @@ impl HwQueue {
         while popped < MAX_REAP_PER_CALL {
             let Some(cqe) = self.view.pop() else { break };
             popped += 1;
-            let slot = cqe.user_data as u32 as usize;
-            let record = match self.records.get_mut(slot) {
-                Some(Some(record)) if cqe.user_data >> 32 == u64::from(self.device_id) => record,
-                _ => {
-                    self.stats.stray += 1;
-                    continue;
-                }
-            };
-            if cqe.res < 0 {
-                record.error.get_or_insert(cqe.res.saturating_neg());
+            let ours = cqe.user_data >> 32 == u64::from(self.device_id);
+            let outcome = if ours {
+                self.inflight.part_done(cqe.user_data as u32, cqe.res)
             } else {
-                record.bytes += cqe.res as u64;
-            }
-            record.parts -= 1;
-            if record.parts == 0 {
-                let result = match record.error {
-                    Some(errno) => Err(errno),
-                    None => Ok(record.bytes),
-                };
-                if record.flush && result.is_ok() {
-                    self.stats.fsyncs += 1;
+                PartDone::Stray
+            };
+            match outcome {
+                PartDone::Stray => self.stats.stray += 1,
+                PartDone::Pending => {}
+                PartDone::Finished(f) => {
+                    if f.flush && f.result.is_ok() {
+                        self.stats.fsyncs += 1;
+                    }
+                    done.push((f.tag, f.result));
+                    self.stats.completed += 1;
                 }
-                done.push((record.tag, result));
-                self.records[slot] = None;
-                self.free.push(slot as u32);
-                self.stats.completed += 1;
             }
         }
         self.drain_overflow();

@@ -74,6 +74,7 @@ fn main(boot: &'static BootInfo) -> ! {
     let mut halt = false;
     loop {
         let events = if halt {
+            devices.activity.wakeups += 1;
             event::wait_until(0)
         } else {
             event::poll()
@@ -93,6 +94,7 @@ fn main(boot: &'static BootInfo) -> ! {
             }
         }
         for port in events.ports() {
+            devices.activity.port_events += 1;
             work += dispatch(port, &mut devices, &mut channels);
         }
         work += devices.sweep();

@@ -53,9 +53,10 @@ pub fn wait_console(
     }
 }
 
-/// A hypervisor with Dom0 booted.
+/// A hypervisor with Dom0 booted and the host model installed.
 pub fn with_dom0() -> (Hypervisor, Receiver<Event>) {
     let hv = Hypervisor::new().expect("open /dev/kvm");
+    hv.set_local_backends(std::sync::Arc::new(host_model::HostModel::new()));
     let events = hv.subscribe();
     hv.create_dom0(service_vm()).expect("boot Dom0");
     (hv, events)
@@ -198,4 +199,36 @@ pub fn passed_checks(reports: &[protocol::report::Report]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// Destroys guest `domid` and returns what the backend of its device
+/// `vdev` did: the host model's counts are read just before, Domain-0's
+/// arrive as a report when the device goes.
+pub fn backend_stats_at_destroy(
+    hv: &Hypervisor,
+    events: &Receiver<Event>,
+    domid: DomId,
+    vdev: &str,
+) -> protocol::report::BackendStats {
+    use protocol::report::Report;
+    let local = hv
+        .local_device_stats(domid)
+        .into_iter()
+        .find(|s| s.vdev.as_str() == vdev);
+    hv.destroy(domid).expect("destroy");
+    if let Some(stats) = local {
+        return stats;
+    }
+    let mut found = None;
+    wait_for(events, Duration::from_secs(30), |e| match e {
+        Event::Report { domid: 0, bytes } => match Report::decode(bytes) {
+            Some(Report::BackendStats(s)) if s.domid == domid && s.vdev.as_str() == vdev => {
+                found = Some(s);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    });
+    found.expect("Domain-0 reports its backend's counts")
 }

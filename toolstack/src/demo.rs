@@ -208,6 +208,7 @@ fn is_final_state(event: &Event, of: DomId) -> Option<DomainState> {
 /// Runs the demo and returns its summary.
 pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let hv = Hypervisor::new()?;
+    hv.set_local_backends(std::sync::Arc::new(host_model::HostModel::new()));
     let events = hv.subscribe();
     let tour = Tour {
         hv,

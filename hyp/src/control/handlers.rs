@@ -2,7 +2,7 @@
 
 use super::records::resolve;
 use super::Daemon;
-use crate::devices::{Backing, DeviceConfig};
+use crate::devices::{Backing, DeviceConfig, Placement};
 use crate::domain::DomainConfig;
 use protocol::boot::ControlRequest;
 use protocol::control::{CreateRequest, DomRef, DomainRecord, Request, Response, VcpuRecord};
@@ -86,9 +86,6 @@ fn with_domain(
 
 /// Creates a domain from a request; on failure nothing is left behind.
 pub fn create(daemon: &Daemon, request: CreateRequest) -> Result<DomId, String> {
-    if request.host_backends {
-        return Err("backend_placement = \"host\" is not supported yet".into());
-    }
     let kernel =
         std::fs::read(&request.kernel).map_err(|e| format!("kernel {}: {e}", request.kernel))?;
     let config = DomainConfig {
@@ -99,6 +96,11 @@ pub fn create(daemon: &Daemon, request: CreateRequest) -> Result<DomId, String> 
         cmdline: request.cmdline.clone(),
         start_paused: request.paused,
         devices: devices(&request),
+        placement: if request.host_backends {
+            Placement::Host
+        } else {
+            Placement::ServiceVm
+        },
     };
     let domid = daemon.hv.create_domain(config).map_err(|e| e.to_string())?;
     daemon.records.add(domid, request);

@@ -28,6 +28,9 @@ pub struct DaemonOptions {
     pub dom0_kernel: Vec<u8>,
     /// Domain-0's RAM in MiB.
     pub dom0_memory_mib: u64,
+    /// The host model's backends, for guests with
+    /// `backend_placement = "host"` (refused without them).
+    pub local_backends: Option<std::sync::Arc<dyn crate::devices::LocalBackends>>,
 }
 
 /// Everything the client threads share.
@@ -45,6 +48,9 @@ pub fn run(
     log: log::MessageLog,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let hv = Hypervisor::new()?;
+    if let Some(backends) = options.local_backends {
+        hv.set_local_backends(backends);
+    }
     let events = hv.subscribe();
     let daemon = Arc::new(Daemon {
         hv,

@@ -1,51 +1,51 @@
-//! I/O plumbing: what the core does so that Dom0's backends can serve a
-//! guest's devices. This is the one part of the core that deals with
-//! devices, and it never parses a virtio structure: it only
+//! I/O plumbing: the one part of the core that deals with devices, and it
+//! never parses a virtio structure. For each device of a guest the core
 //!
-//! * reserves each device's MMIO window in the guest and forwards trapped
-//!   register accesses to Dom0 through ioreq slots ([`ioreq`]);
-//! * wires the window's queue-notify register as an ioeventfd straight to a
-//!   Dom0 port, and a Dom0 port to the guest's device interrupt, so
-//!   steady-state I/O never wakes the core;
-//! * maps the guest's RAM into Dom0 as a foreign window;
-//! * lends Dom0 a hardware queue per disk ([`disk`]);
-//! * tells Dom0 about it all through the backend ring ([`reserved`]), and
-//!   the guest through its shared page (devices can come and go while it
-//!   runs: `xl block-attach`, `xl block-detach`).
+//! * reserves an MMIO register window in the guest, whose trapped accesses
+//!   reach the vCPU thread;
+//! * turns the window's queue-notify register into an ioeventfd;
+//! * gives the guest an event-channel port for the device's interrupt;
+//! * lists the device in the guest's shared page (devices can come and go
+//!   while it runs: `xl block-attach`, `xl block-detach`).
+//!
+//! Where the backends run is the domain's [`Placement`]:
+//!
+//! * [`service_vm`]: in Domain-0 (the hybrid model). Register accesses are
+//!   forwarded as ioreqs, the notify ioeventfd and the interrupt port are
+//!   wired to Dom0's ports, and Dom0 gets a foreign window and a hardware
+//!   queue;
+//! * [`local`]: in this process (the host model), behind the
+//!   [`LocalBackends`] seam: the core hands the backends the window's
+//!   eventfds and the guest's memory and asks them to answer register
+//!   accesses. The core itself links no backend code.
 
 mod disk;
 mod ioreq;
+pub mod local;
 pub mod reserved;
+mod service_vm;
 
 use crate::domain::Domain;
-use crate::error::{Error, Result};
 use crate::evtchn::EventChannels;
 use crate::memory::GuestRam;
-use disk::{Disk, WindowBuffer};
-use ioreq::IoreqSlot;
-use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{IoEventAddress, VmFd};
-use protocol::boot::{SharedInfo, MAX_VCPUS};
-use protocol::device::{
-    device_window, event, kind, vdev_bytes, BackendEvent, GuestDevice, DEVICE_WINDOW_SIZE,
-    FOREIGN_BASE, FOREIGN_STRIDE, MAX_DEVICES,
-};
-use protocol::domain::{DomId, DOM0};
-use protocol::ioreq::SLOT_SIZE;
+use protocol::boot::SharedInfo;
+use protocol::device::{device_window, GuestDevice, MAX_DEVICES};
 use protocol::memory::SHARED_INFO_ADDR;
-use reserved::{Dom0Host, MAX_WINDOW_BYTES};
+use reserved::Dom0Host;
 use std::mem::offset_of;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use std::sync::Mutex;
+use vmm_sys_util::eventfd::EventFd;
+
+pub use local::{ConsoleSink, LocalBackends, LocalDevice, LocalDeviceSetup};
+pub(crate) use service_vm::ServiceVmIo;
 
 /// Offset of virtio-mmio's QueueNotify register in a window (the only
 /// register the core needs to know: it becomes an ioeventfd).
 const QUEUE_NOTIFY: u64 = 0x50;
 /// Queue indices whose notifications are caught in the kernel.
 const NOTIFY_QUEUES: u32 = 2;
-/// First KVM memory slot used for foreign windows in Dom0.
-const WINDOW_MEMSLOT: u32 = 1;
 
 /// A device to give a guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,353 +70,104 @@ pub enum Backing {
     Console,
 }
 
-/// One device's plumbing.
-struct DevicePlumbing {
-    id: u32,
-    guest: GuestDevice,
-    notify: EventFd,
-    notify_port: u32,
-    dom0_irq_port: u32,
-    queue_port: Option<u32>,
-    disk: Option<Disk>,
+/// Where a domain's device backends run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// In Domain-0, the service VM (the hybrid model; xl.cfg
+    /// `backend_placement = "service-vm"`).
+    #[default]
+    ServiceVm,
+    /// In the core's own process, as QEMU/KVM do (the host model; xl.cfg
+    /// `backend_placement = "host"`).
+    Host,
 }
 
-/// Everything a guest holds for its devices.
-pub struct DomainIo {
-    dom0: Arc<Domain>,
-    guest: DomId,
-    slots: Vec<IoreqSlot>,
-    ioreq_page: u64,
-    window_slot: usize,
-    devices: Mutex<Vec<DevicePlumbing>>,
+impl Placement {
+    /// The name xl.cfg and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ServiceVm => "service-vm",
+            Self::Host => "host",
+        }
+    }
+}
+
+/// A guest's devices, in either placement.
+pub(crate) struct DeviceIo {
+    serving: Serving,
+    /// Generation of the device table in the guest's shared page.
     generation: Mutex<u32>,
 }
 
-impl DomainIo {
-    /// Maps the guest's RAM into Dom0 and gives it an ioreq page and one
-    /// ioreq port per vCPU; devices come with [`DomainIo::add`].
-    pub(crate) fn new(
-        host: &mut Dom0Host,
-        evtchn: &Mutex<EventChannels>,
-        dom0: Arc<Domain>,
-        guest: DomId,
-        guest_ram: &GuestRam,
-        vcpus: u8,
-    ) -> Result<Self> {
-        let fail = |m: String| Error::BadState {
-            domid: guest,
-            message: m,
-        };
-        if guest_ram.size() > MAX_WINDOW_BYTES {
-            return Err(fail(format!(
-                "a guest with devices may have at most {} MiB",
-                MAX_WINDOW_BYTES >> 20
-            )));
-        }
-        let window_slot = host
-            .alloc_window()
-            .ok_or_else(|| fail("Domain-0 has no free foreign window".into()))?;
-        let region = kvm_userspace_memory_region {
-            slot: WINDOW_MEMSLOT + window_slot as u32,
-            flags: 0,
-            guest_phys_addr: window_base(window_slot),
-            memory_size: guest_ram.size(),
-            userspace_addr: guest_ram.host_address(),
-        };
-        // SAFETY: the guest's RAM stays mapped until `detach` removes this
-        // slot, which teardown does before the guest's RAM is dropped.
-        if let Err(e) = unsafe { dom0.vm.set_user_memory_region(region) } {
-            host.free_window(window_slot);
-            return Err(Error::Kvm {
-                what: "KVM_SET_USER_MEMORY_REGION (foreign window)",
-                source: e,
-            });
-        }
-        let Some(ioreq_page) = host.alloc_pages(&dom0.ram, 1) else {
-            unmap_window(&dom0, host, window_slot);
-            return Err(fail("Domain-0's reserved RAM is full".into()));
-        };
-        let mut io = Self {
-            dom0,
-            guest,
-            slots: Vec::new(),
-            ioreq_page,
-            window_slot,
-            devices: Mutex::new(Vec::new()),
+/// Who serves a guest's devices.
+pub(crate) enum Serving {
+    /// Domain-0.
+    ServiceVm(ServiceVmIo),
+    /// This process.
+    Host(local::LocalIo),
+}
+
+impl DeviceIo {
+    /// Devices served by `serving`, none published yet.
+    pub fn new(serving: Serving) -> Self {
+        Self {
+            serving,
             generation: Mutex::new(0),
-        };
-        let mut channels = evtchn.lock().expect("event channel lock");
-        for vcpu in 0..vcpus as usize {
-            let made =
-                EventFd::new(EFD_NONBLOCK).and_then(|a| Ok((a, EventFd::new(EFD_NONBLOCK)?)));
-            let bound = made.and_then(|(to_dom0, from_dom0)| {
-                let port = channels.bind_core(DOM0, Some(&to_dom0), Some(&from_dom0))?;
-                Ok(IoreqSlot {
-                    gpa: ioreq_page + (vcpu * SLOT_SIZE) as u64,
-                    port,
-                    to_dom0,
-                    from_dom0,
-                })
-            });
-            match bound {
-                Ok(slot) => io.slots.push(slot),
-                Err(e) => {
-                    drop(channels);
-                    io.detach(host, evtchn);
-                    return Err(fail(format!("ioreq port: {e}")));
-                }
-            }
         }
-        Ok(io)
+    }
+
+    /// Who serves the devices.
+    pub fn serving(&self) -> &Serving {
+        &self.serving
     }
 
     /// True if `addr` falls in one of the guest's device windows.
     pub fn owns(&self, addr: u64) -> bool {
-        let devices = self.devices.lock().expect("devices lock");
-        devices
-            .iter()
-            .any(|d| (d.guest.mmio_base..d.guest.mmio_base + DEVICE_WINDOW_SIZE).contains(&addr))
+        match &self.serving {
+            Serving::ServiceVm(io) => io.owns(addr),
+            Serving::Host(io) => io.owns(addr),
+        }
     }
 
-    /// Forwards a trapped access by vCPU `vcpu` to Dom0 (see [`ioreq`]).
-    pub fn forward(
-        &self,
-        guest: &Domain,
-        vcpu: u8,
-        addr: u64,
-        size: u32,
-        write: Option<u64>,
-    ) -> u64 {
-        match self.slots.get(vcpu as usize) {
-            Some(slot) => slot.forward(&self.dom0, guest, addr, size, write),
-            None => u64::MAX,
+    /// Performs a trapped read of `data.len()` bytes at `addr` by vCPU
+    /// `vcpu` of `guest`.
+    pub fn read(&self, guest: &Domain, vcpu: u8, addr: u64, data: &mut [u8]) {
+        match &self.serving {
+            Serving::ServiceVm(io) => {
+                let value = io.forward_counted(guest, vcpu, addr, data.len(), None);
+                let len = data.len().min(8);
+                data[..len].copy_from_slice(&value.to_le_bytes()[..len]);
+            }
+            Serving::Host(io) => io.read(addr, data),
+        }
+    }
+
+    /// Performs a trapped write of `data` at `addr` by vCPU `vcpu` of
+    /// `guest`.
+    pub fn write(&self, guest: &Domain, vcpu: u8, addr: u64, data: &[u8]) {
+        match &self.serving {
+            Serving::ServiceVm(io) => {
+                let mut value = [0u8; 8];
+                let len = data.len().min(8);
+                value[..len].copy_from_slice(&data[..len]);
+                let value = Some(u64::from_le_bytes(value));
+                io.forward_counted(guest, vcpu, addr, len, value);
+            }
+            Serving::Host(io) => io.write(addr, data),
         }
     }
 
     /// The devices as the guest sees them.
     pub fn guest_devices(&self) -> Vec<GuestDevice> {
-        self.devices
-            .lock()
-            .expect("devices lock")
-            .iter()
-            .map(|d| d.guest)
-            .collect()
-    }
-
-    /// Gives the guest a device: a window, its wiring, a hardware queue for
-    /// a disk, and an ADDED event for Dom0. The guest learns of it from
-    /// [`DomainIo::publish`].
-    pub(crate) fn add(
-        &self,
-        host: &mut Dom0Host,
-        evtchn: &Mutex<EventChannels>,
-        guest_vm: &VmFd,
-        guest_ram: &GuestRam,
-        config: &DeviceConfig,
-    ) -> std::result::Result<GuestDevice, String> {
-        let mut devices = self.devices.lock().expect("devices lock");
-        if devices.iter().any(|d| d.guest.vdev() == config.vdev) {
-            return Err(format!("the guest already has a device {}", config.vdev));
+        match &self.serving {
+            Serving::ServiceVm(io) => io.guest_devices(),
+            Serving::Host(io) => io.guest_devices(),
         }
-        let index = (0..MAX_DEVICES)
-            .find(|&i| {
-                devices
-                    .iter()
-                    .all(|d| d.guest.mmio_base != device_window(i))
-            })
-            .ok_or(format!("at most {MAX_DEVICES} devices"))?;
-        let window = device_window(index);
-        let notify = EventFd::new(EFD_NONBLOCK).map_err(|e| e.to_string())?;
-        for queue in 0..NOTIFY_QUEUES {
-            if let Err(e) = guest_vm.register_ioevent(
-                &notify,
-                &IoEventAddress::Mmio(window + QUEUE_NOTIFY),
-                queue,
-            ) {
-                for registered in 0..queue {
-                    let _ = guest_vm.unregister_ioevent(
-                        &notify,
-                        &IoEventAddress::Mmio(window + QUEUE_NOTIFY),
-                        registered,
-                    );
-                }
-                return Err(format!("queue-notify ioeventfd: {e}"));
-            }
-        }
-        let mut plumbing = DevicePlumbing {
-            id: host.device_id(),
-            guest: GuestDevice {
-                mmio_base: window,
-                kind: 0,
-                irq_port: 0,
-                vdev: vdev_bytes(&config.vdev),
-            },
-            notify,
-            notify_port: 0,
-            dom0_irq_port: 0,
-            queue_port: None,
-            disk: None,
-        };
-        let wired = self.wire(host, evtchn, guest_ram, config, &mut plumbing);
-        match wired {
-            Ok(announcement) => {
-                if !host.post(&self.dom0.ram, &announcement) {
-                    self.unwire(host, evtchn, Some(guest_vm), plumbing);
-                    return Err("Domain-0 did not take the device".into());
-                }
-                let guest = plumbing.guest;
-                devices.push(plumbing);
-                Ok(guest)
-            }
-            Err(e) => {
-                self.unwire(host, evtchn, Some(guest_vm), plumbing);
-                Err(e)
-            }
-        }
-    }
-
-    /// Ports, interrupt channel and hardware queue for one device; returns
-    /// the announcement for Dom0.
-    fn wire(
-        &self,
-        host: &mut Dom0Host,
-        evtchn: &Mutex<EventChannels>,
-        guest_ram: &GuestRam,
-        config: &DeviceConfig,
-        plumbing: &mut DevicePlumbing,
-    ) -> std::result::Result<BackendEvent, String> {
-        let mut channels = evtchn.lock().expect("event channel lock");
-        plumbing.notify_port = channels
-            .bind_core(DOM0, Some(&plumbing.notify), None)
-            .map_err(|e| format!("notify port: {e}"))?;
-        plumbing.guest.irq_port = channels
-            .alloc_unbound(self.guest, DOM0)
-            .map_err(|e| format!("irq port: {}", e.name()))?;
-        plumbing.dom0_irq_port = channels
-            .bind_interdomain(DOM0, self.guest, plumbing.guest.irq_port)
-            .map_err(|e| format!("irq port: {}", e.name()))?;
-        let mut ioreq_ports = [0u32; MAX_VCPUS];
-        for (port, slot) in ioreq_ports.iter_mut().zip(&self.slots) {
-            *port = slot.port;
-        }
-        let mut announcement = BackendEvent {
-            event: event::ADDED,
-            device_id: plumbing.id,
-            domid: self.guest,
-            guest_mmio_base: plumbing.guest.mmio_base,
-            ioreq_page: self.ioreq_page,
-            ioreq_ports,
-            notify_port: plumbing.notify_port,
-            irq_port: plumbing.dom0_irq_port,
-            window_base: window_base(self.window_slot),
-            window_bytes: guest_ram.size(),
-            vdev: plumbing.guest.vdev,
-            ..Default::default()
-        };
-        plumbing.guest.kind = match &config.backing {
-            Backing::Console => kind::CONSOLE,
-            Backing::Disk { path, readonly } => {
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(!readonly)
-                    .open(path)
-                    .map_err(|e| format!("disk {}: {e}", path.display()))?;
-                let bytes = file
-                    .metadata()
-                    .map_err(|e| format!("disk {}: {e}", path.display()))?
-                    .len();
-                let window = WindowBuffer {
-                    host: guest_ram.host_address(),
-                    dom0: window_base(self.window_slot),
-                    len: guest_ram.size(),
-                };
-                let disk = Disk::new(host, &self.dom0.ram, file.into(), &window)?;
-                let port = channels.bind_core(
-                    DOM0,
-                    Some(disk.queue.completion_eventfd()),
-                    Some(&disk.doorbell),
-                );
-                plumbing.disk = Some(disk);
-                let port = port.map_err(|e| format!("queue port: {e}"))?;
-                plumbing.queue_port = Some(port);
-                let disk = plumbing.disk.as_ref().expect("set above");
-                disk.publish_layout(&self.dom0.ram, port);
-                announcement.readonly = u16::from(*readonly);
-                announcement.disk_bytes = bytes;
-                announcement.queue_layout = disk.layout_page;
-                announcement.queue_port = port;
-                kind::BLOCK
-            }
-        };
-        announcement.kind = plumbing.guest.kind;
-        Ok(announcement)
-    }
-
-    /// Takes one device's wiring apart (and its queue-notify ioeventfds,
-    /// when the guest's VM lives on).
-    fn unwire(
-        &self,
-        host: &mut Dom0Host,
-        evtchn: &Mutex<EventChannels>,
-        guest_vm: Option<&VmFd>,
-        device: DevicePlumbing,
-    ) {
-        {
-            let mut channels = evtchn.lock().expect("event channel lock");
-            for port in [device.notify_port, device.dom0_irq_port]
-                .into_iter()
-                .chain(device.queue_port)
-            {
-                if port != 0 {
-                    let _ = channels.close(DOM0, port);
-                }
-            }
-            if guest_vm.is_some() && device.guest.irq_port != 0 {
-                let _ = channels.close(self.guest, device.guest.irq_port);
-            }
-        }
-        if let Some(vm) = guest_vm {
-            for queue in 0..NOTIFY_QUEUES {
-                let at = IoEventAddress::Mmio(device.guest.mmio_base + QUEUE_NOTIFY);
-                let _ = vm.unregister_ioevent(&device.notify, &at, queue);
-            }
-        }
-        if let Some(disk) = device.disk {
-            disk.remove(host, &self.dom0.ram);
-        }
-    }
-
-    /// Takes the device `vdev` away from a live guest: tells Dom0, then
-    /// unwires it. The caller has already withdrawn it from the guest.
-    pub(crate) fn remove(
-        &self,
-        host: &mut Dom0Host,
-        evtchn: &Mutex<EventChannels>,
-        guest_vm: &VmFd,
-        vdev: &str,
-    ) -> std::result::Result<(), String> {
-        let mut devices = self.devices.lock().expect("devices lock");
-        let at = devices
-            .iter()
-            .position(|d| d.guest.vdev() == vdev)
-            .ok_or(format!("no device {vdev}"))?;
-        let device = devices.remove(at);
-        drop(devices);
-        host.post(
-            &self.dom0.ram,
-            &BackendEvent {
-                event: event::REMOVED,
-                device_id: device.id,
-                ..Default::default()
-            },
-        );
-        self.unwire(host, evtchn, Some(guest_vm), device);
-        Ok(())
     }
 
     /// Writes the device table into the guest's shared page, leaving out
     /// `without`, and bumps the generation; returns it.
-    pub(crate) fn publish(&self, guest_ram: &GuestRam, without: Option<&str>) -> u32 {
+    pub fn publish(&self, guest_ram: &GuestRam, without: Option<&str>) -> u32 {
         let devices: Vec<GuestDevice> = self
             .guest_devices()
             .into_iter()
@@ -442,51 +193,44 @@ impl DomainIo {
         *generation
     }
 
-    /// Takes every device away (the guest is being destroyed): tells Dom0,
-    /// closes Dom0's ports, stops the hardware queues, unmaps the window.
-    /// Dom0 touching the window afterwards reads all-ones: its page tables
-    /// still map the slot, but no memory is behind it.
-    pub(crate) fn detach(&self, host: &mut Dom0Host, evtchn: &Mutex<EventChannels>) {
-        let devices = std::mem::take(&mut *self.devices.lock().expect("devices lock"));
-        for device in &devices {
-            host.post(
-                &self.dom0.ram,
-                &BackendEvent {
-                    event: event::REMOVED,
-                    device_id: device.id,
-                    ..Default::default()
-                },
-            );
-        }
-        for device in devices {
-            self.unwire(host, evtchn, None, device);
-        }
-        {
-            let mut channels = evtchn.lock().expect("event channel lock");
-            for slot in &self.slots {
-                let _ = channels.close(DOM0, slot.port);
+    /// Takes every device away (the guest is being destroyed). `host` is
+    /// Dom0's reserved RAM, which the service-VM placement needs.
+    pub fn detach(&self, host: Option<&mut Dom0Host>, evtchn: &Mutex<EventChannels>) {
+        match &self.serving {
+            Serving::ServiceVm(io) => {
+                if let Some(host) = host {
+                    io.detach(host, evtchn);
+                }
             }
+            Serving::Host(io) => io.detach(evtchn),
         }
-        host.free(self.ioreq_page, 1);
-        unmap_window(&self.dom0, host, self.window_slot);
     }
 }
 
-fn window_base(slot: usize) -> u64 {
-    FOREIGN_BASE + slot as u64 * FOREIGN_STRIDE
+/// The first register window not among `taken` (window bases).
+fn free_window(taken: &[u64]) -> Result<u64, String> {
+    (0..MAX_DEVICES)
+        .map(device_window)
+        .find(|w| !taken.contains(w))
+        .ok_or_else(|| format!("at most {MAX_DEVICES} devices"))
 }
 
-fn unmap_window(dom0: &Domain, host: &mut Dom0Host, slot: usize) {
-    let region = kvm_userspace_memory_region {
-        slot: WINDOW_MEMSLOT + slot as u32,
-        flags: 0,
-        guest_phys_addr: window_base(slot),
-        memory_size: 0,
-        userspace_addr: 0,
-    };
-    // SAFETY: a zero-sized region deletes the slot; nothing is mapped.
-    if let Err(e) = unsafe { dom0.vm.set_user_memory_region(region) } {
-        tracing::warn!("removing foreign window {slot}: {e}");
+/// Registers (`on`) or unregisters the queue-notify ioeventfds of the
+/// window at `window`: a write of a queue index to QueueNotify signals
+/// `notify` inside KVM, without an exit to user space.
+fn notify_ioevents(vm: &VmFd, window: u64, notify: &EventFd, on: bool) -> Result<(), String> {
+    let at = IoEventAddress::Mmio(window + QUEUE_NOTIFY);
+    for queue in 0..NOTIFY_QUEUES {
+        if !on {
+            let _ = vm.unregister_ioevent(notify, &at, queue);
+            continue;
+        }
+        if let Err(e) = vm.register_ioevent(notify, &at, queue) {
+            for registered in 0..queue {
+                let _ = vm.unregister_ioevent(notify, &at, registered);
+            }
+            return Err(format!("queue-notify ioeventfd: {e}"));
+        }
     }
-    host.free_window(slot);
+    Ok(())
 }

@@ -98,6 +98,7 @@ fn main() -> ExitCode {
         socket,
         dom0_kernel,
         dom0_memory_mib: options.dom0_memory,
+        local_backends: Some(std::sync::Arc::new(host_model::HostModel::new())),
     };
     match control::run(listener, daemon, messages) {
         Ok(()) => ExitCode::SUCCESS,

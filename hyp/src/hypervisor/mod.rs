@@ -1,6 +1,9 @@
-//! The registry of domains and the operations on them.
+//! The registry of domains and the operations on them ([`devices`]: the
+//! operations on their devices).
 
-use crate::devices::{reserved::Dom0Host, DeviceConfig, DomainIo};
+mod devices;
+
+use crate::devices::{reserved::Dom0Host, LocalBackends};
 use crate::domain::{Counters, Domain, DomainConfig, Life, Status, VcpuThread};
 use crate::error::{kvm, Error, Result};
 use crate::events::{Event, EventHub, LineAssembler};
@@ -42,6 +45,8 @@ pub(crate) struct Inner {
     evtchn: Mutex<EventChannels>,
     /// The core's side of Dom0 (reserved RAM, windows, backend ring).
     dom0_host: Mutex<Option<Dom0Host>>,
+    /// The host model's backends, if the process installed them.
+    local_backends: OnceLock<Arc<dyn LocalBackends>>,
     pub(crate) events: EventHub,
 }
 
@@ -154,6 +159,7 @@ impl Hypervisor {
             }),
             evtchn: Mutex::new(EventChannels::default()),
             dom0_host: Mutex::new(None),
+            local_backends: OnceLock::new(),
             events: EventHub::default(),
         };
         Ok(Self {
@@ -297,13 +303,7 @@ impl Hypervisor {
         };
         let io = OnceLock::new();
         if !config.devices.is_empty() {
-            let attached = match &dom0 {
-                None => Err(Error::InvalidConfig(
-                    "Domain-0 is not running to serve devices".into(),
-                )),
-                Some(dom0) => self.attach_at_boot(Arc::clone(dom0), domid, &vm, &ram, &config),
-            };
-            match attached {
+            match self.attach_at_boot(dom0.as_ref(), domid, &vm, &ram, &config) {
                 Ok(domain_io) => {
                     let _ = io.set(domain_io);
                 }
@@ -353,6 +353,7 @@ impl Hypervisor {
             threads: Mutex::new(Vec::new()),
             control_port,
             io,
+            placement: config.placement,
             control_irq,
             counters: Counters::default(),
             console: Mutex::new(LineAssembler::default()),
@@ -466,107 +467,6 @@ impl Hypervisor {
         Ok(())
     }
 
-    /// Builds a new guest's plumbing and its boot-time devices.
-    fn attach_at_boot(
-        &self,
-        dom0: Arc<Domain>,
-        domid: DomId,
-        vm: &kvm_ioctls::VmFd,
-        ram: &GuestRam,
-        config: &DomainConfig,
-    ) -> Result<DomainIo> {
-        let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
-        let host = host
-            .as_mut()
-            .ok_or_else(|| Error::InvalidConfig("Domain-0 cannot serve devices".into()))?;
-        let io = DomainIo::new(host, &self.inner.evtchn, dom0, domid, ram, config.vcpus)?;
-        for device in &config.devices {
-            if let Err(message) = io.add(host, &self.inner.evtchn, vm, ram, device) {
-                io.detach(host, &self.inner.evtchn);
-                return Err(Error::BadState { domid, message });
-            }
-        }
-        Ok(io)
-    }
-
-    /// Gives a running guest a new device (`xl block-attach`): Dom0 starts
-    /// serving it, then the guest is told through its shared page and the
-    /// control vector.
-    pub fn attach_device(&self, domid: DomId, device: DeviceConfig) -> Result<()> {
-        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
-        let dom0 = self.domain(DOM0).ok_or(Error::NoSuchDomain(DOM0))?;
-        if domid == DOM0 || domain.status().life != Life::Alive {
-            return Err(Error::BadState {
-                domid,
-                message: "not a running guest".into(),
-            });
-        }
-        let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
-        let host = host
-            .as_mut()
-            .ok_or_else(|| Error::InvalidConfig("Domain-0 cannot serve devices".into()))?;
-        if domain.io.get().is_none() {
-            let io = DomainIo::new(
-                host,
-                &self.inner.evtchn,
-                dom0,
-                domid,
-                &domain.ram,
-                domain.vcpu_count,
-            )?;
-            let _ = domain.io.set(io);
-        }
-        let io = domain.io.get().expect("set above");
-        io.add(host, &self.inner.evtchn, &domain.vm, &domain.ram, &device)
-            .map_err(|message| Error::BadState { domid, message })?;
-        io.publish(&domain.ram, None);
-        domain.control_irq.write(1)?;
-        tracing::info!(
-            domid,
-            "attached {} to domain {}",
-            device.vdev,
-            domain.name()
-        );
-        Ok(())
-    }
-
-    /// Takes a device away from a running guest (`xl block-detach`): the
-    /// guest is told first and given a moment to stop using it; then Dom0
-    /// stops serving it and its wiring goes.
-    pub fn detach_device(&self, domid: DomId, vdev: &str) -> Result<()> {
-        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
-        let io = domain.io.get().ok_or_else(|| Error::BadState {
-            domid,
-            message: format!("no device {vdev}"),
-        })?;
-        if !io.guest_devices().iter().any(|d| d.vdev() == vdev) {
-            return Err(Error::BadState {
-                domid,
-                message: format!("no device {vdev}"),
-            });
-        }
-        let generation = io.publish(&domain.ram, Some(vdev));
-        domain.control_irq.write(1)?;
-        let ack_at =
-            SHARED_INFO_ADDR + std::mem::offset_of!(protocol::boot::SharedInfo, devices_ack) as u64;
-        let deadline = Instant::now() + DETACH_GRACE;
-        while domain.status().life == Life::Alive && Instant::now() < deadline {
-            let ack = domain.ram.read_u32(ack_at).unwrap_or(0);
-            if ack >= generation {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
-        let host = host
-            .as_mut()
-            .ok_or_else(|| Error::InvalidConfig("Domain-0 is gone".into()))?;
-        io.remove(host, &self.inner.evtchn, &domain.vm, vdev)
-            .map_err(|message| Error::BadState { domid, message })?;
-        tracing::info!(domid, "detached {vdev} from domain {}", domain.name());
-        Ok(())
-    }
-
     /// Gives a domain a new name, unique among live domains.
     pub fn rename(&self, domid: DomId, name: &str) -> Result<()> {
         validate_name(name)?;
@@ -665,15 +565,8 @@ impl Hypervisor {
             let _ = thread.handle.join();
         }
         if let Some(io) = domain.io.get() {
-            if let Some(host) = self
-                .inner
-                .dom0_host
-                .lock()
-                .expect("dom0 host lock")
-                .as_mut()
-            {
-                io.detach(host, &self.inner.evtchn);
-            }
+            let mut host = self.inner.dom0_host.lock().expect("dom0 host lock");
+            io.detach(host.as_mut(), &self.inner.evtchn);
         }
         if domid == DOM0 {
             *self.inner.dom0_host.lock().expect("dom0 host lock") = None;

@@ -1,0 +1,82 @@
+//! A device of any kind behind its virtio-mmio transport: what a placement
+//! holds for each device it serves, so that Domain-0 and the host model
+//! drive the devices with the same few calls.
+
+use crate::blk::{Blk, BlkConfig};
+use crate::console::Console;
+use crate::mmio::{MmioTransport, TransportStats};
+use crate::platform::{IoResult, Platform};
+use crate::queue::QueueError;
+
+/// A virtio-blk or virtio-console device and its transport.
+#[derive(Debug)]
+pub enum DeviceModel {
+    /// A virtio-blk disk.
+    Blk(MmioTransport<Blk>),
+    /// A virtio-console.
+    Console(MmioTransport<Console>),
+}
+
+/// Runs `$body` with `$t` bound to the transport, whatever the model.
+macro_rules! with_transport {
+    ($model:expr, $t:ident => $body:expr) => {
+        match $model {
+            DeviceModel::Blk($t) => $body,
+            DeviceModel::Console($t) => $body,
+        }
+    };
+}
+
+impl DeviceModel {
+    /// A disk.
+    pub fn blk(config: BlkConfig) -> Self {
+        Self::Blk(MmioTransport::new(Blk::new(config)))
+    }
+
+    /// A console with queues of `queue_size`.
+    pub fn console(queue_size: u16) -> Self {
+        Self::Console(MmioTransport::new(Console::new(queue_size)))
+    }
+
+    /// A register read of `size` bytes at `offset` in the window.
+    pub fn read(&mut self, offset: u64, size: u8) -> u64 {
+        with_transport!(self, t => t.read(offset, size))
+    }
+
+    /// A register write of `size` bytes at `offset` in the window.
+    pub fn write<P: Platform>(&mut self, p: &mut P, offset: u64, size: u8, value: u64) {
+        with_transport!(self, t => t.write(p, offset, size, value))
+    }
+
+    /// The guest notified one of the device's queues (an ioeventfd does
+    /// not say which): process every queue that is running.
+    pub fn notify_all<P: Platform>(&mut self, p: &mut P) {
+        with_transport!(self, t => {
+            for q in 0..t.queues().len() {
+                if t.queues()[q].ready() {
+                    t.queue_notify(p, q as u16);
+                }
+            }
+        })
+    }
+
+    /// A host I/O the device submitted with `tag` finished.
+    pub fn complete<P: Platform>(&mut self, p: &mut P, tag: u64, result: IoResult) {
+        with_transport!(self, t => t.complete(p, tag, result))
+    }
+
+    /// True if the device gave up on the guest's rings until a reset.
+    pub fn needs_reset(&self) -> bool {
+        with_transport!(self, t => t.needs_reset())
+    }
+
+    /// The ring violation that stopped the device, if any.
+    pub fn last_error(&self) -> Option<QueueError> {
+        with_transport!(self, t => t.last_error())
+    }
+
+    /// The transport's counters.
+    pub fn stats(&self) -> TransportStats {
+        with_transport!(self, t => t.stats())
+    }
+}

@@ -1,0 +1,106 @@
+//! [`backends::Platform`] for one device served in the core's process:
+//! guest memory through `vm-memory`, host I/O and the interrupt through
+//! the device's io_uring ([`crate::uring::Work`]), console output into the
+//! guest's console log.
+
+use backends::{HostIo, Interrupt, MemError, Platform, Submission};
+use hyp::devices::ConsoleSink;
+use std::sync::atomic::Ordering;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use crate::uring::Work;
+
+/// What one device's backend may use.
+pub struct HostPlatform {
+    memory: GuestMemoryMmap,
+    ram_bytes: u64,
+    console: ConsoleSink,
+    /// Host I/O and interrupts waiting to go into the io_uring.
+    pub work: Work,
+}
+
+impl HostPlatform {
+    /// A platform over the guest's `memory` of `ram_bytes`.
+    pub fn new(memory: GuestMemoryMmap, ram_bytes: u64, console: ConsoleSink, work: Work) -> Self {
+        Self {
+            memory,
+            ram_bytes,
+            console,
+            work,
+        }
+    }
+
+    /// `len` bytes at `gpa` as a checked range, or the error to return.
+    fn range(&self, gpa: u64, len: usize) -> Result<GuestAddress, MemError> {
+        if self.contains(gpa, len as u64) {
+            Ok(GuestAddress(gpa))
+        } else {
+            Err(MemError {
+                gpa,
+                len: len as u64,
+            })
+        }
+    }
+}
+
+impl Platform for HostPlatform {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let at = self.range(gpa, buf.len())?;
+        // `vm-memory` copies with volatile accesses: the guest may be
+        // changing the bytes meanwhile.
+        self.memory.read_slice(buf, at).map_err(|_| MemError {
+            gpa,
+            len: buf.len() as u64,
+        })
+    }
+
+    fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        let at = self.range(gpa, data.len())?;
+        self.memory.write_slice(data, at).map_err(|_| MemError {
+            gpa,
+            len: data.len() as u64,
+        })
+    }
+
+    fn contains(&self, gpa: u64, len: u64) -> bool {
+        if len == 0 {
+            return gpa < self.ram_bytes;
+        }
+        gpa.checked_add(len)
+            .is_some_and(|end| end <= self.ram_bytes)
+    }
+
+    fn read_u16(&self, gpa: u64) -> Result<u16, MemError> {
+        let at = self.range(gpa, 2)?;
+        if !gpa.is_multiple_of(2) {
+            let mut b = [0u8; 2];
+            self.read(gpa, &mut b)?;
+            return Ok(u16::from_le_bytes(b));
+        }
+        self.memory
+            .load::<u16>(at, Ordering::Acquire)
+            .map_err(|_| MemError { gpa, len: 2 })
+    }
+
+    fn write_u16(&mut self, gpa: u64, value: u16) -> Result<(), MemError> {
+        let at = self.range(gpa, 2)?;
+        if !gpa.is_multiple_of(2) {
+            return self.write(gpa, &value.to_le_bytes());
+        }
+        self.memory
+            .store(value, at, Ordering::Release)
+            .map_err(|_| MemError { gpa, len: 2 })
+    }
+
+    fn notify_guest(&mut self, _cause: Interrupt) {
+        self.work.raise_interrupt();
+    }
+
+    fn submit(&mut self, io: &HostIo<'_>) -> Submission {
+        self.work.submit(io)
+    }
+
+    fn console_output(&mut self, bytes: &[u8]) {
+        self.console.write(bytes);
+    }
+}

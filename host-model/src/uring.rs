@@ -1,0 +1,331 @@
+//! A device's io_uring, owned by the core's process: the host model's
+//! counterpart of Domain-0's hardware queue.
+//!
+//! The disk is fixed file 0 and the guest's RAM is registered as fixed
+//! buffers (1 GiB each, the kernel's limit), so a request becomes one
+//! `READ_FIXED`/`WRITE_FIXED` per guest buffer (split where a buffer
+//! crosses a 1 GiB boundary) or one `FSYNC` with `DATASYNC`, exactly the
+//! SQEs Domain-0 writes. Two more kinds of entries ride the same ring:
+//! a read of the queue-notify eventfd, always armed, so the worker waits
+//! for kicks and completions in one `io_uring_enter`; and writes of the
+//! guest's irqfd, so raising the device interrupt costs no system call of
+//! its own.
+//!
+//! [`Work`] is the part the backend touches (under the device's lock):
+//! requests in flight and entries not yet in the SQ. The SQ and CQ are
+//! only touched with that lock held; `io_uring_enter` is called without it.
+
+use backends::inflight::{Inflight, PartDone};
+use backends::{HostIo, IoKind, IoResult, Submission};
+use io_uring::{opcode, squeue, types, IoUring};
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, RawFd};
+use vmm_sys_util::eventfd::EventFd;
+
+/// `user_data` of the armed read of the queue-notify eventfd.
+pub const NOTIFY: u64 = u64::MAX;
+/// `user_data` of the armed read of the stop eventfd.
+pub const STOP: u64 = u64::MAX - 1;
+/// `user_data` of an interrupt (a write of the irqfd).
+pub const IRQ: u64 = u64::MAX - 2;
+/// `user_data` of the cancellation of the notify read, at stop.
+pub const CANCEL: u64 = u64::MAX - 3;
+
+/// What an interrupt writes to the irqfd; static, so the kernel may read
+/// it whenever it runs the write.
+static IRQ_VALUE: u64 = 1;
+
+/// Entries in the SQ (the CQ gets twice as many).
+const RING_ENTRIES: u32 = 256;
+/// Largest fixed buffer the kernel accepts.
+const FIXED_BUFFER_BYTES: u64 = 1 << 30;
+/// errno for a buffer outside the guest's RAM.
+const EFAULT: i32 = 14;
+
+/// Counters of one device's io_uring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// SQEs for host block I/O pushed onto the SQ.
+    pub sqes: u64,
+    /// Requests completed.
+    pub completed: u64,
+    /// Flushes the host completed successfully.
+    pub fsyncs: u64,
+    /// `io_uring_enter` calls.
+    pub enters: u64,
+    /// Interrupts raised in the guest.
+    pub interrupts: u64,
+    /// Completions that matched no request.
+    pub stray: u64,
+}
+
+/// What one completion was.
+pub enum Completion {
+    /// The guest kicked a queue (the notify read completed; re-armed).
+    Notify,
+    /// The device is being stopped.
+    Stop,
+    /// A block request finished: hand `(tag, result)` to the device.
+    Request(u64, IoResult),
+    /// Nothing for the device (an interrupt written, a part of a request,
+    /// a cancellation).
+    Nothing,
+}
+
+/// Host I/O waiting to go into a device's ring, and what is out.
+pub struct Work {
+    inflight: Inflight,
+    waiting: VecDeque<squeue::Entry>,
+    scratch: Vec<squeue::Entry>,
+    ram_host: u64,
+    ram_bytes: u64,
+    irq: EventFd,
+    notify: EventFd,
+    stop: EventFd,
+    /// Targets of the armed eventfd reads; boxed so their addresses stay
+    /// put while the kernel holds them.
+    buffers: Box<[u64; 2]>,
+    irq_wanted: bool,
+    /// The notify read is queued or in the kernel.
+    notify_out: bool,
+    stopping: bool,
+    stats: RingStats,
+}
+
+/// Creates a device's ring: `disk` (if any) as fixed file 0 and the
+/// guest's RAM (`ram_bytes` at host address `ram_host`) as fixed buffers.
+pub fn new_ring(disk: Option<RawFd>, ram_host: u64, ram_bytes: u64) -> Result<IoUring, String> {
+    let ring = IoUring::builder()
+        .setup_cqsize(RING_ENTRIES * 2)
+        .build(RING_ENTRIES)
+        .map_err(|e| format!("io_uring_setup: {e}"))?;
+    if let Some(fd) = disk {
+        ring.submitter()
+            .register_files(&[fd])
+            .map_err(|e| format!("registering the disk with the io_uring: {e}"))?;
+        let iovecs: Vec<libc::iovec> = (0..ram_bytes.div_ceil(FIXED_BUFFER_BYTES))
+            .map(|i| libc::iovec {
+                iov_base: (ram_host + i * FIXED_BUFFER_BYTES) as *mut libc::c_void,
+                iov_len: (ram_bytes - i * FIXED_BUFFER_BYTES).min(FIXED_BUFFER_BYTES) as usize,
+            })
+            .collect();
+        // SAFETY: the iovecs cover the guest's RAM, which the device's
+        // platform keeps mapped (a `GuestMemoryMmap` clone) for as long as
+        // the ring exists; the kernel pins the pages.
+        unsafe { ring.submitter().register_buffers(&iovecs) }
+            .map_err(|e| format!("registering guest RAM with the io_uring: {e}"))?;
+    }
+    Ok(ring)
+}
+
+impl Work {
+    /// Bookkeeping for a ring over RAM at `ram_host` of `ram_bytes`,
+    /// woken by `notify` and `stop`, interrupting through `irq`.
+    pub fn new(
+        ram_host: u64,
+        ram_bytes: u64,
+        notify: EventFd,
+        irq: EventFd,
+        stop: EventFd,
+    ) -> Self {
+        Self {
+            inflight: Inflight::new(),
+            waiting: VecDeque::new(),
+            scratch: Vec::new(),
+            ram_host,
+            ram_bytes,
+            irq,
+            notify,
+            stop,
+            buffers: Box::new([0, 0]),
+            irq_wanted: false,
+            notify_out: false,
+            stopping: false,
+            stats: RingStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RingStats {
+        self.stats
+    }
+
+    /// Queues the reads of the notify and stop eventfds (once, at start).
+    pub fn arm(&mut self) {
+        let stop = self.eventfd_read(self.stop.as_raw_fd(), 1, STOP);
+        self.waiting.push_back(stop);
+        self.arm_notify();
+    }
+
+    fn arm_notify(&mut self) {
+        let read = self.eventfd_read(self.notify.as_raw_fd(), 0, NOTIFY);
+        self.waiting.push_back(read);
+        self.notify_out = true;
+    }
+
+    fn eventfd_read(&mut self, fd: RawFd, buffer: usize, user_data: u64) -> squeue::Entry {
+        let target = &mut self.buffers[buffer] as *mut u64 as *mut u8;
+        opcode::Read::new(types::Fd(fd), target, 8)
+            .build()
+            .user_data(user_data)
+    }
+
+    /// Asks for the device interrupt to be raised (once per round, however
+    /// many completions asked).
+    pub fn raise_interrupt(&mut self) {
+        self.irq_wanted = true;
+    }
+
+    /// Turns `io` into SQEs, queued for [`Work::push`]; the result comes
+    /// back from [`Work::complete`].
+    pub fn submit(&mut self, io: &HostIo<'_>) -> Submission {
+        let slot = self.inflight.reserve();
+        if !self.build(io, u64::from(slot)) {
+            self.inflight.release(slot);
+            return Submission::Done(Err(EFAULT));
+        }
+        if self.scratch.is_empty() {
+            self.inflight.release(slot);
+            return Submission::Done(Ok(0));
+        }
+        let flush = io.kind == IoKind::Flush;
+        self.inflight
+            .arm(slot, io.tag, flush, self.scratch.len() as u32);
+        self.stats.sqes += self.scratch.len() as u64;
+        self.waiting.extend(self.scratch.drain(..));
+        Submission::Pending
+    }
+
+    /// Builds `io`'s SQEs into `self.scratch`; false if a buffer lies
+    /// outside the guest's RAM.
+    fn build(&mut self, io: &HostIo<'_>, user_data: u64) -> bool {
+        self.scratch.clear();
+        let file = types::Fixed(0);
+        if io.kind == IoKind::Flush {
+            let fsync = opcode::Fsync::new(file)
+                .flags(types::FsyncFlags::DATASYNC)
+                .build();
+            self.scratch.push(fsync.user_data(user_data));
+            return true;
+        }
+        let mut offset = io.offset;
+        for buf in io.buffers {
+            let (mut gpa, mut left) = (buf.gpa, u64::from(buf.len));
+            if gpa.checked_add(left).is_none_or(|end| end > self.ram_bytes) {
+                return false;
+            }
+            while left > 0 {
+                let index = gpa / FIXED_BUFFER_BYTES;
+                let n = left.min((index + 1) * FIXED_BUFFER_BYTES - gpa);
+                let host = (self.ram_host + gpa) as *mut u8;
+                let entry = match io.kind {
+                    IoKind::Read => opcode::ReadFixed::new(file, host, n as u32, index as u16)
+                        .offset(offset)
+                        .build(),
+                    _ => opcode::WriteFixed::new(file, host, n as u32, index as u16)
+                        .offset(offset)
+                        .build(),
+                };
+                self.scratch.push(entry.user_data(user_data));
+                gpa += n;
+                offset = offset.wrapping_add(n);
+                left -= n;
+            }
+        }
+        true
+    }
+
+    /// Moves waiting entries (and the interrupt, if one is wanted) into
+    /// the SQ, as far as it has room. Call with the device's lock held.
+    pub fn push(&mut self, ring: &IoUring) {
+        if std::mem::take(&mut self.irq_wanted) {
+            // A successful write posts no completion, so it never wakes
+            // the worker for nothing.
+            let value = &IRQ_VALUE as *const u64 as *const u8;
+            let write = opcode::Write::new(types::Fd(self.irq.as_raw_fd()), value, 8)
+                .build()
+                .flags(squeue::Flags::SKIP_SUCCESS)
+                .user_data(IRQ);
+            self.waiting.push_back(write);
+            self.stats.interrupts += 1;
+        }
+        // SAFETY: the SQ is only touched under the device's lock, which
+        // the caller holds.
+        let mut sq = unsafe { ring.submission_shared() };
+        while let Some(entry) = self.waiting.front() {
+            // SAFETY: every entry points at memory that outlives its
+            // completion: guest RAM (kept mapped by the platform),
+            // `self.buffers` (dropped only once the reads are done, see
+            // `wind_down`) or a static.
+            if unsafe { sq.push(entry) }.is_err() {
+                break;
+            }
+            self.waiting.pop_front();
+        }
+        sq.sync();
+    }
+
+    /// True if entries still wait for room in the SQ.
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty() || self.irq_wanted
+    }
+
+    /// Pops every completion into `out`. Call with the device's lock held.
+    pub fn complete(&mut self, ring: &IoUring, out: &mut Vec<Completion>) {
+        // SAFETY: the CQ is only touched under the device's lock.
+        let cq = unsafe { ring.completion_shared() };
+        for cqe in cq {
+            out.push(match cqe.user_data() {
+                NOTIFY => {
+                    self.notify_out = false;
+                    if cqe.result() >= 0 && !self.stopping {
+                        self.arm_notify();
+                    }
+                    if cqe.result() >= 0 {
+                        Completion::Notify
+                    } else {
+                        Completion::Nothing
+                    }
+                }
+                STOP => Completion::Stop,
+                IRQ => {
+                    tracing::warn!("host model: raising an interrupt failed: {}", cqe.result());
+                    Completion::Nothing
+                }
+                CANCEL => Completion::Nothing,
+                slot => match self.inflight.part_done(slot as u32, cqe.result()) {
+                    PartDone::Stray => {
+                        self.stats.stray += 1;
+                        Completion::Nothing
+                    }
+                    PartDone::Pending => Completion::Nothing,
+                    PartDone::Finished(f) => {
+                        self.stats.completed += 1;
+                        if f.flush && f.result.is_ok() {
+                            self.stats.fsyncs += 1;
+                        }
+                        Completion::Request(f.tag, f.result)
+                    }
+                },
+            });
+        }
+    }
+
+    /// Counts one `io_uring_enter`.
+    pub fn count_enter(&mut self) {
+        self.stats.enters += 1;
+    }
+
+    /// At stop: cancels the notify read. True once nothing the kernel
+    /// could still write into (the read, a request) is out.
+    pub fn wind_down(&mut self) -> bool {
+        if !self.stopping {
+            self.stopping = true;
+            if self.notify_out {
+                let cancel = opcode::AsyncCancel::new(NOTIFY).build().user_data(CANCEL);
+                self.waiting.push_back(cancel);
+            }
+        }
+        self.inflight.is_empty() && !self.notify_out
+    }
+}

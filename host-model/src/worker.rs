@@ -1,0 +1,79 @@
+//! A device's worker thread: waits in `io_uring_enter` for the guest's
+//! queue notifications and the host's completions together, serves them
+//! under the device's lock, and goes back to waiting, which also submits
+//! whatever the round queued (new I/O, the interrupt).
+
+use protocol::domain::DomId;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::device::{Shared, State};
+use crate::uring::Completion;
+
+/// How long a stopping device waits for host I/O still in flight before
+/// giving up on it (and leaking the ring, so the kernel never writes into
+/// freed memory).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The body of the worker thread.
+pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
+    let mut done = Vec::new();
+    let mut stop_at = None;
+    loop {
+        {
+            let mut state = shared.lock();
+            let State {
+                model, platform, ..
+            } = &mut *state;
+            platform.work.complete(&shared.ring, &mut done);
+            for completion in done.drain(..) {
+                match completion {
+                    Completion::Notify => model.notify_all(platform),
+                    Completion::Request(tag, result) => model.complete(platform, tag, result),
+                    Completion::Stop => {
+                        stop_at.get_or_insert_with(Instant::now);
+                    }
+                    Completion::Nothing => {}
+                }
+            }
+            check_health(&mut state, domid, vdev);
+            let State {
+                model: _, platform, ..
+            } = &mut *state;
+            if stop_at.is_some() && platform.work.wind_down() {
+                return;
+            }
+            platform.work.push(&shared.ring);
+            platform.work.count_enter();
+        }
+        if stop_at.is_some_and(|at| at.elapsed() > STOP_TIMEOUT) {
+            tracing::error!("host model: host I/O still in flight at stop; leaking its ring");
+            std::mem::forget(Arc::clone(shared));
+            return;
+        }
+        match shared.ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => {
+                tracing::error!("host model: io_uring_enter: {e}; device stopped, ring leaked");
+                std::mem::forget(Arc::clone(shared));
+                return;
+            }
+        }
+        shared.wakeups.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Logs, once per occurrence, a device that gave up on its guest's rings.
+pub(crate) fn check_health(state: &mut State, domid: DomId, vdev: &str) {
+    let broken = state.model.needs_reset();
+    if broken && !state.reset_logged {
+        tracing::warn!(
+            domid,
+            "host model: {vdev} needs reset: {:?}; still serving the others",
+            state.model.last_error()
+        );
+    }
+    state.reset_logged = broken;
+}
