@@ -14,6 +14,7 @@
 use alloc::vec::Vec;
 
 use guest_runtime::{control, time};
+use protocol::bench::{Workload, WORKLOADS};
 use protocol::report::{heapless_name::Name, BlockBench, LatencyHistogram, Report};
 use protocol::virtio::blk::SECTOR_SIZE;
 
@@ -28,68 +29,6 @@ use crate::virtio::blk::{Blk, BlkError, Op, Request};
 /// Most latency samples kept per run.
 const MAX_SAMPLES: usize = 1 << 20;
 
-/// One benchmark run.
-struct Spec {
-    name: &'static str,
-    op: Op,
-    size: u32,
-    depth: usize,
-    random: bool,
-    /// Follow each request with a flush; the pair counts as one request.
-    flush: bool,
-}
-
-const RUNS: [Spec; 6] = [
-    Spec {
-        name: "randread-4k-qd1",
-        op: Op::Read,
-        size: 4096,
-        depth: 1,
-        random: true,
-        flush: false,
-    },
-    Spec {
-        name: "randread-4k-qd32",
-        op: Op::Read,
-        size: 4096,
-        depth: 32,
-        random: true,
-        flush: false,
-    },
-    Spec {
-        name: "randwrite-4k-qd1",
-        op: Op::Write,
-        size: 4096,
-        depth: 1,
-        random: true,
-        flush: false,
-    },
-    Spec {
-        name: "randwrite-4k-qd1-flush",
-        op: Op::Write,
-        size: 4096,
-        depth: 1,
-        random: true,
-        flush: true,
-    },
-    Spec {
-        name: "seqread-1m-qd4",
-        op: Op::Read,
-        size: 1 << 20,
-        depth: 4,
-        random: false,
-        flush: false,
-    },
-    Spec {
-        name: "seqwrite-1m-qd4",
-        op: Op::Write,
-        size: 1 << 20,
-        depth: 4,
-        random: false,
-        flush: false,
-    },
-];
-
 /// Runs every benchmark the device allows (no writes on a read-only disk).
 pub fn run_all(out: &mut Out, blk: &mut Blk, args: &Args) {
     let budget = args.bench.run_ns();
@@ -97,8 +36,8 @@ pub fn run_all(out: &mut Out, blk: &mut Blk, args: &Args) {
         return;
     }
     let max_ops = args.count.map_or(u64::MAX, u64::from);
-    for spec in RUNS.iter().filter(|spec| args.wants_run(spec.name)) {
-        if spec.op == Op::Write && blk.info().read_only {
+    for spec in WORKLOADS.iter().filter(|spec| args.wants_run(spec.name)) {
+        if spec.write && blk.info().read_only {
             outln!(out, "bench {}: skipped, the disk is read-only", spec.name);
             continue;
         }
@@ -154,7 +93,7 @@ fn print(out: &mut Out, r: &BlockBench) {
 /// Also returns how many requests completed with an error status.
 fn run(
     blk: &mut Blk,
-    spec: &Spec,
+    spec: &Workload,
     max_ops: u64,
     budget_ns: u64,
 ) -> Result<Option<(BlockBench, u64)>, BlkError> {
@@ -197,7 +136,7 @@ fn run(
         while !stop && submitted < max_ops {
             let Some(i) = free.pop() else { break };
             let req = Request {
-                op: spec.op,
+                op: if spec.write { Op::Write } else { Op::Read },
                 sector: pick(&mut rng) * per_req,
                 addr: bufs[i].addr(0),
                 len: spec.size,

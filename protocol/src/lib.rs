@@ -26,6 +26,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bench;
 pub mod boot;
 pub mod control;
 pub mod device;

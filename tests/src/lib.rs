@@ -200,35 +200,3 @@ pub fn passed_checks(reports: &[protocol::report::Report]) -> Vec<String> {
         })
         .collect()
 }
-
-/// Destroys guest `domid` and returns what the backend of its device
-/// `vdev` did: the host model's counts are read just before, Domain-0's
-/// arrive as a report when the device goes.
-pub fn backend_stats_at_destroy(
-    hv: &Hypervisor,
-    events: &Receiver<Event>,
-    domid: DomId,
-    vdev: &str,
-) -> protocol::report::BackendStats {
-    use protocol::report::Report;
-    let local = hv
-        .local_device_stats(domid)
-        .into_iter()
-        .find(|s| s.vdev.as_str() == vdev);
-    hv.destroy(domid).expect("destroy");
-    if let Some(stats) = local {
-        return stats;
-    }
-    let mut found = None;
-    wait_for(events, Duration::from_secs(30), |e| match e {
-        Event::Report { domid: 0, bytes } => match Report::decode(bytes) {
-            Some(Report::BackendStats(s)) if s.domid == domid && s.vdev.as_str() == vdev => {
-                found = Some(s);
-                true
-            }
-            _ => false,
-        },
-        _ => false,
-    });
-    found.expect("Domain-0 reports its backend's counts")
-}

@@ -3,9 +3,11 @@
 //! * [`config`]: xl.cfg files, parsed as Xen documents them;
 //! * [`client`] and [`commands`]: `xl`'s side of the conversation with
 //!   `hypd`, and Xen's output formats;
-//! * [`demo`]: `xl demo`, the guided tour that boots Dom0 and a guest.
+//! * [`demo`]: `xl demo`, the guided tour that boots Dom0 and a guest;
+//! * [`bench`]: `xl bench`, native vs host model vs service VM.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod client;
 pub mod commands;
 pub mod config;

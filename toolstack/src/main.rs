@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use toolstack::client::{daemon_running, Client};
 use toolstack::commands::{self, format};
-use toolstack::demo;
+use toolstack::{bench, demo};
 
 /// The toolstack of a split-privilege hypervisor on KVM, with Xen's xl commands.
 #[derive(Parser)]
@@ -152,6 +152,32 @@ enum Command {
         /// Number of event-channel round trips to time.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         round_trips: u32,
+    },
+    /// Measure block I/O natively, through the host model and through the
+    /// service VM, interleaved over rounds; print tables (or JSON) and
+    /// optionally write a plot.
+    Bench {
+        /// Print a JSON summary on stdout (progress goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Write an SVG plot of latency distributions and throughput.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<std::path::PathBuf>,
+        /// Short runs and few rounds: done in well under a minute.
+        #[arg(long)]
+        quick: bool,
+        /// Rounds of every workload in every placement.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=50))]
+        rounds: Option<u64>,
+        /// Length of each run in milliseconds.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+        run_ms: Option<u64>,
+        /// Directory for the disk image (its filesystem sets the cost of a flush).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+        /// Only these workloads (comma-separated, e.g. randread-4k-qd1,seqread-1m-qd4).
+        #[arg(long, value_delimiter = ',')]
+        workloads: Vec<String>,
     },
     /// Xen commands this hypervisor does not support yet.
     #[command(external_subcommand)]
@@ -328,6 +354,27 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
             other => return Err(format!("unexpected reply from hypd: {other:?}")),
         },
         Command::Demo { json, round_trips } => return Ok(demo_command(json, round_trips, socket)),
+        Command::Bench {
+            json,
+            plot,
+            quick,
+            rounds,
+            run_ms,
+            dir,
+            workloads,
+        } => {
+            let mut options = if quick {
+                bench::BenchOptions::quick()
+            } else {
+                bench::BenchOptions::full()
+            };
+            options.rounds = rounds.map_or(options.rounds, |r| r as usize);
+            options.run_ms = run_ms.unwrap_or(options.run_ms);
+            options.dir = dir.unwrap_or(options.dir);
+            options.workloads = workloads;
+            options.quiet = json;
+            return Ok(bench_command(&options, json, plot.as_deref(), socket));
+        }
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
             return Err(match NOT_YET.iter().find(|(command, _)| *command == name) {
@@ -337,6 +384,45 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench_command(
+    options: &bench::BenchOptions,
+    json: bool,
+    plot: Option<&std::path::Path>,
+    socket: &std::path::Path,
+) -> ExitCode {
+    if daemon_running(socket) {
+        eprintln!(
+            "xl bench: hypd is running on {}; the benchmark runs its own core and would share \
+             the CPUs with it. Stop hypd first (`xl shutdown 0`).",
+            socket.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let summary = match bench::run(options) {
+        Ok(summary) => summary,
+        Err(e) => {
+            eprintln!("xl bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary serializes")
+        );
+    } else {
+        bench::print(&summary);
+    }
+    if let Some(path) = plot {
+        if let Err(e) = bench::write_plot(&summary, path) {
+            eprintln!("xl bench: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("xl bench: plot written to {}", path.display());
+    }
+    ExitCode::SUCCESS
 }
 
 fn demo_command(json: bool, round_trips: u32, socket: &std::path::Path) -> ExitCode {
