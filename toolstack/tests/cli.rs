@@ -456,6 +456,34 @@ fn a_live_socket_is_not_stolen_and_a_stale_one_is_replaced() {
 }
 
 #[test]
+fn a_guest_with_host_placement_is_served_inside_hypd() {
+    let d = Daemon::start("hostmodel");
+    let image = d.dir.join("host.img");
+    std::fs::write(&image, vec![0u8; 8 << 20]).unwrap();
+    let disk = format!("disk=['format=raw, vdev=xvda, access=rw, target={}']", image.display());
+    // examples/guest-host.cfg with its own image and name.
+    let created = d.xl(&["create", "examples/guest-host.cfg", "name=\"hm\"", &disk]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let out = Command::new(XL)
+        .args(["--socket", d.socket.to_str().unwrap(), "console", "hm"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert!(console.contains("0 bytes mismatched -> ok"), "{console}");
+    wait_until(|| d.state("hm").is_none(), "on_poweroff=destroy to remove it");
+    let image = std::fs::read(&image).unwrap();
+    assert!(image.iter().any(|&b| b != 0), "the guest wrote its disk");
+    // An unknown placement is refused before anything is created.
+    let err = d.fails(&["create", "examples/guest-host.cfg", "backend_placement=\"qemu\""]);
+    assert!(err.contains("backend_placement"), "{err}");
+}
+
+#[test]
 fn the_example_guest_boots_with_its_disk_served_by_dom0() {
     let d = Daemon::start("example");
     // examples/guest.cfg as shipped, from the repository root.
