@@ -460,7 +460,10 @@ fn a_guest_with_host_placement_is_served_inside_hypd() {
     let d = Daemon::start("hostmodel");
     let image = d.dir.join("host.img");
     std::fs::write(&image, vec![0u8; 8 << 20]).unwrap();
-    let disk = format!("disk=['format=raw, vdev=xvda, access=rw, target={}']", image.display());
+    let disk = format!(
+        "disk=['format=raw, vdev=xvda, access=rw, target={}']",
+        image.display()
+    );
     // examples/guest-host.cfg with its own image and name.
     let created = d.xl(&["create", "examples/guest-host.cfg", "name=\"hm\"", &disk]);
     assert!(
@@ -475,11 +478,18 @@ fn a_guest_with_host_placement_is_served_inside_hypd() {
         .unwrap();
     let console = String::from_utf8_lossy(&out.stdout);
     assert!(console.contains("0 bytes mismatched -> ok"), "{console}");
-    wait_until(|| d.state("hm").is_none(), "on_poweroff=destroy to remove it");
+    wait_until(
+        || d.state("hm").is_none(),
+        "on_poweroff=destroy to remove it",
+    );
     let image = std::fs::read(&image).unwrap();
     assert!(image.iter().any(|&b| b != 0), "the guest wrote its disk");
     // An unknown placement is refused before anything is created.
-    let err = d.fails(&["create", "examples/guest-host.cfg", "backend_placement=\"qemu\""]);
+    let err = d.fails(&[
+        "create",
+        "examples/guest-host.cfg",
+        "backend_placement=\"qemu\"",
+    ]);
     assert!(err.contains("backend_placement"), "{err}");
 }
 

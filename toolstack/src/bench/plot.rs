@@ -110,7 +110,7 @@ fn throughput_panel(
         .margin(12)
         .x_label_area_size(10)
         .y_label_area_size(56)
-        .build_cartesian_2d(0f64..n * 4.0, (0.001f64..2f64).log_scale())
+        .build_cartesian_2d(0f64..n * 4.0, (0.001f64..2.5f64).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -143,8 +143,8 @@ fn throughput_panel(
         chart
             .draw_series(std::iter::once(Text::new(
                 w.name.to_string(),
-                (base + 0.6, 0.0015),
-                ("sans-serif", 13).into_font().color(&WHITE),
+                (base + 0.6, 1.9),
+                ("sans-serif", 13),
             )))
             .map_err(err)?;
     }
