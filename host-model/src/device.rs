@@ -7,7 +7,7 @@
 //! `io_uring_enter`.
 
 use backends::{BlkConfig, DeviceModel};
-use hyp::devices::{Backing, LocalDevice, LocalDeviceSetup};
+use hyp::devices::{open_disk, Backing, LocalDevice, LocalDeviceSetup};
 use io_uring::IoUring;
 use protocol::domain::DomId;
 use protocol::report::{heapless_name::Name, BackendStats};
@@ -69,15 +69,7 @@ impl HostDevice {
         let (ram_host, ram_bytes) = (region.as_ptr() as u64, region.len());
         let (model, disk) = match &setup.backing {
             Backing::Disk { path, readonly } => {
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(!readonly)
-                    .open(path)
-                    .map_err(|e| format!("disk {}: {e}", path.display()))?;
-                let bytes = file
-                    .metadata()
-                    .map_err(|e| format!("disk {}: {e}", path.display()))?
-                    .len();
+                let (file, bytes) = open_disk(path, *readonly)?;
                 let mut id = [0u8; ID_BYTES];
                 let n = setup.vdev.len().min(ID_BYTES);
                 id[..n].copy_from_slice(&setup.vdev.as_bytes()[..n]);

@@ -200,7 +200,7 @@ impl LocalIo {
         };
         let guest = GuestDevice {
             mmio_base: window,
-            kind: device_kind(&config.backing),
+            kind: config.backing.kind(),
             irq_port,
             vdev: vdev_bytes(&config.vdev),
         };
@@ -253,12 +253,4 @@ impl LocalIo {
 fn window_offset(served: &Served, addr: u64) -> Option<u64> {
     let offset = addr.checked_sub(served.guest.mmio_base)?;
     (offset < DEVICE_WINDOW_SIZE).then_some(offset)
-}
-
-/// The device kind the guest sees for `backing`.
-fn device_kind(backing: &Backing) -> u32 {
-    match backing {
-        Backing::Disk { .. } => protocol::device::kind::BLOCK,
-        Backing::Console => protocol::device::kind::CONSOLE,
-    }
 }

@@ -70,6 +70,30 @@ pub enum Backing {
     Console,
 }
 
+impl Backing {
+    /// The device kind the guest sees (`protocol::device::kind`).
+    pub fn kind(&self) -> u32 {
+        match self {
+            Self::Disk { .. } => protocol::device::kind::BLOCK,
+            Self::Console => protocol::device::kind::CONSOLE,
+        }
+    }
+}
+
+/// Opens a disk image, writable unless `readonly`, and returns it with its
+/// size in bytes; the error names the image. Both placements open their
+/// disks with it.
+pub fn open_disk(path: &std::path::Path, readonly: bool) -> Result<(std::fs::File, u64), String> {
+    let failed = |e: std::io::Error| format!("disk {}: {e}", path.display());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(!readonly)
+        .open(path)
+        .map_err(failed)?;
+    let bytes = file.metadata().map_err(failed)?.len();
+    Ok((file, bytes))
+}
+
 /// Where a domain's device backends run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Placement {

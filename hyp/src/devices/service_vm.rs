@@ -13,7 +13,7 @@
 use super::disk::{Disk, WindowBuffer};
 use super::ioreq::IoreqSlot;
 use super::reserved::{Dom0Host, MAX_WINDOW_BYTES};
-use super::{free_window, notify_ioevents, Backing, DeviceConfig};
+use super::{free_window, notify_ioevents, open_disk, Backing, DeviceConfig};
 use crate::domain::Domain;
 use crate::error::{Error, Result};
 use crate::evtchn::EventChannels;
@@ -22,8 +22,7 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 use protocol::boot::MAX_VCPUS;
 use protocol::device::{
-    event, kind, vdev_bytes, BackendEvent, GuestDevice, DEVICE_WINDOW_SIZE, FOREIGN_BASE,
-    FOREIGN_STRIDE,
+    event, vdev_bytes, BackendEvent, GuestDevice, DEVICE_WINDOW_SIZE, FOREIGN_BASE, FOREIGN_STRIDE,
 };
 use protocol::domain::{DomId, DOM0};
 use protocol::ioreq::SLOT_SIZE;
@@ -260,41 +259,30 @@ impl ServiceVmIo {
             vdev: plumbing.guest.vdev,
             ..Default::default()
         };
-        plumbing.guest.kind = match &config.backing {
-            Backing::Console => kind::CONSOLE,
-            Backing::Disk { path, readonly } => {
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(!readonly)
-                    .open(path)
-                    .map_err(|e| format!("disk {}: {e}", path.display()))?;
-                let bytes = file
-                    .metadata()
-                    .map_err(|e| format!("disk {}: {e}", path.display()))?
-                    .len();
-                let window = WindowBuffer {
-                    host: guest_ram.host_address(),
-                    dom0: window_base(self.window_slot),
-                    len: guest_ram.size(),
-                };
-                let disk = Disk::new(host, &self.dom0.ram, file.into(), &window)?;
-                let port = channels.bind_core(
-                    DOM0,
-                    Some(disk.queue.completion_eventfd()),
-                    Some(&disk.doorbell),
-                );
-                plumbing.disk = Some(disk);
-                let port = port.map_err(|e| format!("queue port: {e}"))?;
-                plumbing.queue_port = Some(port);
-                let disk = plumbing.disk.as_ref().expect("set above");
-                disk.publish_layout(&self.dom0.ram, port);
-                announcement.readonly = u16::from(*readonly);
-                announcement.disk_bytes = bytes;
-                announcement.queue_layout = disk.layout_page;
-                announcement.queue_port = port;
-                kind::BLOCK
-            }
-        };
+        plumbing.guest.kind = config.backing.kind();
+        if let Backing::Disk { path, readonly } = &config.backing {
+            let (file, bytes) = open_disk(path, *readonly)?;
+            let window = WindowBuffer {
+                host: guest_ram.host_address(),
+                dom0: window_base(self.window_slot),
+                len: guest_ram.size(),
+            };
+            let disk = Disk::new(host, &self.dom0.ram, file.into(), &window)?;
+            let port = channels.bind_core(
+                DOM0,
+                Some(disk.queue.completion_eventfd()),
+                Some(&disk.doorbell),
+            );
+            plumbing.disk = Some(disk);
+            let port = port.map_err(|e| format!("queue port: {e}"))?;
+            plumbing.queue_port = Some(port);
+            let disk = plumbing.disk.as_ref().expect("set above");
+            disk.publish_layout(&self.dom0.ram, port);
+            announcement.readonly = u16::from(*readonly);
+            announcement.disk_bytes = bytes;
+            announcement.queue_layout = disk.layout_page;
+            announcement.queue_port = port;
+        }
         announcement.kind = plumbing.guest.kind;
         Ok(announcement)
     }
