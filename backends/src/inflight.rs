@@ -8,7 +8,8 @@
 
 use alloc::vec::Vec;
 
-use crate::platform::IoResult;
+use crate::platform::{HostIo, IoKind, IoResult, Submission};
+use protocol::hwqueue::errno::EFAULT;
 
 /// One request in flight.
 #[derive(Clone, Copy, Debug)]
@@ -56,8 +57,8 @@ impl Inflight {
         Self::default()
     }
 
-    /// Reserves a slot for a request being built; give it back with
-    /// [`Inflight::release`] or fill it with [`Inflight::arm`].
+    /// Reserves a slot for a request being built: its parts carry the slot,
+    /// and [`Inflight::settle`] says what became of it.
     pub fn reserve(&mut self) -> u32 {
         match self.free.pop() {
             Some(slot) => slot,
@@ -68,22 +69,28 @@ impl Inflight {
         }
     }
 
-    /// Gives back a reserved slot whose request was not submitted.
-    pub fn release(&mut self, slot: u32) {
-        self.free.push(slot);
-    }
-
-    /// The request with `tag` in `slot` went out as `parts` parts.
-    pub fn arm(&mut self, slot: u32, tag: u64, flush: bool, parts: u32) {
-        if let Some(record) = self.records.get_mut(slot as usize) {
-            *record = Some(Record {
-                tag,
-                flush,
+    /// The request `io` in `slot` was built into `parts` parts (`None`: a
+    /// buffer was outside what the host may touch). With parts to send it
+    /// is in flight ([`Submission::Pending`]); otherwise the slot is free
+    /// again and the request is done: `EFAULT`, or nothing to move.
+    pub fn settle(&mut self, slot: u32, io: &HostIo<'_>, parts: Option<u32>) -> Submission {
+        let record = match parts {
+            Some(parts) if parts > 0 => Record {
+                tag: io.tag,
+                flush: io.kind == IoKind::Flush,
                 parts,
                 bytes: 0,
                 error: None,
-            });
+            },
+            _ => {
+                self.free.push(slot);
+                return Submission::Done(parts.map_or(Err(EFAULT), |_| Ok(0)));
+            }
+        };
+        if let Some(entry) = self.records.get_mut(slot as usize) {
+            *entry = Some(record);
         }
+        Submission::Pending
     }
 
     /// A part of the request in `slot` completed with `res` (bytes, or a
@@ -126,13 +133,23 @@ impl Inflight {
 mod tests {
     use super::*;
 
+    fn io(kind: IoKind, tag: u64) -> HostIo<'static> {
+        HostIo {
+            kind,
+            offset: 0,
+            buffers: &[],
+            tag,
+        }
+    }
+
     #[test]
     fn a_request_finishes_with_its_last_part_and_its_first_error() {
         let mut table = Inflight::new();
         let a = table.reserve();
-        table.arm(a, 7, false, 2);
+        let pending = table.settle(a, &io(IoKind::Read, 7), Some(2));
+        assert_eq!(pending, Submission::Pending);
         let b = table.reserve();
-        table.arm(b, 8, false, 2);
+        table.settle(b, &io(IoKind::Flush, 8), Some(2));
         assert_eq!(table.part_done(a, 4096), PartDone::Pending);
         assert_eq!(
             table.part_done(a, 512),
@@ -145,11 +162,22 @@ mod tests {
         assert_eq!(table.part_done(a, 1), PartDone::Stray, "slot is free again");
         assert_eq!(table.part_done(b, -5), PartDone::Pending);
         let done = table.part_done(b, -28);
-        assert!(matches!(done, PartDone::Finished(f) if f.result == Err(5)));
+        assert!(matches!(done, PartDone::Finished(f) if f.result == Err(5) && f.flush));
         assert_eq!(table.part_done(99, 0), PartDone::Stray);
         assert!(table.is_empty());
-        let c = table.reserve();
-        table.release(c);
+    }
+
+    #[test]
+    fn a_request_with_no_parts_is_done_at_once_and_frees_its_slot() {
+        let mut table = Inflight::new();
+        let refused = table.reserve();
+        let done = table.settle(refused, &io(IoKind::Read, 1), None);
+        assert_eq!(done, Submission::Done(Err(EFAULT)));
+        let empty = table.reserve();
+        assert_eq!(empty, refused, "the refused request's slot is reused");
+        let done = table.settle(empty, &io(IoKind::Write, 2), Some(0));
+        assert_eq!(done, Submission::Done(Ok(0)));
         assert!(table.is_empty());
+        assert_eq!(table.part_done(empty, 0), PartDone::Stray);
     }
 }

@@ -39,8 +39,6 @@ static IRQ_VALUE: u64 = 1;
 const RING_ENTRIES: u32 = 256;
 /// Largest fixed buffer the kernel accepts.
 const FIXED_BUFFER_BYTES: u64 = 1 << 30;
-/// errno for a buffer outside the guest's RAM.
-const EFAULT: i32 = 14;
 
 /// Counters of one device's io_uring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -180,20 +178,15 @@ impl Work {
     /// back from [`Work::complete`].
     pub fn submit(&mut self, io: &HostIo<'_>) -> Submission {
         let slot = self.inflight.reserve();
-        if !self.build(io, u64::from(slot)) {
-            self.inflight.release(slot);
-            return Submission::Done(Err(EFAULT));
+        let parts = self
+            .build(io, u64::from(slot))
+            .then_some(self.scratch.len() as u32);
+        let submission = self.inflight.settle(slot, io, parts);
+        if submission == Submission::Pending {
+            self.stats.sqes += self.scratch.len() as u64;
+            self.waiting.extend(self.scratch.drain(..));
         }
-        if self.scratch.is_empty() {
-            self.inflight.release(slot);
-            return Submission::Done(Ok(0));
-        }
-        let flush = io.kind == IoKind::Flush;
-        self.inflight
-            .arm(slot, io.tag, flush, self.scratch.len() as u32);
-        self.stats.sqes += self.scratch.len() as u64;
-        self.waiting.extend(self.scratch.drain(..));
-        Submission::Pending
+        submission
     }
 
     /// Builds `io`'s SQEs into `self.scratch`; false if a buffer lies

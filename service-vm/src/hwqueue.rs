@@ -22,7 +22,6 @@ use alloc::vec::Vec;
 use backends::inflight::{Inflight, PartDone};
 use backends::{HostIo, IoKind, IoResult, Submission};
 use guest_runtime::{evtchn, println};
-use protocol::hwqueue::errno::EFAULT;
 use protocol::hwqueue::{QueueLayout, QueueView, Sqe, CQE_SIZE, MAX_FIXED_BUFFERS, SQE_SIZE};
 
 use crate::platform::Window;
@@ -228,23 +227,18 @@ impl HwQueue {
     pub fn submit(&mut self, window: &Window, io: &HostIo<'_>) -> Submission {
         let slot = self.inflight.reserve();
         let user_data = (u64::from(self.device_id) << 32) | u64::from(slot);
-        if !self.build(window, io, user_data) {
-            self.inflight.release(slot);
-            return Submission::Done(Err(EFAULT));
+        let parts = self
+            .build(window, io, user_data)
+            .then_some(self.scratch.len() as u32);
+        let submission = self.inflight.settle(slot, io, parts);
+        if submission == Submission::Pending {
+            let sqes = core::mem::take(&mut self.scratch);
+            for sqe in &sqes {
+                self.enqueue(sqe);
+            }
+            self.scratch = sqes;
         }
-        if self.scratch.is_empty() {
-            self.inflight.release(slot);
-            return Submission::Done(Ok(0));
-        }
-        let flush = io.kind == IoKind::Flush;
-        self.inflight
-            .arm(slot, io.tag, flush, self.scratch.len() as u32);
-        let sqes = core::mem::take(&mut self.scratch);
-        for sqe in &sqes {
-            self.enqueue(sqe);
-        }
-        self.scratch = sqes;
-        Submission::Pending
+        submission
     }
 
     /// Pushes `sqe`, or queues it behind earlier SQEs still waiting.
