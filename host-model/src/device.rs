@@ -134,24 +134,18 @@ impl HostDevice {
 }
 
 impl LocalDevice for HostDevice {
-    fn read(&self, offset: u64, data: &mut [u8]) {
+    fn read(&self, offset: u64, size: u8) -> u64 {
         let mut state = self.shared.lock();
-        let value = state.model.read(offset, data.len() as u8);
         state.accesses += 1;
-        drop(state);
-        let len = data.len().min(8);
-        data[..len].copy_from_slice(&value.to_le_bytes()[..len]);
+        state.model.read(offset, size)
     }
 
-    fn write(&self, offset: u64, data: &[u8]) {
-        let mut value = [0u8; 8];
-        let len = data.len().min(8);
-        value[..len].copy_from_slice(&data[..len]);
+    fn write(&self, offset: u64, size: u8, value: u64) {
         let mut state = self.shared.lock();
         let State {
             model, platform, ..
         } = &mut *state;
-        model.write(platform, offset, len as u8, u64::from_le_bytes(value));
+        model.write(platform, offset, size, value);
         state.accesses += 1;
         worker::check_health(&mut state, self.domid, &self.vdev);
         // A write may have started I/O or raised an interrupt (a reset, a

@@ -73,10 +73,12 @@ impl ConsoleSink {
 
 /// One device served in this process.
 pub trait LocalDevice: Send + Sync {
-    /// A trapped read of `data.len()` bytes at `offset` in the window.
-    fn read(&self, offset: u64, data: &mut [u8]);
-    /// A trapped write of `data` at `offset` in the window.
-    fn write(&self, offset: u64, data: &[u8]);
+    /// A trapped read of `size` bytes (1 to 8) at `offset` in the window;
+    /// returns them little-endian in the low bytes.
+    fn read(&self, offset: u64, size: u8) -> u64;
+    /// A trapped write of the low `size` bytes of `value` at `offset` in
+    /// the window.
+    fn write(&self, offset: u64, size: u8, value: u64);
     /// What the backend did so far.
     fn stats(&self) -> BackendStats;
 }
@@ -109,31 +111,28 @@ impl LocalIo {
 
     /// True if `addr` falls in one of the guest's device windows.
     pub fn owns(&self, addr: u64) -> bool {
-        let devices = self.devices.lock().expect("devices lock");
-        devices.iter().any(|d| window_offset(d, addr).is_some())
+        self.with_window(addr, |_, _| ()).is_some()
     }
 
     /// A trapped read; all-ones if no device holds `addr` any more.
-    pub fn read(&self, addr: u64, data: &mut [u8]) {
-        let devices = self.devices.lock().expect("devices lock");
-        match devices
-            .iter()
-            .find_map(|d| Some((d, window_offset(d, addr)?)))
-        {
-            Some((served, offset)) => served.device.read(offset, data),
-            None => data.fill(0xFF),
-        }
+    pub fn read(&self, addr: u64, size: u8) -> u64 {
+        self.with_window(addr, |device, offset| device.read(offset, size))
+            .unwrap_or(u64::MAX)
     }
 
     /// A trapped write; dropped if no device holds `addr` any more.
-    pub fn write(&self, addr: u64, data: &[u8]) {
+    pub fn write(&self, addr: u64, size: u8, value: u64) {
+        self.with_window(addr, |device, offset| device.write(offset, size, value));
+    }
+
+    /// Runs `f` on the device whose window holds `addr`, with the offset
+    /// of `addr` in it.
+    fn with_window<R>(&self, addr: u64, f: impl FnOnce(&dyn LocalDevice, u64) -> R) -> Option<R> {
         let devices = self.devices.lock().expect("devices lock");
-        if let Some((served, offset)) = devices
+        devices
             .iter()
             .find_map(|d| Some((d, window_offset(d, addr)?)))
-        {
-            served.device.write(offset, data);
-        }
+            .map(|(served, offset)| f(served.device.as_ref(), offset))
     }
 
     /// The devices as the guest sees them.

@@ -156,28 +156,26 @@ impl DeviceIo {
     /// Performs a trapped read of `data.len()` bytes at `addr` by vCPU
     /// `vcpu` of `guest`.
     pub fn read(&self, guest: &Domain, vcpu: u8, addr: u64, data: &mut [u8]) {
-        match &self.serving {
-            Serving::ServiceVm(io) => {
-                let value = io.forward_counted(guest, vcpu, addr, data.len(), None);
-                let len = data.len().min(8);
-                data[..len].copy_from_slice(&value.to_le_bytes()[..len]);
-            }
-            Serving::Host(io) => io.read(addr, data),
-        }
+        let len = data.len().min(8);
+        let value = match &self.serving {
+            Serving::ServiceVm(io) => io.forward_counted(guest, vcpu, addr, len, None),
+            Serving::Host(io) => io.read(addr, len as u8),
+        };
+        data[..len].copy_from_slice(&value.to_le_bytes()[..len]);
     }
 
     /// Performs a trapped write of `data` at `addr` by vCPU `vcpu` of
     /// `guest`.
     pub fn write(&self, guest: &Domain, vcpu: u8, addr: u64, data: &[u8]) {
+        let mut bytes = [0u8; 8];
+        let len = data.len().min(8);
+        bytes[..len].copy_from_slice(&data[..len]);
+        let value = u64::from_le_bytes(bytes);
         match &self.serving {
             Serving::ServiceVm(io) => {
-                let mut value = [0u8; 8];
-                let len = data.len().min(8);
-                value[..len].copy_from_slice(&data[..len]);
-                let value = Some(u64::from_le_bytes(value));
-                io.forward_counted(guest, vcpu, addr, len, value);
+                io.forward_counted(guest, vcpu, addr, len, Some(value));
             }
-            Serving::Host(io) => io.write(addr, data),
+            Serving::Host(io) => io.write(addr, len as u8, value),
         }
     }
 
