@@ -105,34 +105,51 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// The fields, in declaration order.
+    fn to_array(self) -> [f64; 8] {
+        [
+            self.guest_exits,
+            self.dom0_exits,
+            self.ioreqs,
+            self.guest_kicks,
+            self.guest_interrupts,
+            self.dom0_interrupts,
+            self.backend_wakeups,
+            self.host_syscalls,
+        ]
+    }
+
+    /// Counters from their fields in declaration order.
+    fn from_array(f: [f64; 8]) -> Self {
+        Counters {
+            guest_exits: f[0],
+            dom0_exits: f[1],
+            ioreqs: f[2],
+            guest_kicks: f[3],
+            guest_interrupts: f[4],
+            dom0_interrupts: f[5],
+            backend_wakeups: f[6],
+            host_syscalls: f[7],
+        }
+    }
+
     /// `self - other`, field by field, never below zero.
     fn minus(&self, other: &Counters) -> Counters {
-        let sub = |a: f64, b: f64| (a - b).max(0.0);
-        Counters {
-            guest_exits: sub(self.guest_exits, other.guest_exits),
-            dom0_exits: sub(self.dom0_exits, other.dom0_exits),
-            ioreqs: sub(self.ioreqs, other.ioreqs),
-            guest_kicks: sub(self.guest_kicks, other.guest_kicks),
-            guest_interrupts: sub(self.guest_interrupts, other.guest_interrupts),
-            dom0_interrupts: sub(self.dom0_interrupts, other.dom0_interrupts),
-            backend_wakeups: sub(self.backend_wakeups, other.backend_wakeups),
-            host_syscalls: sub(self.host_syscalls, other.host_syscalls),
-        }
+        let (a, b) = (self.to_array(), other.to_array());
+        Self::from_array(std::array::from_fn(|i| (a[i] - b[i]).max(0.0)))
     }
 
     /// Every field divided by `n`.
     fn per(&self, n: f64) -> Counters {
-        let n = n.max(1.0);
-        Counters {
-            guest_exits: self.guest_exits / n,
-            dom0_exits: self.dom0_exits / n,
-            ioreqs: self.ioreqs / n,
-            guest_kicks: self.guest_kicks / n,
-            guest_interrupts: self.guest_interrupts / n,
-            dom0_interrupts: self.dom0_interrupts / n,
-            backend_wakeups: self.backend_wakeups / n,
-            host_syscalls: self.host_syscalls / n,
-        }
+        Self::from_array(self.to_array().map(|v| v / n.max(1.0)))
+    }
+
+    /// The median of each field over `all`.
+    fn median(all: &[Counters]) -> Counters {
+        let arrays: Vec<[f64; 8]> = all.iter().map(|c| c.to_array()).collect();
+        Self::from_array(std::array::from_fn(|i| {
+            summary::median(arrays.iter().map(|a| a[i]).collect())
+        }))
     }
 }
 

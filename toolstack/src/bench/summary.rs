@@ -88,7 +88,8 @@ pub struct Round {
     pub mb_s: f64,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` (0 when empty).
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
@@ -110,7 +111,6 @@ fn figures(samples: &[Sample]) -> Figures {
         .iter()
         .map(|s| s.counters.per(s.ops as f64))
         .collect();
-    let counter = |f: fn(&Counters) -> f64| median(per_request.iter().map(f).collect());
     let mut histogram = vec![0u64; HISTOGRAM_BUCKETS];
     for s in samples {
         for (sum, &count) in histogram.iter_mut().zip(&s.histogram.counts) {
@@ -129,16 +129,7 @@ fn figures(samples: &[Sample]) -> Figures {
             iops.iter().copied().fold(0.0, f64::max),
         ],
         per_round: rounds,
-        counters: Counters {
-            guest_exits: counter(|c| c.guest_exits),
-            dom0_exits: counter(|c| c.dom0_exits),
-            ioreqs: counter(|c| c.ioreqs),
-            guest_kicks: counter(|c| c.guest_kicks),
-            guest_interrupts: counter(|c| c.guest_interrupts),
-            dom0_interrupts: counter(|c| c.dom0_interrupts),
-            backend_wakeups: counter(|c| c.backend_wakeups),
-            host_syscalls: counter(|c| c.host_syscalls),
-        },
+        counters: Counters::median(&per_request),
         histogram,
     }
 }
