@@ -138,9 +138,12 @@ pub struct TempDisk {
 }
 
 impl TempDisk {
-    /// Makes the image; `name` keeps parallel tests apart.
+    /// Makes the image. Every call gets its own directory (process id and a
+    /// counter), so parallel tests never share one; `name` only labels it.
     pub fn new(name: &str, bytes: u64) -> Self {
-        let dir = std::env::temp_dir().join(format!("hyp-test-{name}-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("hyp-test-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("disk.img");
