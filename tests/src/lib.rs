@@ -167,22 +167,10 @@ pub fn disk_guest(
     disk: &std::path::Path,
     readonly: bool,
 ) -> DomainConfig {
-    use hyp::devices::{Backing, DeviceConfig};
+    use hyp::devices::DeviceConfig;
     let mut config = guest(name, cmdline);
     config.memory_mib = 64;
-    config.devices = vec![
-        DeviceConfig {
-            vdev: "xvda".into(),
-            backing: Backing::Disk {
-                path: disk.to_path_buf(),
-                readonly,
-            },
-        },
-        DeviceConfig {
-            vdev: "console".into(),
-            backing: Backing::Console,
-        },
-    ];
+    config.devices = DeviceConfig::disk_and_console(disk, readonly);
     config
 }
 

@@ -7,7 +7,7 @@
 //! back and verifies the whole disk and runs a short block benchmark;
 //! shuts everything down and reports what happened.
 
-use hyp::devices::{Backing, DeviceConfig};
+use hyp::devices::DeviceConfig;
 use hyp::{DomainConfig, Event, Hypervisor};
 use protocol::boot::ControlRequest;
 use protocol::domain::{DomId, DomainState, DOM0};
@@ -314,19 +314,7 @@ fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSum
     ));
     let created = tour.hv.create_domain(DomainConfig {
         cmdline: "workload=disk".into(),
-        devices: vec![
-            DeviceConfig {
-                vdev: "xvda".into(),
-                backing: Backing::Disk {
-                    path: image.clone(),
-                    readonly: false,
-                },
-            },
-            DeviceConfig {
-                vdev: "console".into(),
-                backing: Backing::Console,
-            },
-        ],
+        devices: DeviceConfig::disk_and_console(&image, false),
         ..DomainConfig::new("disk-guest", kernels::FRONTENDS.to_vec(), 64)
     });
     let guest = match created {

@@ -56,6 +56,32 @@ pub struct DeviceConfig {
     pub backing: Backing,
 }
 
+impl DeviceConfig {
+    /// A raw disk image at `path` seen by the guest as `vdev`.
+    pub fn disk(vdev: &str, path: impl Into<PathBuf>, readonly: bool) -> Self {
+        Self {
+            vdev: vdev.into(),
+            backing: Backing::Disk {
+                path: path.into(),
+                readonly,
+            },
+        }
+    }
+
+    /// The guest's virtio console.
+    pub fn console() -> Self {
+        Self {
+            vdev: "console".into(),
+            backing: Backing::Console,
+        }
+    }
+
+    /// A guest's standard device list: one disk as `xvda` and a console.
+    pub fn disk_and_console(path: impl Into<PathBuf>, readonly: bool) -> Vec<Self> {
+        vec![Self::disk("xvda", path, readonly), Self::console()]
+    }
+}
+
 /// What backs a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backing {

@@ -1,7 +1,7 @@
 //! A workload run by a guest through its virtio-blk driver, with its disk
 //! served in one placement, and the counts of what the path did.
 
-use hyp::devices::{Backing, DeviceConfig, Placement};
+use hyp::devices::{DeviceConfig, Placement};
 use hyp::{DomainConfig, Event, Hypervisor};
 use protocol::bench::Workload;
 use protocol::domain::{DomId, DomainState, ShutdownReason, DOM0};
@@ -38,19 +38,7 @@ fn config(
     let mut config = DomainConfig::new("bench", kernels::FRONTENDS.to_vec(), GUEST_MIB);
     config.cmdline = format!("workload=disk verify_mib=0 seed=1 bench={run_ms}ms runs={runs}");
     config.placement = placement;
-    config.devices = vec![
-        DeviceConfig {
-            vdev: "xvda".into(),
-            backing: Backing::Disk {
-                path: disk.to_path_buf(),
-                readonly: false,
-            },
-        },
-        DeviceConfig {
-            vdev: "console".into(),
-            backing: Backing::Console,
-        },
-    ];
+    config.devices = DeviceConfig::disk_and_console(disk, false);
     config
 }
 
