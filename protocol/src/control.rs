@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomId;
 
 /// Version of this message set; bump on any incompatible change.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -117,8 +117,11 @@ pub enum Request {
     },
     /// Per-vCPU information.
     VcpuList(Vec<DomRef>),
-    /// Stream the domain's console: the reply is [`Response::Console`]
-    /// frames until the domain goes away or the client hangs up.
+    /// Stream the domain's console. The first reply is [`Response::Ok`]
+    /// once the client is following it (nothing the domain prints after that
+    /// is missed), then [`Response::Console`] frames, from the recent output
+    /// kept by `hypd` on, and [`Response::ConsoleClosed`] when the domain is
+    /// gone. The client ends it by hanging up.
     Console(DomRef),
     /// Wait until the domain is gone or stopped (for `xl shutdown -w`).
     Wait(DomRef),
@@ -216,8 +219,10 @@ pub enum Response {
     Vcpus(Vec<VcpuRecord>),
     /// Disks.
     Disks(Vec<DiskRecord>),
-    /// Console output bytes; an empty chunk means the console closed.
+    /// Console output bytes (never empty).
     Console(Vec<u8>),
+    /// The console's domain is gone: the last frame of a console stream.
+    ConsoleClosed,
     /// The request failed.
     Error(String),
 }

@@ -255,7 +255,9 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
                 return Ok(ExitCode::SUCCESS);
             }
             let mut warnings = Vec::new();
-            let request = commands::create::request(&parsed.spec, paused, &mut warnings);
+            // With -c the domain starts paused and runs once the console is
+            // attached, so its first lines are not lost (as Xen's xl does).
+            let request = commands::create::request(&parsed.spec, paused || console, &mut warnings);
             warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             let mut client = connect()?;
             let Response::Created(domid) = client.call(Request::Create(request))? else {
@@ -265,7 +267,12 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
                 eprintln!("Started domain {} (id={domid})", parsed.spec.name);
             }
             if console {
-                commands::console::attach(connect()?, domid.to_string())?;
+                commands::console::attach(connect()?, domid.to_string(), || {
+                    if paused {
+                        return Ok(());
+                    }
+                    commands::simple(&mut connect()?, Request::Unpause(domid.to_string()))
+                })?;
             }
         }
         Command::List {
@@ -305,7 +312,7 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
         Command::Reboot { domain } => commands::simple(&mut connect()?, Request::Reboot(domain))?,
         Command::Pause { domain } => commands::simple(&mut connect()?, Request::Pause(domain))?,
         Command::Unpause { domain } => commands::simple(&mut connect()?, Request::Unpause(domain))?,
-        Command::Console { domain } => commands::console::attach(connect()?, domain)?,
+        Command::Console { domain } => commands::console::attach(connect()?, domain, || Ok(()))?,
         Command::Info => match connect()?.call(Request::Info)? {
             Response::Info(pairs) => print!("{}", format::info(&pairs)),
             other => return Err(format!("unexpected reply from hypd: {other:?}")),

@@ -332,7 +332,9 @@ fn bad_requests_are_refused_and_the_daemon_keeps_serving() {
     // A malformed message gets an error reply; an oversized one too.
     let mut raw = UnixStream::connect(&d.socket).unwrap();
     raw.write_all(&5u32.to_le_bytes()).unwrap();
-    raw.write_all(&[1, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap();
+    // The current version (a one-byte varint), then a body that is no request.
+    let version = u8::try_from(protocol::control::VERSION).unwrap();
+    raw.write_all(&[version, 0xFF, 0xFF, 0xFF, 0xFF]).unwrap();
     let reply: protocol::control::Response = protocol::control::read_frame(&mut raw).unwrap();
     assert!(
         matches!(reply, protocol::control::Response::Error(ref m) if m.contains("malformed")),
@@ -464,19 +466,28 @@ fn a_guest_with_host_placement_is_served_inside_hypd() {
         "disk=['format=raw, vdev=xvda, access=rw, target={}']",
         image.display()
     );
-    // examples/guest-host.cfg with its own image and name.
-    let created = d.xl(&["create", "examples/guest-host.cfg", "name=\"hm\"", &disk]);
+    // examples/guest-host.cfg with its own image and name, followed from
+    // its first line with -c (the domain runs once the console is attached).
+    let created = d.xl(&[
+        "create",
+        "-c",
+        "examples/guest-host.cfg",
+        "name=\"hm\"",
+        &disk,
+    ]);
     assert!(
         created.status.success(),
         "{}",
         String::from_utf8_lossy(&created.stderr)
     );
-    let out = Command::new(XL)
-        .args(["--socket", d.socket.to_str().unwrap(), "console", "hm"])
-        .stdin(Stdio::piped())
-        .output()
-        .unwrap();
-    let console = String::from_utf8_lossy(&out.stdout);
+    let console = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        console
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("up, workload disk")),
+        "the first line is there: {console}"
+    );
     assert!(console.contains("0 bytes mismatched -> ok"), "{console}");
     wait_until(
         || d.state("hm").is_none(),

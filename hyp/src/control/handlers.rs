@@ -2,7 +2,7 @@
 
 use super::records::resolve;
 use super::Daemon;
-use crate::devices::{Backing, DeviceConfig, Placement};
+use crate::devices::{DeviceConfig, Placement};
 use crate::domain::DomainConfig;
 use protocol::boot::ControlRequest;
 use protocol::control::{CreateRequest, DomRef, DomainRecord, Request, Response, VcpuRecord};
@@ -47,13 +47,7 @@ pub fn handle(daemon: &Daemon, request: Request) -> Response {
             resolve(&daemon.hv, &domain).map(|id| Response::Disks(disks(daemon, id)))
         }
         Request::BlockAttach { domain, disk } => with_domain(daemon, &domain, |id| {
-            let device = DeviceConfig {
-                vdev: disk.vdev.clone(),
-                backing: Backing::Disk {
-                    path: disk.target.clone().into(),
-                    readonly: disk.readonly,
-                },
-            };
+            let device = DeviceConfig::disk(&disk.vdev, &disk.target, disk.readonly);
             daemon
                 .hv
                 .attach_device(id, device)
@@ -113,19 +107,10 @@ fn devices(request: &CreateRequest) -> Vec<DeviceConfig> {
     let mut devices: Vec<DeviceConfig> = request
         .disks
         .iter()
-        .map(|d| DeviceConfig {
-            vdev: d.vdev.clone(),
-            backing: Backing::Disk {
-                path: d.target.clone().into(),
-                readonly: d.readonly,
-            },
-        })
+        .map(|d| DeviceConfig::disk(&d.vdev, &d.target, d.readonly))
         .collect();
     if !devices.is_empty() {
-        devices.push(DeviceConfig {
-            vdev: "console".into(),
-            backing: Backing::Console,
-        });
+        devices.push(DeviceConfig::console());
     }
     devices
 }
@@ -313,11 +298,14 @@ pub fn stream_console(daemon: &Daemon, domain: &DomRef, stream: &mut UnixStream)
         }
     };
     let (recent, follow) = daemon.consoles.follow(domid);
-    if write_frame(stream, Response::Console(recent)).is_err() {
+    if write_frame(stream, Response::Ok).is_err()
+        || (!recent.is_empty() && write_frame(stream, Response::Console(recent)).is_err())
+    {
         return;
     }
     loop {
         match follow.recv_timeout(Duration::from_millis(200)) {
+            Ok(bytes) if bytes.is_empty() => {}
             Ok(bytes) => {
                 if write_frame(stream, Response::Console(bytes)).is_err() {
                     return;
@@ -329,13 +317,13 @@ pub fn stream_console(daemon: &Daemon, domain: &DomRef, stream: &mut UnixStream)
                     .domain(domid)
                     .is_some_and(|d| !d.state().is_final());
                 if !alive {
-                    let _ = write_frame(stream, Response::Console(Vec::new()));
+                    let _ = write_frame(stream, Response::ConsoleClosed);
                     return;
                 }
                 let _ = stream.flush();
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                let _ = write_frame(stream, Response::Console(Vec::new()));
+                let _ = write_frame(stream, Response::ConsoleClosed);
                 return;
             }
         }

@@ -83,13 +83,15 @@ fn apply(
 }
 
 /// Restarts a domain from its configuration; with `rename`, the old one is
-/// kept under a new name.
+/// kept under a new name. The new domain runs even if the first was created
+/// paused (`xl create -p`, or `-c` until its console was attached).
 fn restart(daemon: &Daemon, domid: DomId, name: &str, rename: bool) -> Result<(), String> {
-    let request = daemon
+    let mut request = daemon
         .records
         .get(domid)
         .and_then(|r| r.request)
         .ok_or("no configuration to restart from")?;
+    request.paused = false;
     if rename {
         daemon
             .hv

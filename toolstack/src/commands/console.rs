@@ -46,9 +46,20 @@ impl Drop for RawTerminal {
 }
 
 /// Streams the console of `domain` to stdout until the domain goes away or
-/// the user types Ctrl-].
-pub fn attach(mut client: Client, domain: String) -> Result<(), String> {
+/// the user types Ctrl-]. `attached` runs once `hypd` has the client
+/// following the console, before any output is shown (`xl create -c` unpauses
+/// the new domain there, so none of its output is missed).
+pub fn attach(
+    mut client: Client,
+    domain: String,
+    attached: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     client.send(Request::Console(domain))?;
+    match client.receive()? {
+        Response::Ok => attached()?,
+        Response::Error(e) => return Err(e),
+        other => return Err(format!("unexpected reply from hypd: {other:?}")),
+    }
     let _raw = RawTerminal::enter();
     let stream = client.stream().try_clone().map_err(|e| e.to_string())?;
     std::thread::spawn(move || {
@@ -66,7 +77,7 @@ pub fn attach(mut client: Client, domain: String) -> Result<(), String> {
     let mut stdout = std::io::stdout();
     loop {
         match client.receive() {
-            Ok(Response::Console(bytes)) if bytes.is_empty() => return Ok(()),
+            Ok(Response::ConsoleClosed) => return Ok(()),
             Ok(Response::Console(bytes)) => {
                 let _ = stdout.write_all(&bytes);
                 let _ = stdout.flush();
