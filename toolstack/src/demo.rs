@@ -341,14 +341,25 @@ fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSum
     let _ = std::fs::remove_dir_all(&dir);
     followed?;
     let summary = tour.summary(guest, state.expect("final state"));
-    let domain = tour.hv.domain(guest);
-    let counter = |f: fn(&hyp::domain::Counters) -> &std::sync::atomic::AtomicU64| {
-        domain.as_ref().map_or(0, |d| {
-            f(&d.counters).load(std::sync::atomic::Ordering::Relaxed)
-        })
+    // Read what the domain knows, and let go of it, before it is destroyed.
+    let (ioreqs, exits, ioreq_ns, why) = {
+        let domain = tour.hv.domain(guest);
+        let counter = |f: fn(&hyp::domain::Counters) -> &std::sync::atomic::AtomicU64| {
+            domain.as_ref().map_or(0, |d| {
+                f(&d.counters).load(std::sync::atomic::Ordering::Relaxed)
+            })
+        };
+        let why = domain
+            .as_ref()
+            .and_then(|d| d.message())
+            .unwrap_or_default();
+        (
+            counter(|c| &c.ioreqs),
+            counter(|c| &c.user_exits),
+            counter(|c| &c.ioreq_ns),
+            why,
+        )
     };
-    let (ioreqs, exits) = (counter(|c| &c.ioreqs), counter(|c| &c.user_exits));
-    let ioreq_ns = counter(|c| &c.ioreq_ns);
     tour.hv.destroy(guest)?;
     let mut blk = BlkSummary {
         placement: "service-vm".into(),
@@ -379,11 +390,6 @@ fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSum
         }
     }
     if !blk.verified {
-        let why = tour
-            .hv
-            .domain(guest)
-            .and_then(|d| d.message())
-            .unwrap_or_default();
         return Err(DemoError::Unexpected(format!(
             "the disk guest's data did not verify {why}"
         )));
