@@ -42,6 +42,8 @@ pub struct TransportStats {
     pub ignored_notifies: u64,
     /// Queue notifications processed.
     pub notifies: u64,
+    /// Times polling found a queue with work no notification announced.
+    pub polled: u64,
     /// Interrupts raised.
     pub interrupts: u64,
     /// Times the device entered `DEVICE_NEEDS_RESET`.
@@ -242,8 +244,69 @@ impl<D: VirtioDevice> MmioTransport<D> {
             return;
         }
         self.stats.notifies += 1;
+        self.process(p, queue);
+    }
+
+    fn process<P: Platform>(&mut self, p: &mut P, queue: u16) {
         let result = self.device.queue_notify(p, &mut self.queues, queue);
         self.after_device(p, result);
+    }
+
+    /// Enters or leaves polled mode on every queue (see
+    /// [`Queue::set_polled`]): while the backend's CPU spins anyway, the
+    /// driver need not notify, and [`MmioTransport::poll`] finds the work.
+    /// Leaving asks for notifications again and processes what arrived
+    /// unannounced meanwhile; returns true if there was any.
+    pub fn set_polling<P: Platform>(&mut self, p: &mut P, polling: bool) -> bool {
+        let mut work = false;
+        for i in 0..self.queues.len() {
+            let q = &mut self.queues[i];
+            if q.polled() == polling {
+                continue;
+            }
+            q.set_polled(polling);
+            // A stopped device leaves the rings alone; the mode still
+            // follows, for when the driver brings the device back.
+            if !self.is_live() || !self.queues[i].ready() {
+                continue;
+            }
+            let q = &mut self.queues[i];
+            let waiting = if polling {
+                q.disable_notification(p).map(|()| false)
+            } else {
+                q.enable_notification(p)
+            };
+            match waiting {
+                Ok(false) => {}
+                Ok(true) => {
+                    work = true;
+                    self.process(p, i as u16);
+                }
+                Err(e) => self.fail(p, e),
+            }
+        }
+        work
+    }
+
+    /// In polled mode: processes every running queue whose available
+    /// index moved. Returns true if one had work.
+    pub fn poll<P: Platform>(&mut self, p: &mut P) -> bool {
+        let mut work = false;
+        for i in 0..self.queues.len() {
+            if !self.is_live() || !self.queues[i].polled() {
+                continue;
+            }
+            match self.queues[i].has_available(p) {
+                Ok(false) => {}
+                Ok(true) => {
+                    work = true;
+                    self.stats.polled += 1;
+                    self.process(p, i as u16);
+                }
+                Err(e) => self.fail(p, e),
+            }
+        }
+        work
     }
 
     /// A host I/O finished: hand it to the device, which returns the

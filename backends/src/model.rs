@@ -60,6 +60,18 @@ impl DeviceModel {
         })
     }
 
+    /// Enters or leaves polled mode ([`MmioTransport::set_polling`]);
+    /// true if leaving found work, which was processed.
+    pub fn set_polling<P: Platform>(&mut self, p: &mut P, polling: bool) -> bool {
+        with_transport!(self, t => t.set_polling(p, polling))
+    }
+
+    /// In polled mode, processes the queues the driver added to
+    /// ([`MmioTransport::poll`]); true if there was work.
+    pub fn poll<P: Platform>(&mut self, p: &mut P) -> bool {
+        with_transport!(self, t => t.poll(p))
+    }
+
     /// A host I/O the device submitted with `tag` finished.
     pub fn complete<P: Platform>(&mut self, p: &mut P, tag: u64, result: IoResult) {
         with_transport!(self, t => t.complete(p, tag, result))

@@ -20,7 +20,10 @@
 //!
 //! Notification suppression follows `VIRTIO_F_EVENT_IDX` when negotiated
 //! (the device writes `avail_event`, honours `used_event`), and the ring
-//! flags otherwise.
+//! flags otherwise. A device whose CPU is polling anyway can put a queue in
+//! polled mode ([`Queue::set_polled`]): it then asks for no notifications
+//! at all and watches the available index instead ([`Queue::has_available`]),
+//! as QEMU's virtqueue polling and vhost's busy loop do.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, Ordering};
@@ -153,6 +156,8 @@ pub struct Queue {
     indirect: bool,
     /// Used entries published since the last [`Queue::needs_notification`].
     num_added: u32,
+    /// The device polls the available index: no notifications wanted.
+    polled: bool,
     direct_seen: Visited,
     indirect_seen: Visited,
 }
@@ -173,19 +178,23 @@ impl Queue {
             event_idx: false,
             indirect: false,
             num_added: 0,
+            polled: false,
             direct_seen: Visited::default(),
             indirect_seen: Visited::default(),
         }
     }
 
-    /// Back to the state after [`Queue::new`] (device reset).
+    /// Back to the state after [`Queue::new`] (device reset). Polled mode
+    /// is the device's own choice and survives it.
     pub fn reset(&mut self) {
         let seen = (
             core::mem::take(&mut self.direct_seen),
             core::mem::take(&mut self.indirect_seen),
         );
+        let polled = self.polled;
         *self = Self::new(self.max_size);
         (self.direct_seen, self.indirect_seen) = seen;
+        self.polled = polled;
     }
 
     /// Largest size the driver may choose.
@@ -458,10 +467,16 @@ impl Queue {
         }
     }
 
-    /// Asks the driver for no notifications while the device is busy
-    /// (no-op with event indices: `avail_event` already lags behind).
+    /// Asks the driver for no notifications: with event indices,
+    /// `avail_event` goes just behind the next entry, where the driver's
+    /// next index does not cross it (until the index wraps all the way
+    /// round, one spurious notification later); without, the used ring's
+    /// `NO_NOTIFY` flag.
     pub fn disable_notification<P: Platform>(&mut self, p: &mut P) -> Result<(), QueueError> {
-        if !self.event_idx {
+        if self.event_idx {
+            let at = self.used_ring + avail_event_offset(self.size);
+            p.write_u16(at, self.next_avail.wrapping_sub(1))?;
+        } else {
             p.write_u16(self.used_ring, USED_F_NO_NOTIFY)?;
         }
         Ok(())
@@ -470,10 +485,14 @@ impl Queue {
     /// Asks the driver to notify again about the next entry, then checks
     /// once more for entries published meanwhile (the final check). True
     /// if there is more work: the caller processes it instead of
-    /// sleeping.
+    /// sleeping. In polled mode only the check is made: the device keeps
+    /// watching, so the driver is not asked to notify.
     pub fn enable_notification<P: Platform>(&mut self, p: &mut P) -> Result<bool, QueueError> {
         if !self.ready {
             return Ok(false);
+        }
+        if self.polled {
+            return self.has_available(p);
         }
         if self.event_idx {
             let at = self.used_ring + avail_event_offset(self.size);
@@ -484,5 +503,31 @@ impl Queue {
         fence(Ordering::SeqCst);
         let avail_idx = p.read_u16(self.avail_ring + RING_IDX_OFFSET)?;
         Ok(avail_idx != self.next_avail)
+    }
+
+    /// True if the driver made entries available that the device has not
+    /// taken yet (one read of the available index).
+    pub fn has_available<P: Platform>(&self, p: &P) -> Result<bool, QueueError> {
+        if !self.ready {
+            return Ok(false);
+        }
+        fence(Ordering::SeqCst);
+        let avail_idx = p.read_u16(self.avail_ring + RING_IDX_OFFSET)?;
+        Ok(avail_idx != self.next_avail)
+    }
+
+    /// True in polled mode.
+    pub fn polled(&self) -> bool {
+        self.polled
+    }
+
+    /// Enters or leaves polled mode. Only the mode changes here; the
+    /// transport then asks the driver for no notifications
+    /// ([`Queue::disable_notification`]; in polled mode `avail_event` is
+    /// not moved again, so it stays behind) or for them again
+    /// ([`Queue::enable_notification`], whose final check finds what
+    /// arrived unannounced).
+    pub fn set_polled(&mut self, polled: bool) {
+        self.polled = polled;
     }
 }

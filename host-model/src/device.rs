@@ -150,8 +150,7 @@ impl LocalDevice for HostDevice {
         worker::check_health(&mut state, self.domid, &self.vdev);
         // A write may have started I/O or raised an interrupt (a reset, a
         // queue index the ioeventfds do not catch): hand it to the kernel.
-        if state.platform.work.has_waiting() {
-            state.platform.work.push(&self.shared.ring);
+        if state.platform.work.has_waiting() && state.platform.work.push(&self.shared.ring) {
             state.platform.work.count_enter();
             drop(state);
             if let Err(e) = self.shared.ring.submit() {
@@ -169,6 +168,7 @@ impl LocalDevice for HostDevice {
             vdev: Name::new(&self.vdev),
             requests: r.completed,
             notifies: t.notifies,
+            polled: t.polled,
             interrupts: r.interrupts,
             register_accesses: state.accesses,
             wakeups: self.shared.wakeups.load(Ordering::Relaxed),

@@ -230,7 +230,8 @@ impl Work {
 
     /// Moves waiting entries (and the interrupt, if one is wanted) into
     /// the SQ, as far as it has room. Call with the device's lock held.
-    pub fn push(&mut self, ring: &IoUring) {
+    /// True if the SQ holds entries the kernel has not taken yet.
+    pub fn push(&mut self, ring: &IoUring) -> bool {
         if std::mem::take(&mut self.irq_wanted) {
             // A successful write posts no completion, so it never wakes
             // the worker for nothing.
@@ -256,6 +257,7 @@ impl Work {
             self.waiting.pop_front();
         }
         sq.sync();
+        !sq.is_empty()
     }
 
     /// True if entries still wait for room in the SQ.

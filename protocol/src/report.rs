@@ -101,6 +101,9 @@ pub struct BackendStats {
     pub requests: u64,
     /// Queue notifications the backend took (guest kicks that reached it).
     pub notifies: u64,
+    /// Times the backend, polling, found requests no notification
+    /// announced (see the backends' polled mode).
+    pub polled: u64,
     /// Interrupts the backend raised in the guest.
     pub interrupts: u64,
     /// Register accesses the backend answered.

@@ -165,11 +165,26 @@ impl Device {
         self.platform.flush_console();
     }
 
-    /// Turns hardware-queue completion interrupts off while Dom0 polls.
-    pub fn set_polling(&mut self, polling: bool) {
+    /// Enters or leaves polling. While Dom0 polls, the hardware queue's
+    /// completions raise no interrupt and the guest is asked for no queue
+    /// notifications: [`Device::poll`] and the sweep of the completion ring
+    /// find the work instead. Leaving serves what arrived unannounced;
+    /// returns 1 if there was such work.
+    pub fn set_polling(&mut self, polling: bool) -> usize {
         if let Some(hw) = self.platform.hw() {
             hw.set_interrupts(!polling);
         }
+        let work = self.model.set_polling(&mut self.platform, polling);
+        self.check_health();
+        usize::from(work)
+    }
+
+    /// While Dom0 polls: serves the queues the guest added to. Returns 1
+    /// if there was work.
+    pub fn poll(&mut self) -> usize {
+        let work = self.model.poll(&mut self.platform);
+        self.check_health();
+        usize::from(work)
     }
 
     /// Logs, once per occurrence, a device that gave up on its guest's
@@ -200,10 +215,11 @@ impl Device {
     pub fn log_removal(&self, now: Dom0Activity) {
         let s = self.model.stats();
         println!(
-            "service-vm: removed {} of domain {}: {} notifies, {} interrupts, {} bad accesses",
+            "service-vm: removed {} of domain {}: {} notifies, {} found by polling, {} interrupts, {} bad accesses",
             self.name(),
             self.event.domid,
             s.notifies,
+            s.polled,
             s.interrupts,
             s.bad_accesses
         );
@@ -211,6 +227,7 @@ impl Device {
             domid: self.event.domid,
             vdev: Name::new(self.name()),
             notifies: s.notifies,
+            polled: s.polled,
             interrupts: s.interrupts,
             register_accesses: self.accesses,
             wakeups: now.wakeups - self.baseline.wakeups,

@@ -53,6 +53,7 @@ pub struct Devices {
     ioreq_ports: Vec<u32>,
     reserved: Reserved,
     send_failed: bool,
+    polling: bool,
     /// Domain-0's activity so far (the main loop counts it).
     pub activity: Dom0Activity,
 }
@@ -66,6 +67,7 @@ impl Devices {
             ioreq_ports: Vec::new(),
             reserved,
             send_failed: false,
+            polling: false,
             activity: Dom0Activity::default(),
         }
     }
@@ -287,7 +289,8 @@ impl Devices {
     }
 
     /// Serves what waits without an event having arrived (yet): ready
-    /// ioreq slots and posted completions. Returns how many were served.
+    /// ioreq slots, posted completions and, while polling, the requests
+    /// guests queued without a notification. Returns how many were served.
     pub fn sweep(&mut self) -> usize {
         let mut served = 0;
         for i in 0..self.ioreq_ports.len() {
@@ -301,6 +304,9 @@ impl Devices {
         for device in self.slots.iter_mut().flatten() {
             if device.has_completions() {
                 served += device.complete();
+            }
+            if self.polling {
+                served += device.poll();
             }
         }
         served
@@ -321,10 +327,16 @@ impl Devices {
         }
     }
 
-    /// Completion interrupts off while polling, on before halting.
-    pub fn set_polling(&mut self, polling: bool) {
-        for device in self.slots.iter_mut().flatten() {
-            device.set_polling(polling);
-        }
+    /// Enters or leaves polling on every device ([`Device::set_polling`]):
+    /// no completion interrupts and no queue notifications while Dom0
+    /// polls; both back on before it halts. Returns the work leaving found
+    /// (served already).
+    pub fn set_polling(&mut self, polling: bool) -> usize {
+        self.polling = polling;
+        self.slots
+            .iter_mut()
+            .flatten()
+            .map(|device| device.set_polling(polling))
+            .sum()
     }
 }

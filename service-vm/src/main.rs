@@ -14,15 +14,18 @@
 //!    * a hardware-queue port: the host completed block I/O ([`hwqueue`]);
 //!    * any other port (a guest's control channel): an echo on the same
 //!      port, as before devices existed;
-//! 3. a sweep of the ioreq slots and the completion rings, for work that
-//!    is there before (or without) its interrupt;
+//! 3. a sweep of the ioreq slots and the completion rings (and, while
+//!    polling, the guests' available rings), for work that is there before
+//!    (or without) its interrupt;
 //! 4. the end of the round: one doorbell per hardware queue that got SQEs,
 //!    console output passed on.
 //!
 //! After a round that found work, Dom0 keeps polling for
-//! [`ADAPTIVE_POLL_NS`] (hardware-queue completion interrupts off), since a
-//! halt and a wake-up cost far more here than a short spin; then it turns
-//! those interrupts back on, looks once more, and halts. A control request
+//! [`ADAPTIVE_POLL_NS`], since a halt and a wake-up cost far more here than
+//! a short spin. While it polls, the hardware queues' completions raise no
+//! interrupt and the guests are asked not to notify their queues (the sweep
+//! reads the rings' indices instead); then it turns both back on, looks
+//! once more, and halts. A control request
 //! from the core (`xl shutdown`) shuts Dom0 down.
 #![no_std]
 #![no_main]
@@ -120,8 +123,15 @@ fn main(boot: &'static BootInfo) -> ! {
             continue;
         }
         if polling {
-            devices.set_polling(false);
             polling = false;
+            if devices.set_polling(false) > 0 {
+                // Requests queued unannounced while polling stopped: they
+                // were served, so poll on.
+                devices.flush();
+                last_work = time::rdtsc();
+                halt = false;
+                continue;
+            }
         }
         // With completion interrupts back on, whatever is not seen here
         // raises an interrupt that ends the halt.

@@ -7,6 +7,7 @@ mod console;
 mod driver;
 mod hostile;
 mod mmio;
+mod polling;
 mod reference;
 
 use std::sync::atomic::Ordering;

@@ -97,6 +97,7 @@ pub fn run(
         dom0_exits,
         ioreqs,
         guest_kicks: bench.map_or(0.0, |b| b.notifies as f64),
+        backend_polls: stats.polled as f64,
         guest_interrupts: bench.map_or(0.0, |b| b.interrupts as f64),
         dom0_interrupts: stats.backend_interrupts as f64,
         backend_wakeups: stats.wakeups as f64,

@@ -91,6 +91,8 @@ pub struct Counters {
     pub ioreqs: f64,
     /// Queue notifications the guest wrote (ioeventfd: in-kernel kicks).
     pub guest_kicks: f64,
+    /// Times the polling backend found requests no kick announced.
+    pub backend_polls: f64,
     /// Device interrupts injected into the guest.
     pub guest_interrupts: f64,
     /// Event-channel interrupts Domain-0 took.
@@ -105,13 +107,17 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// How many fields there are.
+    const FIELDS: usize = 9;
+
     /// The fields, in declaration order.
-    fn to_array(self) -> [f64; 8] {
+    fn to_array(self) -> [f64; Self::FIELDS] {
         [
             self.guest_exits,
             self.dom0_exits,
             self.ioreqs,
             self.guest_kicks,
+            self.backend_polls,
             self.guest_interrupts,
             self.dom0_interrupts,
             self.backend_wakeups,
@@ -120,16 +126,17 @@ impl Counters {
     }
 
     /// Counters from their fields in declaration order.
-    fn from_array(f: [f64; 8]) -> Self {
+    fn from_array(f: [f64; Self::FIELDS]) -> Self {
         Counters {
             guest_exits: f[0],
             dom0_exits: f[1],
             ioreqs: f[2],
             guest_kicks: f[3],
-            guest_interrupts: f[4],
-            dom0_interrupts: f[5],
-            backend_wakeups: f[6],
-            host_syscalls: f[7],
+            backend_polls: f[4],
+            guest_interrupts: f[5],
+            dom0_interrupts: f[6],
+            backend_wakeups: f[7],
+            host_syscalls: f[8],
         }
     }
 
@@ -146,7 +153,7 @@ impl Counters {
 
     /// The median of each field over `all`.
     fn median(all: &[Counters]) -> Counters {
-        let arrays: Vec<[f64; 8]> = all.iter().map(|c| c.to_array()).collect();
+        let arrays: Vec<[f64; Self::FIELDS]> = all.iter().map(|c| c.to_array()).collect();
         Self::from_array(std::array::from_fn(|i| {
             summary::median(arrays.iter().map(|a| a[i]).collect())
         }))

@@ -213,11 +213,12 @@ pub fn print(summary: &BenchSummary) {
             w.service_vm_over_host.latency, w.service_vm_over_host.throughput
         );
         println!(
-            "  per request  {:>11} {:>9} {:>7} {:>7} {:>9} {:>9} {:>8} {:>9}",
+            "  per request  {:>11} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8} {:>9}",
             "guest exits",
             "Dom0 exits",
             "ioreqs",
             "kicks",
+            "polled",
             "guest irq",
             "Dom0 irq",
             "wakeups",
@@ -226,12 +227,13 @@ pub fn print(summary: &BenchSummary) {
         for name in &summary.placements {
             let c = &w.placements[name].counters;
             println!(
-                "  {:<11}  {:>11.3} {:>9.3} {:>7.3} {:>7.3} {:>9.3} {:>9.3} {:>8.3} {:>9.3}",
+                "  {:<11}  {:>11.3} {:>9.3} {:>7.3} {:>7.3} {:>7.3} {:>9.3} {:>9.3} {:>8.3} {:>9.3}",
                 name,
                 c.guest_exits,
                 c.dom0_exits,
                 c.ioreqs,
                 c.guest_kicks,
+                c.backend_polls,
                 c.guest_interrupts,
                 c.dom0_interrupts,
                 c.backend_wakeups,
