@@ -260,6 +260,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
     pub fn set_polling<P: Platform>(&mut self, p: &mut P, polling: bool) -> bool {
         let mut work = false;
         for i in 0..self.queues.len() {
+            let live = self.is_live();
             let q = &mut self.queues[i];
             if q.polled() == polling {
                 continue;
@@ -267,10 +268,9 @@ impl<D: VirtioDevice> MmioTransport<D> {
             q.set_polled(polling);
             // A stopped device leaves the rings alone; the mode still
             // follows, for when the driver brings the device back.
-            if !self.is_live() || !self.queues[i].ready() {
+            if !live || !q.ready() {
                 continue;
             }
-            let q = &mut self.queues[i];
             let waiting = if polling {
                 q.disable_notification(p).map(|()| false)
             } else {

@@ -500,9 +500,7 @@ impl Queue {
         } else {
             p.write_u16(self.used_ring, 0)?;
         }
-        fence(Ordering::SeqCst);
-        let avail_idx = p.read_u16(self.avail_ring + RING_IDX_OFFSET)?;
-        Ok(avail_idx != self.next_avail)
+        self.has_available(p)
     }
 
     /// True if the driver made entries available that the device has not
