@@ -45,14 +45,15 @@ pub struct BlkConfig {
 }
 
 impl BlkConfig {
-    /// A writable disk of `disk_bytes` with a 256-entry queue and an empty
-    /// id.
+    /// A writable disk of `disk_bytes` with a queue of
+    /// [`OFFERED_QUEUE_SIZE`](protocol::virtio::mmio::OFFERED_QUEUE_SIZE)
+    /// entries and an empty id.
     pub fn new(disk_bytes: u64) -> Self {
         Self {
             disk_bytes,
             read_only: false,
             id: [0; ID_BYTES],
-            queue_size: 256,
+            queue_size: protocol::virtio::mmio::OFFERED_QUEUE_SIZE,
         }
     }
 }

@@ -19,11 +19,11 @@ use protocol::report::{heapless_name::Name, BlockBench, LatencyHistogram, Report
 use protocol::virtio::blk::SECTOR_SIZE;
 
 use crate::cmdline::Args;
-use crate::disk::TIMEOUT_NS;
 use crate::dma::DmaBuf;
 use crate::out::Out;
 use crate::outln;
 use crate::stats::{summarize, Rng};
+use crate::virtio::blk::TIMEOUT_NS;
 use crate::virtio::blk::{Blk, BlkError, Op, Request};
 
 /// Most latency samples kept per run.

@@ -8,17 +8,17 @@
 //!   the disk, straddle it, or whose byte offset overflows complete with
 //!   `S_IOERR`, and the device still works afterwards.
 
-use guest_runtime::BootInfo;
 use protocol::domain::ShutdownReason;
 use protocol::virtio::blk::{S_IOERR, S_OK, VIRTIO_BLK_F_RO};
 use protocol::virtio::feature;
 use protocol::virtio::mmio::{STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK};
 
 use crate::cmdline::Args;
-use crate::disk::{self, TIMEOUT_NS};
+use crate::disk;
 use crate::dma::DmaBuf;
 use crate::out::Out;
 use crate::outln;
+use crate::virtio::blk::TIMEOUT_NS;
 use crate::virtio::blk::{Blk, BlkError, Completion};
 
 /// Bytes per test request.
@@ -63,8 +63,8 @@ fn buffer(out: Out) -> (DmaBuf, Out) {
 }
 
 /// `workload=readonly`.
-pub fn readonly(boot: &BootInfo, args: &Args) -> ! {
-    let (mut blk, out) = disk::open(boot, args, Out::open(boot));
+pub fn readonly(args: &Args) -> ! {
+    let (mut blk, out) = disk::open(args, Out::open());
     let (mut buf, mut out) = buffer(out);
     disk::describe(&mut out, &mut blk);
     let offered = blk.transport().offered();
@@ -91,8 +91,8 @@ pub fn readonly(boot: &BootInfo, args: &Args) -> ! {
 }
 
 /// `workload=outofrange`.
-pub fn outofrange(boot: &BootInfo, args: &Args) -> ! {
-    let (mut blk, out) = disk::open(boot, args, Out::open(boot));
+pub fn outofrange(args: &Args) -> ! {
+    let (mut blk, out) = disk::open(args, Out::open());
     let (mut buf, mut out) = buffer(out);
     disk::describe(&mut out, &mut blk);
     let cap = blk.info().capacity;

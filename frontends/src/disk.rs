@@ -6,7 +6,7 @@
 
 use alloc::vec::Vec;
 
-use guest_runtime::{time, BootInfo};
+use guest_runtime::time;
 use protocol::device::kind;
 use protocol::domain::ShutdownReason;
 use protocol::report::Report;
@@ -19,26 +19,23 @@ use crate::outln;
 use crate::pattern;
 use crate::virtio::{
     self,
-    blk::{Blk, BlkError, Op, Request},
+    blk::{Blk, BlkError, Op, Request, TIMEOUT_NS},
 };
 
 /// Bytes per request of the pattern check.
 const CHUNK: u64 = 1 << 20;
 /// Requests in flight during the pattern check.
 const DEPTH: usize = 4;
-/// How long one wait for a completion may take before the device is
-/// declared dead.
-pub const TIMEOUT_NS: u64 = 5_000_000_000;
 
 /// Opens the guest's first block device, or ends the domain with a crash
 /// saying why.
-pub fn open(boot: &BootInfo, args: &Args, out: Out) -> (Blk, Out) {
-    let Some(dev) = virtio::find(boot, kind::BLOCK) else {
+pub fn open(args: &Args, out: Out) -> (Blk, Out) {
+    let Some(dev) = virtio::find(kind::BLOCK) else {
         let mut out = out;
         outln!(out, "no block device");
         out.finish(ShutdownReason::Crash, b"workload needs a block device")
     };
-    match Blk::open(dev, args.poll_ns()) {
+    match Blk::open(&dev, args.poll_ns()) {
         Ok(blk) => (blk, out),
         Err(e) => {
             let mut out = out;
@@ -80,8 +77,8 @@ pub fn describe(out: &mut Out, blk: &mut Blk) {
 }
 
 /// Runs the workload.
-pub fn run(boot: &BootInfo, args: &Args) -> ! {
-    let (mut blk, mut out) = open(boot, args, Out::open(boot));
+pub fn run(args: &Args) -> ! {
+    let (mut blk, mut out) = open(args, Out::open());
     describe(&mut out, &mut blk);
     if blk.info().read_only {
         outln!(out, "{}: read-only, no pattern written", blk.name());

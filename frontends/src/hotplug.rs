@@ -1,18 +1,18 @@
 //! Devices that come and go while the guest runs (`xl block-attach`,
-//! `xl block-detach`). The core keeps the current device table in the
-//! shared page, bumps a generation and raises the control vector; the
+//! `xl block-detach`). The toolstack keeps the current device table in
+//! the shared page, bumps a generation and raises the control vector; the
 //! guest takes the table in, and acknowledges the generation once it no
 //! longer uses any device that left.
 
 use alloc::vec::Vec;
 use guest_runtime::hypercall::shared_info;
-use guest_runtime::BootInfo;
-use protocol::device::{kind, GuestDevice, MAX_DEVICES};
+use protocol::device::{kind, GuestDevice};
 
 use crate::cmdline::Args;
 use crate::out::Out;
 use crate::outln;
 use crate::virtio::blk::Blk;
+use crate::virtio::{devices, generation};
 
 /// The devices this guest knows, and the table generation they match.
 pub struct Hotplug {
@@ -20,44 +20,26 @@ pub struct Hotplug {
     known: Vec<GuestDevice>,
 }
 
-fn generation() -> u32 {
-    // SAFETY: a field of the shared page, written by the core.
-    unsafe { (&shared_info().devices_generation as *const u32).read_volatile() }
-}
-
-/// The core's current device table.
-fn table() -> Vec<GuestDevice> {
-    let info = shared_info();
-    // SAFETY: fields of the shared page, written by the core before it
-    // bumps the generation (read first, with acquire ordering below).
-    let count = unsafe { (&info.device_count as *const u32).read_volatile() } as usize;
-    core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
-    (0..count.min(MAX_DEVICES))
-        // SAFETY: in bounds of the table.
-        .map(|i| unsafe { (&info.devices[i] as *const GuestDevice).read_volatile() })
-        .collect()
-}
-
 impl Hotplug {
     /// Starts from the devices the guest booted with.
-    pub fn new(boot: &BootInfo) -> Self {
-        let known = boot.devices[..(boot.device_count as usize).min(MAX_DEVICES)].to_vec();
+    pub fn new() -> Self {
+        let seen = generation();
         Self {
-            seen: generation(),
-            known,
+            seen,
+            known: devices(),
         }
     }
 
     /// Takes in a changed device table: a new disk is brought up and its
     /// data verified (the result goes to the console and as a report); a
     /// device that left is forgotten. Then acknowledges the generation.
-    pub fn check(&mut self, boot: &BootInfo, args: &Args) {
+    pub fn check(&mut self, args: &Args) {
         let now = generation();
         if now == self.seen {
             return;
         }
-        let current = table();
-        let mut out = Out::open(boot);
+        let current = devices();
+        let mut out = Out::open();
         for gone in self
             .known
             .iter()

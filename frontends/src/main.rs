@@ -42,18 +42,16 @@ guest_runtime::entry!(main);
 
 fn main(boot: &'static BootInfo) -> ! {
     let args = cmdline::Args::parse(boot.cmdline());
-    let workload = args
-        .workload
-        .unwrap_or(match virtio::find(boot, kind::BLOCK) {
-            Some(_) => "disk",
-            None => "pingpong",
-        });
+    let workload = args.workload.unwrap_or(match virtio::find(kind::BLOCK) {
+        Some(_) => "disk",
+        None => "pingpong",
+    });
     println!("frontends: domain {} up, workload {workload}", boot.domid);
     match workload {
         "pingpong" => pingpong::run(boot, args.count.unwrap_or(1000)),
-        "disk" => disk::run(boot, &args),
-        "readonly" => blkcheck::readonly(boot, &args),
-        "outofrange" => blkcheck::outofrange(boot, &args),
+        "disk" => disk::run(&args),
+        "readonly" => blkcheck::readonly(&args),
+        "outofrange" => blkcheck::outofrange(&args),
         "hostile" => hostile::run(boot, &args),
         "panic" => panic!("guest panicked on purpose (workload=panic)"),
         "fault" => {
@@ -64,7 +62,7 @@ fn main(boot: &'static BootInfo) -> ! {
         }
         "selftest" => selftest::run(boot),
         "spin" => spin(),
-        "idle" => idle(boot, &args),
+        "idle" => idle(&args),
         other => {
             println!("frontends: unknown workload '{other}'");
             guest_runtime::hypercall::shutdown(ShutdownReason::Crash, b"unknown workload")
@@ -86,12 +84,12 @@ fn spin() -> ! {
 }
 
 /// Sleeps until asked to shut down.
-fn idle(boot: &'static BootInfo, args: &cmdline::Args) -> ! {
-    let mut hotplug = hotplug::Hotplug::new(boot);
+fn idle(args: &cmdline::Args) -> ! {
+    let mut hotplug = hotplug::Hotplug::new();
     loop {
         if event::wait_until(0).control() {
             control::obey("frontends");
-            hotplug.check(boot, args);
+            hotplug.check(args);
         }
     }
 }

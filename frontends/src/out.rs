@@ -8,7 +8,7 @@
 use alloc::string::String;
 use core::fmt::{self, Write};
 
-use guest_runtime::{hypercall, println, BootInfo};
+use guest_runtime::{hypercall, println};
 use protocol::device::kind;
 use protocol::domain::ShutdownReason;
 use protocol::report::{heapless_name::Name, Report};
@@ -22,8 +22,8 @@ pub struct Out {
 
 impl Out {
     /// Opens the guest's virtio console if it has one.
-    pub fn open(boot: &BootInfo) -> Self {
-        let console = virtio::find(boot, kind::CONSOLE).and_then(|dev| match Console::open(dev) {
+    pub fn open() -> Self {
+        let console = virtio::find(kind::CONSOLE).and_then(|dev| match Console::open(&dev) {
             Ok(console) => Some(console),
             Err(e) => {
                 println!(

@@ -6,10 +6,18 @@
 //! with interrupts off and then does `sti; hlt`, so an interrupt that lands
 //! between the check and the halt still wakes it.
 
-use crate::arch::idt::PENDING;
 use crate::arch::percpu::cpu_index;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
+use protocol::domain::MAX_VCPUS;
 use protocol::evtchn::{vector_port, CONTROL_VECTOR, TIMER_VECTOR};
+
+/// Bits of interrupt vectors seen but not yet collected, for one vCPU.
+#[repr(C, align(64))]
+pub struct Pending(pub [AtomicU64; 4]);
+
+/// One pending bitmap per vCPU, written by the stubs, drained here in ring 3.
+pub static PENDING: [Pending; MAX_VCPUS] =
+    [const { Pending([const { AtomicU64::new(0) }; 4]) }; MAX_VCPUS];
 
 /// Interrupt vectors collected in one [`poll`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,13 +55,6 @@ impl Events {
             .filter(|&v| self.has_vector(v))
             .filter_map(vector_port)
     }
-
-    /// Adds the events of `other`.
-    pub fn merge(&mut self, other: Events) {
-        for (word, more) in self.0.iter_mut().zip(other.0) {
-            *word |= more;
-        }
-    }
 }
 
 /// Takes whatever interrupts arrived since the last call, without waiting.
@@ -87,38 +88,7 @@ pub fn wait_until(deadline_tsc: u64) -> Events {
     }
 }
 
-/// Spins in ring 3 for up to `spin_ns` polling for an interrupt, then
-/// waits in the gate: a short poll saves the halt and wake-up when the
-/// answer is about to arrive.
-pub fn wait_spinning(spin_ns: u64, deadline_tsc: u64) -> Events {
-    let spin_end = crate::time::rdtsc() + crate::time::ns_to_ticks(spin_ns);
-    loop {
-        let events = poll();
-        if !events.is_empty() {
-            return events;
-        }
-        let now = crate::time::rdtsc();
-        if deadline_tsc != 0 && now >= deadline_tsc {
-            return events;
-        }
-        if now >= spin_end {
-            return wait_until(deadline_tsc);
-        }
-        core::hint::spin_loop();
-    }
-}
-
 /// Marks `vector` pending on this vCPU, as its interrupt stub would.
 pub fn raise(vector: u8) {
     PENDING[cpu_index()].0[vector as usize / 64].fetch_or(1 << (vector % 64), Ordering::Release);
-}
-
-/// Puts events back so the next [`poll`] returns them again.
-pub fn requeue(events: Events) {
-    let pending = &PENDING[cpu_index()].0;
-    for (bits, word) in pending.iter().zip(events.0) {
-        if word != 0 {
-            bits.fetch_or(word, Ordering::Release);
-        }
-    }
 }

@@ -32,12 +32,7 @@ pub fn close(port: u32) -> Result<(), Errno> {
 /// What a port is connected to: its status, the remote domain and port.
 pub fn status(port: u32) -> Result<(PortStatus, DomId, u32), Errno> {
     let raw_status = check(raw(Op::EvtchnStatus, port as u64, 0, 0, 0))?;
-    let status = PortStatus::from_raw(raw_status as u32 & 0xFF).ok_or(Errno::Inval)?;
-    Ok((
-        status,
-        (raw_status >> 8) as DomId,
-        (raw_status >> 32) as u32,
-    ))
+    PortStatus::unpack(raw_status).ok_or(Errno::Inval)
 }
 
 /// Notifies the remote end of `port`.

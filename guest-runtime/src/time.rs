@@ -32,21 +32,3 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
 pub fn ns_to_ticks(ns: u64) -> u64 {
     (ns as u128 * tsc_khz() as u128 / 1_000_000) as u64
 }
-
-/// Nanoseconds since the TSC started (roughly, since the domain booted).
-pub fn now_ns() -> u64 {
-    ticks_to_ns(rdtsc())
-}
-
-/// Sleeps for `ns` nanoseconds, halted; returns early on any interrupt,
-/// which is left pending for the caller's next poll.
-pub fn sleep_ns(ns: u64) {
-    let deadline = rdtsc() + ns_to_ticks(ns);
-    while rdtsc() < deadline {
-        let events = crate::event::wait_until(deadline);
-        if !events.is_empty() && !events.timer() {
-            crate::event::requeue(events);
-            return;
-        }
-    }
-}

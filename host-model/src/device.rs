@@ -7,49 +7,59 @@
 //! `io_uring_enter`.
 
 use backends::{BlkConfig, DeviceModel};
-use hyp::devices::{open_disk, Backing, LocalDevice, LocalDeviceSetup};
-use io_uring::IoUring;
+use hyp::{ConsoleSink, GuestRam, MmioAccess, MmioHandler};
 use protocol::domain::DomId;
 use protocol::report::{heapless_name::Name, BackendStats};
 use protocol::virtio::blk::ID_BYTES;
+use protocol::virtio::mmio::OFFERED_QUEUE_SIZE;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use crate::error::{host, HostModelError};
 use crate::platform::HostPlatform;
-use crate::uring::{new_ring, Work};
-use crate::{worker, QUEUE_SIZE};
+use crate::shared::{Shared, State};
+use crate::uring::{new_ring, RingIo};
+use crate::worker;
 
-/// What the vCPU threads and the worker share.
-pub(crate) struct Shared {
-    /// The device's io_uring. Its SQ and CQ are touched only with `state`
-    /// locked; `io_uring_enter` is called without it.
-    pub ring: IoUring,
-    /// The model and its platform.
-    pub state: Mutex<State>,
-    /// Times the worker's wait returned.
-    pub wakeups: AtomicU64,
-    /// The backing file, open for as long as the ring may use it.
-    _disk: Option<File>,
+/// What backs a device.
+#[derive(Debug)]
+pub enum HostBacking {
+    /// A disk image the caller opened (read-write unless `readonly`).
+    Disk {
+        /// The image.
+        file: File,
+        /// Its size in bytes.
+        bytes: u64,
+        /// The guest may not write.
+        readonly: bool,
+    },
+    /// A console whose output reaches the guest's console log.
+    Console,
 }
 
-/// The lock-protected part of a device.
-pub(crate) struct State {
-    pub model: DeviceModel,
-    pub platform: HostPlatform,
-    pub accesses: u64,
-    pub reset_logged: bool,
-}
-
-impl Shared {
-    /// Locks the state.
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("host-model device lock")
-    }
+/// What a device needs from whoever sets it up.
+#[derive(Debug)]
+pub struct HostDeviceSetup {
+    /// The guest.
+    pub domid: DomId,
+    /// The device's name (`xvda`, `console`).
+    pub vdev: String,
+    /// What backs it.
+    pub backing: HostBacking,
+    /// The guest's RAM (a handle that keeps it mapped while the device
+    /// lives, even after the guest is gone).
+    pub memory: GuestRam,
+    /// Becomes readable when the guest writes the window's QueueNotify
+    /// register (an ioeventfd: the write never leaves the kernel).
+    pub notify: EventFd,
+    /// Writing 1 raises the device's interrupt in the guest (an irqfd).
+    pub interrupt: EventFd,
+    /// The guest's console log, for a console device's output.
+    pub console: ConsoleSink,
 }
 
 /// A device served by the host model.
@@ -62,56 +72,47 @@ pub struct HostDevice {
 }
 
 impl HostDevice {
-    /// Opens the backing, builds the model and the ring, and starts the
+    /// Builds the model and the ring over `setup`'s backing and starts the
     /// worker.
-    pub fn start(setup: LocalDeviceSetup) -> Result<Self, String> {
-        let region = setup.memory.iter().next().ok_or("the guest has no RAM")?;
-        let (ram_host, ram_bytes) = (region.as_ptr() as u64, region.len());
-        let (model, disk) = match &setup.backing {
-            Backing::Disk { path, readonly } => {
-                let (file, bytes) = open_disk(path, *readonly)?;
+    pub fn start(setup: HostDeviceSetup) -> Result<Self, HostModelError> {
+        let (ram_host, ram_bytes) = (setup.memory.host_address(), setup.memory.size());
+        let (model, disk) = match setup.backing {
+            HostBacking::Disk {
+                file,
+                bytes,
+                readonly,
+            } => {
                 let mut id = [0u8; ID_BYTES];
                 let n = setup.vdev.len().min(ID_BYTES);
                 id[..n].copy_from_slice(&setup.vdev.as_bytes()[..n]);
                 let config = BlkConfig {
-                    read_only: *readonly,
+                    read_only: readonly,
                     id,
-                    queue_size: QUEUE_SIZE,
                     ..BlkConfig::new(bytes)
                 };
                 (DeviceModel::blk(config), Some(file))
             }
-            Backing::Console => (DeviceModel::console(QUEUE_SIZE), None),
+            HostBacking::Console => (DeviceModel::console(OFFERED_QUEUE_SIZE), None),
         };
         let ring = new_ring(disk.as_ref().map(AsRawFd::as_raw_fd), ram_host, ram_bytes)?;
-        let stop = EventFd::new(EFD_NONBLOCK).map_err(|e| e.to_string())?;
-        let mut work = Work::new(
+        let stop = EventFd::new(EFD_NONBLOCK).map_err(host("eventfd"))?;
+        let mut io = RingIo::new(
             ram_host,
             ram_bytes,
             setup.notify,
             setup.interrupt,
-            stop.try_clone().map_err(|e| e.to_string())?,
+            stop.try_clone().map_err(host("eventfd"))?,
         );
-        work.arm();
-        let platform = HostPlatform::new(setup.memory, ram_bytes, setup.console, work);
-        let shared = Arc::new(Shared {
-            ring,
-            state: Mutex::new(State {
-                model,
-                platform,
-                accesses: 0,
-                reset_logged: false,
-            }),
-            wakeups: AtomicU64::new(0),
-            _disk: disk,
-        });
+        io.arm();
+        let platform = HostPlatform::new(setup.memory, ram_bytes, setup.console, io);
+        let shared = Arc::new(Shared::new(ring, model, platform, disk));
         let worker = {
             let shared = Arc::clone(&shared);
             let (domid, vdev) = (setup.domid, setup.vdev.clone());
             std::thread::Builder::new()
                 .name(format!("hostio{domid}.{vdev}"))
                 .spawn(move || worker::run(&shared, domid, &vdev))
-                .map_err(|e| format!("starting the device thread: {e}"))?
+                .map_err(host("starting the device thread"))?
         };
         Ok(Self {
             shared,
@@ -133,36 +134,39 @@ impl HostDevice {
     }
 }
 
-impl LocalDevice for HostDevice {
-    fn read(&self, offset: u64, size: u8) -> u64 {
+impl MmioHandler for HostDevice {
+    fn read(&self, access: &MmioAccess) -> u64 {
         let mut state = self.shared.lock();
         state.accesses += 1;
-        state.model.read(offset, size)
+        state.model.read(access.offset, access.size)
     }
 
-    fn write(&self, offset: u64, size: u8, value: u64) {
+    fn write(&self, access: &MmioAccess, value: u64) {
         let mut state = self.shared.lock();
         let State {
             model, platform, ..
         } = &mut *state;
-        model.write(platform, offset, size, value);
+        model.write(platform, access.offset, access.size, value);
         state.accesses += 1;
-        worker::check_health(&mut state, self.domid, &self.vdev);
+        state.check_health(self.domid, &self.vdev);
         // A write may have started I/O or raised an interrupt (a reset, a
         // queue index the ioeventfds do not catch): hand it to the kernel.
-        if state.platform.work.has_waiting() && state.platform.work.push(&self.shared.ring) {
-            state.platform.work.count_enter();
+        if state.platform.io.has_waiting() && state.platform.io.push(&self.shared.ring) {
+            state.platform.io.count_enter();
             drop(state);
             if let Err(e) = self.shared.ring.submit() {
                 tracing::warn!("host model: io_uring_enter: {e}");
             }
         }
     }
+}
 
-    fn stats(&self) -> BackendStats {
+impl HostDevice {
+    /// What the backend did so far.
+    pub fn stats(&self) -> BackendStats {
         let state = self.shared.lock();
         let t = state.model.stats();
-        let r = state.platform.work.stats();
+        let r = state.platform.io.stats();
         BackendStats {
             domid: self.domid,
             vdev: Name::new(&self.vdev),

@@ -1,7 +1,8 @@
 //! The host model: the very same `backends` library Domain-0 runs, served
-//! inside the core's process instead, as QEMU/KVM do. It plugs into the
-//! core through [`hyp::devices::LocalBackends`], the one seam where the
-//! core process links backend code.
+//! inside the core's process instead, as QEMU/KVM do. `hypd`'s device
+//! setup starts a [`HostDevice`] per device and registers it with the core
+//! as the [`hyp::MmioHandler`] of the device's register window; the core
+//! itself never links this crate.
 //!
 //! For each device ([`device`]):
 //!
@@ -20,45 +21,11 @@
 //! range checked against the guest's RAM.
 
 mod device;
+mod error;
 mod platform;
+mod shared;
 mod uring;
 mod worker;
 
-use hyp::devices::{Backing, LocalBackends, LocalDevice, LocalDeviceSetup};
-
-pub use device::HostDevice;
-
-/// Largest queue size the devices offer (as Domain-0's do).
-pub const QUEUE_SIZE: u16 = 256;
-
-/// The host model's backends. Install one in the core with
-/// [`hyp::Hypervisor::set_local_backends`].
-#[derive(Debug, Default)]
-pub struct HostModel;
-
-impl HostModel {
-    /// The backends.
-    pub fn new() -> Self {
-        Self
-    }
-}
-
-impl LocalBackends for HostModel {
-    fn start(&self, setup: LocalDeviceSetup) -> Result<Box<dyn LocalDevice>, String> {
-        let what = match &setup.backing {
-            Backing::Disk { path, readonly } => format!(
-                "disk {}{}",
-                path.display(),
-                if *readonly { " (read-only)" } else { "" }
-            ),
-            Backing::Console => "console".into(),
-        };
-        let device = HostDevice::start(setup)?;
-        tracing::info!(
-            domid = device.domid(),
-            "host model: serving {} ({what})",
-            device.vdev()
-        );
-        Ok(Box::new(device))
-    }
-}
+pub use device::{HostBacking, HostDevice, HostDeviceSetup};
+pub use error::HostModelError;

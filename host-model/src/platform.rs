@@ -1,32 +1,32 @@
 //! [`backends::Platform`] for one device served in the core's process:
 //! guest memory through `vm-memory`, host I/O and the interrupt through
-//! the device's io_uring ([`crate::uring::Work`]), console output into the
+//! the device's io_uring ([`crate::uring::RingIo`]), console output into the
 //! guest's console log.
 
 use backends::{HostIo, Interrupt, MemError, Platform, Submission};
-use hyp::devices::ConsoleSink;
+use hyp::{ConsoleSink, GuestRam};
 use std::sync::atomic::Ordering;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress};
 
-use crate::uring::Work;
+use crate::uring::RingIo;
 
 /// What one device's backend may use.
 pub struct HostPlatform {
-    memory: GuestMemoryMmap,
+    memory: GuestRam,
     ram_bytes: u64,
     console: ConsoleSink,
     /// Host I/O and interrupts waiting to go into the io_uring.
-    pub work: Work,
+    pub io: RingIo,
 }
 
 impl HostPlatform {
     /// A platform over the guest's `memory` of `ram_bytes`.
-    pub fn new(memory: GuestMemoryMmap, ram_bytes: u64, console: ConsoleSink, work: Work) -> Self {
+    pub fn new(memory: GuestRam, ram_bytes: u64, console: ConsoleSink, io: RingIo) -> Self {
         Self {
             memory,
             ram_bytes,
             console,
-            work,
+            io,
         }
     }
 
@@ -48,18 +48,24 @@ impl Platform for HostPlatform {
         let at = self.range(gpa, buf.len())?;
         // `vm-memory` copies with volatile accesses: the guest may be
         // changing the bytes meanwhile.
-        self.memory.read_slice(buf, at).map_err(|_| MemError {
-            gpa,
-            len: buf.len() as u64,
-        })
+        self.memory
+            .memory()
+            .read_slice(buf, at)
+            .map_err(|_| MemError {
+                gpa,
+                len: buf.len() as u64,
+            })
     }
 
     fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
         let at = self.range(gpa, data.len())?;
-        self.memory.write_slice(data, at).map_err(|_| MemError {
-            gpa,
-            len: data.len() as u64,
-        })
+        self.memory
+            .memory()
+            .write_slice(data, at)
+            .map_err(|_| MemError {
+                gpa,
+                len: data.len() as u64,
+            })
     }
 
     fn contains(&self, gpa: u64, len: u64) -> bool {
@@ -78,6 +84,7 @@ impl Platform for HostPlatform {
             return Ok(u16::from_le_bytes(b));
         }
         self.memory
+            .memory()
             .load::<u16>(at, Ordering::Acquire)
             .map_err(|_| MemError { gpa, len: 2 })
     }
@@ -88,16 +95,17 @@ impl Platform for HostPlatform {
             return self.write(gpa, &value.to_le_bytes());
         }
         self.memory
+            .memory()
             .store(value, at, Ordering::Release)
             .map_err(|_| MemError { gpa, len: 2 })
     }
 
     fn notify_guest(&mut self, _cause: Interrupt) {
-        self.work.raise_interrupt();
+        self.io.raise_interrupt();
     }
 
     fn submit(&mut self, io: &HostIo<'_>) -> Submission {
-        self.work.submit(io)
+        self.io.submit(io)
     }
 
     fn console_output(&mut self, bytes: &[u8]) {

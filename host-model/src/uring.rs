@@ -11,7 +11,7 @@
 //! guest's irqfd, so raising the device interrupt costs no system call of
 //! its own.
 //!
-//! [`Work`] is the part the backend touches (under the device's lock):
+//! [`RingIo`] is the part the backend touches (under the device's lock):
 //! requests in flight and entries not yet in the SQ. The SQ and CQ are
 //! only touched with that lock held; `io_uring_enter` is called without it.
 
@@ -21,6 +21,8 @@ use io_uring::{opcode, squeue, types, IoUring};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
 use vmm_sys_util::eventfd::EventFd;
+
+use crate::error::{host, HostModelError};
 
 /// `user_data` of the armed read of the queue-notify eventfd.
 pub const NOTIFY: u64 = u64::MAX;
@@ -71,7 +73,7 @@ pub enum Completion {
 }
 
 /// Host I/O waiting to go into a device's ring, and what is out.
-pub struct Work {
+pub struct RingIo {
     inflight: Inflight,
     waiting: VecDeque<squeue::Entry>,
     scratch: Vec<squeue::Entry>,
@@ -92,15 +94,19 @@ pub struct Work {
 
 /// Creates a device's ring: `disk` (if any) as fixed file 0 and the
 /// guest's RAM (`ram_bytes` at host address `ram_host`) as fixed buffers.
-pub fn new_ring(disk: Option<RawFd>, ram_host: u64, ram_bytes: u64) -> Result<IoUring, String> {
+pub fn new_ring(
+    disk: Option<RawFd>,
+    ram_host: u64,
+    ram_bytes: u64,
+) -> Result<IoUring, HostModelError> {
     let ring = IoUring::builder()
         .setup_cqsize(RING_ENTRIES * 2)
         .build(RING_ENTRIES)
-        .map_err(|e| format!("io_uring_setup: {e}"))?;
+        .map_err(host("io_uring_setup"))?;
     if let Some(fd) = disk {
         ring.submitter()
             .register_files(&[fd])
-            .map_err(|e| format!("registering the disk with the io_uring: {e}"))?;
+            .map_err(host("registering the disk with the io_uring"))?;
         let iovecs: Vec<libc::iovec> = (0..ram_bytes.div_ceil(FIXED_BUFFER_BYTES))
             .map(|i| libc::iovec {
                 iov_base: (ram_host + i * FIXED_BUFFER_BYTES) as *mut libc::c_void,
@@ -108,15 +114,15 @@ pub fn new_ring(disk: Option<RawFd>, ram_host: u64, ram_bytes: u64) -> Result<Io
             })
             .collect();
         // SAFETY: the iovecs cover the guest's RAM, which the device's
-        // platform keeps mapped (a `GuestMemoryMmap` clone) for as long as
-        // the ring exists; the kernel pins the pages.
+        // platform keeps mapped (a `GuestRam` handle) for as long as the
+        // ring exists; the kernel pins the pages.
         unsafe { ring.submitter().register_buffers(&iovecs) }
-            .map_err(|e| format!("registering guest RAM with the io_uring: {e}"))?;
+            .map_err(host("registering guest RAM with the io_uring"))?;
     }
     Ok(ring)
 }
 
-impl Work {
+impl RingIo {
     /// Bookkeeping for a ring over RAM at `ram_host` of `ram_bytes`,
     /// woken by `notify` and `stop`, interrupting through `irq`.
     pub fn new(
@@ -174,8 +180,8 @@ impl Work {
         self.irq_wanted = true;
     }
 
-    /// Turns `io` into SQEs, queued for [`Work::push`]; the result comes
-    /// back from [`Work::complete`].
+    /// Turns `io` into SQEs, queued for [`RingIo::push`]; the result comes
+    /// back from [`RingIo::complete`].
     pub fn submit(&mut self, io: &HostIo<'_>) -> Submission {
         let slot = self.inflight.reserve();
         let parts = self

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::device::{Shared, State};
+use crate::shared::{Shared, State};
 use crate::uring::Completion;
 
 /// How long a stopping device waits for host I/O still in flight before
@@ -39,7 +39,7 @@ pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
             let State {
                 model, platform, ..
             } = &mut *state;
-            platform.work.complete(&shared.ring, &mut done);
+            platform.io.complete(&shared.ring, &mut done);
             let mut work = false;
             for completion in done.drain(..) {
                 match completion {
@@ -70,16 +70,16 @@ pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
                     polling = true;
                 }
             }
-            check_health(&mut state, domid, vdev);
+            state.check_health(domid, vdev);
             let State {
                 model: _, platform, ..
             } = &mut *state;
-            if stop_at.is_some() && platform.work.wind_down() {
+            if stop_at.is_some() && platform.io.wind_down() {
                 return;
             }
-            let submit = platform.work.push(&shared.ring);
+            let submit = platform.io.push(&shared.ring);
             if submit || !polling {
-                platform.work.count_enter();
+                platform.io.count_enter();
             }
             submit
         };
@@ -109,17 +109,4 @@ pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
             shared.wakeups.fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-/// Logs, once per occurrence, a device that gave up on its guest's rings.
-pub(crate) fn check_health(state: &mut State, domid: DomId, vdev: &str) {
-    let broken = state.model.needs_reset();
-    if broken && !state.reset_logged {
-        tracing::warn!(
-            domid,
-            "host model: {vdev} needs reset: {:?}; still serving the others",
-            state.model.last_error()
-        );
-    }
-    state.reset_logged = broken;
 }

@@ -2,6 +2,8 @@
 
 use crate::events::LineAssembler;
 use crate::memory::GuestRam;
+use crate::mmio::MmioMap;
+use crate::reserved::ReservedRam;
 use kvm_ioctls::VmFd;
 use protocol::domain::{DomId, DomainState, ShutdownReason};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -19,21 +21,18 @@ pub struct DomainConfig {
     pub kernel: Vec<u8>,
     /// RAM in MiB.
     pub memory_mib: u64,
-    /// Number of vCPUs (1 or 2).
+    /// Number of vCPUs (1 to [`protocol::domain::MAX_VCPUS`]).
     pub vcpus: u8,
     /// The kernel command line.
     pub cmdline: String,
-    /// Leave the vCPUs paused after creation (`xl create -p`).
+    /// Leave the vCPUs paused after creation (`xl create -p`, and the
+    /// toolstack while it gives the domain its devices).
     pub start_paused: bool,
-    /// Devices.
-    pub devices: Vec<crate::devices::DeviceConfig>,
-    /// Where the devices' backends run.
-    pub placement: crate::devices::Placement,
 }
 
 impl DomainConfig {
-    /// A domain with one vCPU, an empty command line, no devices, started
-    /// at once; set the other fields as needed.
+    /// A domain with one vCPU and an empty command line, started at once;
+    /// set the other fields as needed.
     pub fn new(name: &str, kernel: Vec<u8>, memory_mib: u64) -> Self {
         Self {
             name: name.into(),
@@ -42,8 +41,6 @@ impl DomainConfig {
             vcpus: 1,
             cmdline: String::new(),
             start_paused: false,
-            devices: Vec::new(),
-            placement: crate::devices::Placement::ServiceVm,
         }
     }
 }
@@ -119,10 +116,10 @@ pub struct Domain {
     /// The port Dom0 holds for this domain's control channel (0 for Dom0);
     /// the core allocated it, so the core closes it.
     pub(crate) control_port: u32,
-    /// The guest's device plumbing, once it has had a device.
-    pub(crate) io: OnceLock<crate::devices::DeviceIo>,
-    /// Where the devices' backends run.
-    pub(crate) placement: crate::devices::Placement,
+    /// The MMIO ranges whose accesses go to a handler.
+    pub(crate) mmio: MmioMap,
+    /// Dom0 only: the core's reserved region of its RAM.
+    pub(crate) reserved: Option<Arc<ReservedRam>>,
     /// Raises the control vector (irqfd on [`crate::evtchn::CONTROL_GSI`]).
     pub(crate) control_irq: EventFd,
     /// Event counts.
@@ -218,16 +215,6 @@ impl Domain {
                 .sum::<Duration>()
     }
 
-    /// The guest's current devices.
-    pub fn devices(&self) -> Vec<protocol::device::GuestDevice> {
-        self.io.get().map_or(Vec::new(), |io| io.guest_devices())
-    }
-
-    /// Where the domain's device backends run.
-    pub fn placement(&self) -> crate::devices::Placement {
-        self.placement
-    }
-
     /// Time since the domain was created.
     pub fn uptime(&self) -> Duration {
         self.created.elapsed()
@@ -256,9 +243,9 @@ impl Domain {
             .unwrap_or(0)
     }
 
-    /// The memfd behind the domain's RAM.
-    pub fn ram_fd(&self) -> i32 {
-        self.ram.fd()
+    /// The domain's RAM (a handle on the same memory).
+    pub fn ram(&self) -> &GuestRam {
+        &self.ram
     }
 
     /// Moves the domain to a final state, waking every vCPU thread so they

@@ -13,6 +13,7 @@
 //! wait for a new bind); a send on an unbound port is dropped; a send on a
 //! free or invalid port is `EINVAL`.
 
+use crate::error::{kvm, Error, Result};
 use kvm_ioctls::{IoEventAddress, VmFd};
 use protocol::domain::DomId;
 use protocol::evtchn::{is_valid_port, PortStatus, NR_PORTS};
@@ -21,6 +22,9 @@ use protocol::memory::DOORBELL_ADDR;
 use std::collections::HashMap;
 use std::sync::Arc;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// The outcome of a port operation, as a hypercall reports it.
+pub type PortResult<T> = std::result::Result<T, Errno>;
 
 /// The domain id `evtchn_status` reports for a port whose other end is the
 /// core (Xen's `DOMID_XEN`).
@@ -82,7 +86,7 @@ impl EventChannels {
         self.domains.remove(&domid);
     }
 
-    fn port_mut(&mut self, domid: DomId, port: u32) -> Result<&mut Port, Errno> {
+    fn port_mut(&mut self, domid: DomId, port: u32) -> PortResult<&mut Port> {
         let table = self.domains.get_mut(&domid).ok_or(Errno::Srch)?;
         if !is_valid_port(port) {
             return Err(Errno::Inval);
@@ -90,7 +94,7 @@ impl EventChannels {
         Ok(&mut table.ports[port as usize])
     }
 
-    fn free_port(&self, domid: DomId) -> Result<u32, Errno> {
+    fn free_port(&self, domid: DomId) -> PortResult<u32> {
         let table = self.domains.get(&domid).ok_or(Errno::Srch)?;
         (1..NR_PORTS)
             .find(|&p| matches!(table.ports[p as usize], Port::Free))
@@ -98,7 +102,7 @@ impl EventChannels {
     }
 
     /// `alloc_unbound`: a port of `domid` that `remote` may bind.
-    pub fn alloc_unbound(&mut self, domid: DomId, remote: DomId) -> Result<u32, Errno> {
+    pub fn alloc_unbound(&mut self, domid: DomId, remote: DomId) -> PortResult<u32> {
         if !self.domains.contains_key(&remote) {
             return Err(Errno::Srch);
         }
@@ -114,7 +118,7 @@ impl EventChannels {
         domid: DomId,
         remote: DomId,
         remote_port: u32,
-    ) -> Result<u32, Errno> {
+    ) -> PortResult<u32> {
         if !self.domains.contains_key(&remote) {
             return Err(Errno::Srch);
         }
@@ -146,30 +150,30 @@ impl EventChannels {
         Ok(port)
     }
 
-    /// Allocates a port of `domid` whose other end is the core: writing
-    /// `incoming` raises the port in the domain; the domain's sends on it
-    /// signal `outgoing`.
+    /// Allocates a port of `domid` whose other end is the core (or a seam
+    /// of it): writing `incoming` raises the port in the domain; the
+    /// domain's sends on it signal `outgoing`.
     pub fn bind_core(
         &mut self,
         domid: DomId,
         incoming: Option<&EventFd>,
         outgoing: Option<&EventFd>,
-    ) -> std::io::Result<u32> {
-        let errno = |e: Errno| std::io::Error::other(e.name());
+    ) -> Result<u32> {
+        let errno = |errno| Error::Port { domid, errno };
         let port = self.free_port(domid).map_err(errno)?;
         let vm = Arc::clone(&self.domains[&domid].vm);
         let incoming = incoming.map(EventFd::try_clone).transpose()?;
         let outgoing = outgoing.map(EventFd::try_clone).transpose()?;
         if let Some(fd) = &incoming {
             vm.register_irqfd(fd, port_gsi(port))
-                .map_err(std::io::Error::other)?;
+                .map_err(kvm("KVM_IRQFD (port)"))?;
         }
         if let Some(fd) = &outgoing {
             if let Err(e) = vm.register_ioevent(fd, &IoEventAddress::Mmio(DOORBELL_ADDR), port) {
                 if let Some(fd) = &incoming {
                     let _ = vm.unregister_irqfd(fd, port_gsi(port));
                 }
-                return Err(std::io::Error::other(e));
+                return Err(kvm("KVM_IOEVENTFD (port)")(e));
             }
         }
         *self.port_mut(domid, port).map_err(errno)? = Port::Core { incoming, outgoing };
@@ -177,7 +181,7 @@ impl EventChannels {
     }
 
     /// `close`: frees a port; the remote end of a channel becomes unbound.
-    pub fn close(&mut self, domid: DomId, port: u32) -> Result<(), Errno> {
+    pub fn close(&mut self, domid: DomId, port: u32) -> PortResult<()> {
         match std::mem::replace(self.port_mut(domid, port)?, Port::Free) {
             Port::Free => Err(Errno::Inval),
             Port::Unbound { .. } => Ok(()),
@@ -211,25 +215,23 @@ impl EventChannels {
         }
     }
 
-    /// `status`: `status | remote_domid << 8 | remote_port << 32`.
-    pub fn status(&mut self, domid: DomId, port: u32) -> Result<u64, Errno> {
+    /// `status`: [`PortStatus::pack`] of what the port is.
+    pub fn status(&mut self, domid: DomId, port: u32) -> PortResult<u64> {
         Ok(match self.port_mut(domid, port)? {
-            Port::Free => PortStatus::Closed as u64,
-            Port::Core { .. } => PortStatus::Interdomain as u64 | (DOMID_CORE as u64) << 8,
-            Port::Unbound { remote } => PortStatus::Unbound as u64 | (*remote as u64) << 8,
+            Port::Free => PortStatus::Closed.pack(0, 0),
+            Port::Core { .. } => PortStatus::Interdomain.pack(DOMID_CORE, 0),
+            Port::Unbound { remote } => PortStatus::Unbound.pack(*remote, 0),
             Port::Interdomain {
                 remote,
                 remote_port,
                 ..
-            } => {
-                PortStatus::Interdomain as u64 | (*remote as u64) << 8 | (*remote_port as u64) << 32
-            }
+            } => PortStatus::Interdomain.pack(*remote, *remote_port),
         })
     }
 
     /// A doorbell write that KVM did not catch: the port has no ioeventfd.
     /// Returns the send status the guest is to see.
-    pub fn send_slow(&mut self, domid: DomId, port: u32) -> Result<(), Errno> {
+    pub fn send_slow(&mut self, domid: DomId, port: u32) -> PortResult<()> {
         match self.port_mut(domid, port)? {
             Port::Free => Err(Errno::Inval),
             Port::Unbound { .. } => Ok(()),
@@ -250,7 +252,7 @@ impl EventChannels {
 }
 
 /// Creates the eventfd that carries `from_port`'s sends to `to_port`.
-fn wire(from_vm: &VmFd, from_port: u32, to_vm: &VmFd, to_port: u32) -> Result<EventFd, Errno> {
+fn wire(from_vm: &VmFd, from_port: u32, to_vm: &VmFd, to_port: u32) -> PortResult<EventFd> {
     let fd = EventFd::new(EFD_NONBLOCK).map_err(|_| Errno::NoSpc)?;
     if let Err(e) = from_vm.register_ioevent(&fd, &IoEventAddress::Mmio(DOORBELL_ADDR), from_port) {
         tracing::warn!("KVM_IOEVENTFD for port {from_port}: {e}");

@@ -7,7 +7,7 @@
 
 use crate::domain::{Domain, Life};
 use crate::events::Event;
-use crate::hypervisor::Inner;
+use crate::state::Core;
 use kvm_bindings::kvm_regs;
 use protocol::domain::ShutdownReason;
 use protocol::hypercall::{Errno, Op, MAX_CONSOLE_WRITE, MAX_REPORT, MAX_SHUTDOWN_MESSAGE};
@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 /// Performs the hypercall in `regs` for vCPU `vcpu` of `domain`; returns
 /// the value the guest's read receives.
-pub(crate) fn dispatch(core: &Inner, domain: &Domain, vcpu: u8, regs: &kvm_regs) -> i64 {
+pub(crate) fn dispatch(core: &Core, domain: &Domain, vcpu: u8, regs: &kvm_regs) -> i64 {
     domain.counters.hypercalls.fetch_add(1, Ordering::Relaxed);
     let Some(op) = Op::from_raw(regs.rdi) else {
         return Errno::NoSys as i64;
@@ -39,7 +39,7 @@ pub(crate) fn dispatch(core: &Inner, domain: &Domain, vcpu: u8, regs: &kvm_regs)
 }
 
 fn perform(
-    core: &Inner,
+    core: &Core,
     domain: &Domain,
     vcpu: u8,
     op: Op,
@@ -136,7 +136,7 @@ fn perform(
 
 /// A doorbell write that KVM did not complete: `port` has no ioeventfd in
 /// this domain. Leaves the outcome in the vCPU's `send_status`.
-pub(crate) fn doorbell(core: &Inner, domain: &Domain, vcpu: u8, port: u32) {
+pub(crate) fn doorbell(core: &Core, domain: &Domain, vcpu: u8, port: u32) {
     let status = match core.evtchn().send_slow(domain.id, port) {
         Ok(()) => 0,
         Err(errno) => {

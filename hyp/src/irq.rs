@@ -34,8 +34,7 @@ pub fn install_routes(vm: &VmFd) -> Result<()> {
         msi(BACKEND_GSI, BACKEND_VECTOR),
     ];
     entries.extend((1..NR_PORTS).map(|port| msi(port_gsi(port), port_vector(port))));
-    let mut routing = KvmIrqRouting::new(entries.len())
-        .map_err(|e| Error::InvalidConfig(format!("GSI routing table: {e:?}")))?;
+    let mut routing = KvmIrqRouting::new(entries.len()).map_err(Error::Routing)?;
     routing.as_mut_slice().copy_from_slice(&entries);
     vm.set_gsi_routing(&routing)
         .map_err(kvm("KVM_SET_GSI_ROUTING"))

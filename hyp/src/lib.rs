@@ -4,31 +4,45 @@
 //! VM per domain, RAM from a memfd, vCPU threads, direct 64-bit boot of an
 //! ELF kernel, hypercalls, and event channels wired through KVM's
 //! ioeventfd and irqfd so that domain-to-domain notifications never wake
-//! this process. It knows nothing about devices.
+//! this process. It knows no device: it offers seams that `hypd`'s device
+//! setup builds devices from (an MMIO range with a handler, an eventfd
+//! wired as a port or an MMIO write, a foreign window onto a guest's RAM
+//! for Domain-0, ioreq forwarding to Domain-0, pages of Domain-0's
+//! reserved RAM).
 //!
 //! Start at [`Hypervisor`]; the modules follow the life of a domain:
 //! [`memory`] and [`elf`] build it, [`boot`] sets its first instruction,
-//! [`vcpu`] runs it, [`hypercall`] and [`evtchn`] answer it. [`devices`]
-//! is the I/O plumbing that lets Dom0 serve a guest's devices, and
-//! [`control`] the daemon's side of `xl`.
+//! `vcpu` runs it, `hypercall` and [`evtchn`] answer it. The seams are
+//! [`mmio`], [`ForeignWindow`], [`IoreqServer`], [`ReservedPages`] and the
+//! port operations of [`Hypervisor`].
 #![deny(missing_docs)]
 
 pub mod boot;
-pub mod control;
-pub mod devices;
+mod console;
 pub mod domain;
 pub mod elf;
 pub mod error;
 pub mod events;
 pub mod evtchn;
-pub mod hwqueue;
+mod foreign;
 mod hypercall;
 mod hypervisor;
+mod ioreq;
 mod irq;
+mod kick;
 pub mod memory;
+pub mod mmio;
+mod reserved;
+mod state;
 mod vcpu;
 
+pub use console::ConsoleSink;
 pub use domain::{Domain, DomainConfig, VcpuInfo};
-pub use error::{Error, Result};
+pub use error::{ConfigError, Error, Result};
 pub use events::Event;
+pub use foreign::{ForeignWindow, MAX_WINDOW_BYTES};
 pub use hypervisor::Hypervisor;
+pub use ioreq::IoreqServer;
+pub use memory::GuestRam;
+pub use mmio::{MmioAccess, MmioHandler};
+pub use reserved::{BackendRingPage, ReservedPages};

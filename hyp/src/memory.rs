@@ -1,65 +1,61 @@
 //! Guest RAM: a memfd mapped with `vm-memory`, so that another mapping
-//! (a foreign window in Dom0) can share it by file descriptor.
+//! (a foreign window in Dom0, a host-model backend) can share it.
 
-use crate::error::{Error, Result};
+use protocol::plain::Plain;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
-/// A `repr(C)` protocol struct made only of integer and byte-array fields,
-/// with its padding spelled out as fields: every byte is initialised, so it
-/// can be copied into guest RAM as bytes.
-///
-/// # Safety
-/// Implement only for types that are so laid out.
-pub unsafe trait Plain: Copy {}
-
-// SAFETY: each is `repr(C)` in `protocol`, with only integer and byte-array
-// fields and explicit padding fields (its doc comments give the layout).
-unsafe impl Plain for protocol::boot::BootInfo {}
-// SAFETY: as above.
-unsafe impl Plain for protocol::device::BackendEvent {}
-// SAFETY: as above.
-unsafe impl Plain for protocol::device::GuestDevice {}
-// SAFETY: as above.
-unsafe impl Plain for protocol::ioreq::IoReq {}
-// SAFETY: as above (its size is checked at compile time in `protocol`).
-unsafe impl Plain for protocol::hwqueue::QueueLayout {}
-// SAFETY: as above.
-unsafe impl Plain for protocol::hypercall::DomainInfo {}
+/// Why guest RAM could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("guest memory: {what}: {source}")]
+pub struct MemoryError {
+    /// The step that failed.
+    pub what: &'static str,
+    /// Why.
+    pub source: std::io::Error,
+}
 
 /// One domain's RAM, guest-physical `0..size`.
+///
+/// A clone is another handle on the same memory, and keeps it mapped: a
+/// foreign window onto a guest, or a backend serving it, holds one for as
+/// long as it may touch the guest's RAM, even after the guest is gone.
+#[derive(Clone, Debug)]
 pub struct GuestRam {
     memory: GuestMemoryMmap,
-    file: File,
+    _file: Arc<File>,
     size: u64,
 }
 
 impl GuestRam {
     /// Creates `size` bytes of zeroed RAM backed by a new memfd.
-    pub fn new(name: &str, size: u64) -> Result<Self> {
+    pub fn new(name: &str, size: u64) -> Result<Self, MemoryError> {
+        let failed = |what| move |source| MemoryError { what, source };
         let fd = nix::sys::memfd::memfd_create(
             format!("hyp-ram-{name}").as_str(),
             nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
         )
-        .map_err(|e| Error::Memory(format!("memfd_create: {e}")))?;
+        .map_err(|e| failed("memfd_create")(e.into()))?;
         let file = File::from(fd);
-        file.set_len(size)
-            .map_err(|e| Error::Memory(format!("sizing memfd to {size} bytes: {e}")))?;
-        let mapping_file = file.try_clone()?;
+        file.set_len(size).map_err(failed("sizing the memfd"))?;
+        let mapping_file = file.try_clone().map_err(failed("duplicating the memfd"))?;
         let memory = GuestMemoryMmap::from_ranges_with_files([(
             GuestAddress(0),
             size as usize,
             Some(FileOffset::new(mapping_file, 0)),
         )])
-        .map_err(|e| Error::Memory(format!("mapping {size} bytes: {e}")))?;
-        Ok(Self { memory, file, size })
+        .map_err(|e| failed("mapping the memfd")(std::io::Error::other(e)))?;
+        Ok(Self {
+            memory,
+            _file: Arc::new(file),
+            size,
+        })
     }
 
-    /// The `vm-memory` mapping of the RAM; a clone keeps the mapping alive
-    /// (the host model's backends hold one while they serve the domain).
-    pub fn memory(&self) -> GuestMemoryMmap {
-        self.memory.clone()
+    /// The `vm-memory` mapping of the RAM; a clone keeps the mapping alive.
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.memory
     }
 
     /// Bytes of RAM.
@@ -67,12 +63,8 @@ impl GuestRam {
         self.size
     }
 
-    /// The memfd behind the RAM.
-    pub fn fd(&self) -> i32 {
-        self.file.as_raw_fd()
-    }
-
-    /// Host address of guest-physical 0 (for `KVM_SET_USER_MEMORY_REGION`).
+    /// Host address of guest-physical 0 (for `KVM_SET_USER_MEMORY_REGION`,
+    /// io_uring fixed buffers and rings in guest memory).
     pub fn host_address(&self) -> u64 {
         let region = self
             .memory
@@ -118,11 +110,7 @@ impl GuestRam {
     /// Writes a protocol struct at `addr`, byte for byte; false if any byte
     /// is outside RAM.
     pub fn write_struct<T: Plain>(&self, addr: u64, value: &T) -> bool {
-        // SAFETY: `Plain` types have every byte initialised (see the trait).
-        let bytes = unsafe {
-            std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>())
-        };
-        self.write(addr, bytes)
+        self.write(addr, value.as_bytes())
     }
 
     /// Writes a little-endian `u32` at `addr`.

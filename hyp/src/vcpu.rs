@@ -1,5 +1,6 @@
 //! A vCPU thread: runs `KVM_RUN` and handles the exits that reach user
-//! space (hypercalls, doorbells for unbound ports, fatal conditions).
+//! space (hypercalls, doorbells for unbound ports, accesses to MMIO ranges
+//! a handler serves ([`crate::mmio`]), fatal conditions).
 //!
 //! Steady-state event-channel traffic never comes here: KVM completes
 //! doorbell writes to bound ports itself, and a halted vCPU sleeps inside
@@ -7,33 +8,12 @@
 
 use crate::domain::{Domain, Life};
 use crate::hypercall;
-use crate::hypervisor::Inner;
+use crate::mmio::MmioAccess;
+use crate::state::Core;
 use kvm_ioctls::{VcpuExit, VcpuFd};
 use protocol::memory::{DOORBELL_ADDR, HYPERCALL_ADDR};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Once};
-
-/// The signal that kicks a vCPU thread out of `KVM_RUN`.
-pub(crate) fn kick_signal() -> i32 {
-    libc::SIGRTMIN() + 2
-}
-
-/// Installs a handler for the kick signal that does nothing, so the signal
-/// only interrupts `KVM_RUN` (with `EINTR`) and never kills the process.
-pub(crate) fn install_kick_handler() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        extern "C" fn on_kick(_: libc::c_int) {}
-        // SAFETY: a zeroed sigaction with a handler that touches nothing is
-        // valid; no SA_RESTART, so KVM_RUN returns EINTR.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_kick as *const () as usize;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(kick_signal(), &action, std::ptr::null_mut());
-        }
-    });
-}
+use std::sync::Arc;
 
 /// Why a vCPU loop ended.
 enum Stop {
@@ -44,7 +24,7 @@ enum Stop {
 }
 
 /// The body of vCPU thread `index` of `domain`.
-pub(crate) fn run(core: Arc<Inner>, domain: Arc<Domain>, mut vcpu: VcpuFd, index: u8) {
+pub(crate) fn run(core: Arc<Core>, domain: Arc<Domain>, mut vcpu: VcpuFd, index: u8) {
     let name = domain.name();
     let stop = run_loop(&core, &domain, &mut vcpu, index);
     if let Stop::Crash(reason) = stop {
@@ -81,7 +61,7 @@ fn may_run(domain: &Domain) -> bool {
     status.life == Life::Alive
 }
 
-fn run_loop(core: &Inner, domain: &Domain, vcpu: &mut VcpuFd, index: u8) -> Stop {
+fn run_loop(core: &Core, domain: &Domain, vcpu: &mut VcpuFd, index: u8) -> Stop {
     loop {
         if !may_run(domain) {
             return Stop::Finished;
@@ -113,29 +93,28 @@ fn run_loop(core: &Inner, domain: &Domain, vcpu: &mut VcpuFd, index: u8) -> Stop
                     .fetch_add(1, Ordering::Relaxed);
                 hypercall::doorbell(core, domain, index, port);
             }
-            VcpuExit::MmioRead(addr, data) if domain.io.get().is_some_and(|io| io.owns(addr)) => {
-                let io = domain.io.get().expect("checked by the guard");
-                io.read(domain, index, addr, data);
-            }
-            VcpuExit::MmioWrite(addr, data) if domain.io.get().is_some_and(|io| io.owns(addr)) => {
-                let io = domain.io.get().expect("checked by the guard");
-                io.write(domain, index, addr, data);
-            }
-            VcpuExit::MmioRead(addr, data) => {
-                domain
-                    .counters
-                    .unassigned_mmio
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(domid = domain.id, "read of unassigned MMIO {addr:#x}");
-                data.fill(0xFF);
-            }
-            VcpuExit::MmioWrite(addr, _) => {
-                domain
-                    .counters
-                    .unassigned_mmio
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(domid = domain.id, "write to unassigned MMIO {addr:#x}");
-            }
+            VcpuExit::MmioRead(addr, data) => match domain.mmio.find(addr) {
+                Some((handler, base)) => {
+                    let len = data.len().min(8);
+                    let access = access(index, addr, base, len);
+                    let value = handler.read(&access);
+                    data[..len].copy_from_slice(&value.to_le_bytes()[..len]);
+                }
+                None => {
+                    unassigned(domain, "read of", addr);
+                    data.fill(0xFF);
+                }
+            },
+            VcpuExit::MmioWrite(addr, data) => match domain.mmio.find(addr) {
+                Some((handler, base)) => {
+                    let len = data.len().min(8);
+                    let mut bytes = [0u8; 8];
+                    bytes[..len].copy_from_slice(&data[..len]);
+                    let access = access(index, addr, base, len);
+                    handler.write(&access, u64::from_le_bytes(bytes));
+                }
+                None => unassigned(domain, "write to", addr),
+            },
             VcpuExit::Hlt | VcpuExit::Intr => {}
             VcpuExit::Shutdown => return Stop::Crash(format!("triple fault on vCPU {index}")),
             VcpuExit::InternalError => {
@@ -155,6 +134,25 @@ fn run_loop(core: &Inner, domain: &Domain, vcpu: &mut VcpuFd, index: u8) -> Stop
             other => return Stop::Crash(format!("unhandled exit {other:?} on vCPU {index}")),
         }
     }
+}
+
+/// A trapped access of `len` bytes at `addr`, in the range at `base`.
+fn access(vcpu: u8, addr: u64, base: u64, len: usize) -> MmioAccess {
+    MmioAccess {
+        vcpu,
+        addr,
+        offset: addr - base,
+        size: len as u8,
+    }
+}
+
+/// Counts an access to an MMIO address nothing is behind.
+fn unassigned(domain: &Domain, what: &str, addr: u64) {
+    domain
+        .counters
+        .unassigned_mmio
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(domid = domain.id, "{what} unassigned MMIO {addr:#x}");
 }
 
 /// The MMIO read exit that is still pending on `vcpu`, to complete it.

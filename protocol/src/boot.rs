@@ -11,16 +11,15 @@
 //! All structures are `#[repr(C)]` and fixed-size so both sides agree on
 //! every byte.
 
-use crate::domain::DomId;
+use crate::domain::{DomId, MAX_VCPUS};
 
 /// Value of [`BootInfo::magic`]: "HYPBOOT1" in ASCII.
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"HYPBOOT1");
 
-/// Version of the boot protocol described here.
-pub const BOOT_VERSION: u32 = 1;
-
-/// Most vCPUs a domain can have.
-pub const MAX_VCPUS: usize = 2;
+/// Version of the boot protocol described here. Version 2: a guest finds
+/// its devices in [`SharedInfo::devices`] (the boot info no longer lists
+/// them).
+pub const BOOT_VERSION: u32 = 2;
 
 /// Longest kernel command line, in bytes.
 pub const CMDLINE_MAX: usize = 512;
@@ -62,12 +61,6 @@ pub struct BootInfo {
     pub control_port: u32,
     /// The kernel command line (UTF-8, not NUL-terminated).
     pub cmdline: [u8; CMDLINE_MAX],
-    /// Number of entries in [`BootInfo::devices`].
-    pub device_count: u32,
-    /// Padding.
-    pub _pad2: u32,
-    /// The guest's devices.
-    pub devices: [crate::device::GuestDevice; crate::device::MAX_DEVICES],
     /// Dom0 only: RAM from here to `ram_bytes` belongs to the core (backend
     /// ring, ioreq pages, hardware-queue rings, foreign-window page
     /// tables); the kernel must not use it. Equals `ram_bytes` for guests.
@@ -139,18 +132,22 @@ pub struct SharedInfo {
     /// A counter the guest advances while it makes progress; the core
     /// reports it (a heartbeat, read by tests and `xl list -l`).
     pub progress: u64,
-    /// Bumped by the core each time it changes [`SharedInfo::devices`]
-    /// (`xl block-attach`, `xl block-detach`); it then raises
-    /// [`crate::evtchn::CONTROL_VECTOR`].
+    /// Bumped by the toolstack's device setup (in `hypd`) each time it
+    /// writes [`SharedInfo::devices`]: once before the guest first runs,
+    /// then on every `xl block-attach` and `xl block-detach`, after which
+    /// it raises [`crate::evtchn::CONTROL_VECTOR`]. The core itself never
+    /// writes the device table (as Xen's hypervisor leaves a guest's
+    /// devices to xenstore).
     pub devices_generation: u32,
     /// The last generation the guest has taken in: it writes it after it
-    /// has stopped using every device no longer listed. The core waits
+    /// has stopped using every device no longer listed. Device setup waits
     /// (bounded) for this before it takes a device away.
     pub devices_ack: u32,
     /// Number of entries in [`SharedInfo::devices`].
     pub device_count: u32,
     /// Padding.
     pub _pad2: u32,
-    /// The guest's current devices (at boot, the same as the boot info's).
+    /// The guest's current devices: each a virtio-mmio window and the port
+    /// its interrupts arrive on.
     pub devices: [crate::device::GuestDevice; crate::device::MAX_DEVICES],
 }

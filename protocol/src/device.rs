@@ -1,15 +1,14 @@
 //! Devices: what a guest is told about its devices, and what Dom0 is told
 //! about the devices it must serve.
 //!
-//! A guest finds its devices in [`crate::boot::BootInfo::devices`]: each is
-//! a virtio-mmio window in the guest's MMIO hole, and an event-channel port
-//! on which the device's interrupts arrive.
+//! A guest finds its devices in [`crate::boot::SharedInfo::devices`]: each
+//! is a virtio-mmio window in the guest's MMIO hole, and an event-channel
+//! port on which the device's interrupts arrive.
 //!
-//! Dom0 learns about devices through the *backend ring*, a page in its
-//! reserved RAM (see [`crate::boot::BootInfo::backend_ring`]) where the core
-//! appends [`BackendEvent`]s and then raises
-//! [`crate::evtchn::BACKEND_VECTOR`]. Every port named in an event is a
-//! port of Dom0's, already wired by the core.
+//! Dom0 learns about devices through the *backend ring*
+//! ([`crate::backend_ring`]), where the toolstack's device setup appends
+//! [`BackendEvent`]s. Every port named in an event is a port of Dom0's,
+//! already wired.
 
 /// Most devices one guest can have.
 pub const MAX_DEVICES: usize = 8;
@@ -42,7 +41,7 @@ pub mod kind {
 /// Longest virtual-device name (`xvda`, `console`), NUL-padded.
 pub const VDEV_LEN: usize = 16;
 
-/// One device as its guest sees it (in [`crate::boot::BootInfo`]).
+/// One device as its guest sees it (in [`crate::boot::SharedInfo`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct GuestDevice {
@@ -85,7 +84,7 @@ pub struct BackendEvent {
     /// guest vCPU).
     pub ioreq_page: u64,
     /// Dom0 ports of the ioreq slots, per guest vCPU (0 = no such vCPU).
-    pub ioreq_ports: [u32; crate::boot::MAX_VCPUS],
+    pub ioreq_ports: [u32; crate::domain::MAX_VCPUS],
     /// Dom0 port raised when the guest notifies any of the device's queues.
     pub notify_port: u32,
     /// Dom0 port to send on to interrupt the guest.
@@ -107,23 +106,6 @@ pub struct BackendEvent {
     pub vdev: [u8; VDEV_LEN],
     /// Padding.
     pub _pad: u32,
-}
-
-/// Entries in the backend ring.
-pub const BACKEND_RING_ENTRIES: usize = 32;
-
-/// The backend ring: a page in Dom0's reserved RAM. The core writes an
-/// entry at `producer % BACKEND_RING_ENTRIES`, then increments `producer`
-/// (release); Dom0 reads entries up to `producer` and advances `consumer`.
-/// The core waits for room rather than overwrite an unread entry.
-#[repr(C)]
-pub struct BackendRing {
-    /// Entries written by the core (free-running).
-    pub producer: u32,
-    /// Entries consumed by Dom0 (free-running).
-    pub consumer: u32,
-    /// The entries.
-    pub entries: [BackendEvent; BACKEND_RING_ENTRIES],
 }
 
 impl GuestDevice {

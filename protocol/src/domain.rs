@@ -8,6 +8,9 @@ pub type DomId = u16;
 /// The privileged service VM's domain id.
 pub const DOM0: DomId = 0;
 
+/// Most vCPUs a domain can have.
+pub const MAX_VCPUS: usize = 2;
+
 /// The largest domain id the core hands out (Xen reserves the ids above
 /// `0x7FEF` for special domains).
 pub const DOMID_MAX: DomId = 0x7FEF;
@@ -66,5 +69,19 @@ impl DomainState {
     /// True once the domain can never run again.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Shutdown(_) | Self::Crashed | Self::Dying)
+    }
+
+    /// The code `domctl_getdomaininfo` reports for this state
+    /// ([`crate::hypercall::DomainInfo::state`]).
+    pub const fn info_code(self) -> u32 {
+        use crate::hypercall::info_state;
+        match self {
+            Self::Running => info_state::RUNNING,
+            Self::Blocked => info_state::BLOCKED,
+            Self::Paused => info_state::PAUSED,
+            Self::Shutdown(_) => info_state::SHUTDOWN,
+            Self::Crashed => info_state::CRASHED,
+            Self::Dying => info_state::DYING,
+        }
     }
 }

@@ -17,6 +17,8 @@
 //! outcome in [`crate::boot::VcpuInfo::send_status`] so the guest can see
 //! the error without a second hypercall.
 
+use crate::domain::DomId;
+
 /// Number of ports per domain, port 0 included (it is never valid).
 pub const NR_PORTS: u32 = 128;
 
@@ -70,7 +72,7 @@ pub enum PortStatus {
 }
 
 impl PortStatus {
-    /// Decodes the status half of a [`crate::hypercall::Op::EvtchnStatus`]
+    /// Decodes the status byte of a [`crate::hypercall::Op::EvtchnStatus`]
     /// result.
     pub fn from_raw(raw: u32) -> Option<Self> {
         match raw {
@@ -79,6 +81,20 @@ impl PortStatus {
             2 => Some(Self::Interdomain),
             _ => None,
         }
+    }
+
+    /// The [`crate::hypercall::Op::EvtchnStatus`] result for a port in this
+    /// state whose other end is `remote_port` of `remote`:
+    /// `status | remote << 8 | remote_port << 32`.
+    pub const fn pack(self, remote: DomId, remote_port: u32) -> u64 {
+        self as u64 | (remote as u64) << 8 | (remote_port as u64) << 32
+    }
+
+    /// Decodes a packed [`crate::hypercall::Op::EvtchnStatus`] result into
+    /// the status, the remote domain and the remote port.
+    pub fn unpack(raw: u64) -> Option<(Self, DomId, u32)> {
+        let status = Self::from_raw((raw & 0xFF) as u32)?;
+        Some((status, (raw >> 8) as DomId, (raw >> 32) as u32))
     }
 }
 
@@ -96,5 +112,16 @@ mod tests {
         assert_eq!(vector_port(TIMER_VECTOR), None);
         assert_eq!(vector_port(PORT_VECTOR_BASE), None, "port 0 is never valid");
         assert!(!is_valid_port(0) && !is_valid_port(NR_PORTS));
+    }
+
+    #[test]
+    fn a_packed_status_unpacks_to_what_was_packed() {
+        let raw = PortStatus::Interdomain.pack(0x7FF2, 63);
+        assert_eq!(raw, 2 | 0x7FF2 << 8 | 63 << 32);
+        assert_eq!(
+            PortStatus::unpack(raw),
+            Some((PortStatus::Interdomain, 0x7FF2, 63))
+        );
+        assert_eq!(PortStatus::unpack(7), None);
     }
 }

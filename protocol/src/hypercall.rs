@@ -145,11 +145,27 @@ pub struct DomainInfo {
     pub domid: u16,
     /// Number of vCPUs.
     pub vcpus: u16,
-    /// State code: 0 running, 1 blocked, 2 paused, 3 shut down, 4 crashed,
-    /// 5 dying.
+    /// State code: one of [`info_state`].
     pub state: u32,
     /// RAM in bytes.
     pub ram_bytes: u64,
     /// CPU time used so far, in nanoseconds.
     pub cpu_time_ns: u64,
+}
+
+/// The codes of [`DomainInfo::state`] ([`crate::domain::DomainState::info_code`]
+/// gives them).
+pub mod info_state {
+    /// A vCPU runs or could run.
+    pub const RUNNING: u32 = 0;
+    /// Every vCPU is halted, waiting for an event.
+    pub const BLOCKED: u32 = 1;
+    /// Paused by the toolstack.
+    pub const PAUSED: u32 = 2;
+    /// Shut down (any reason but a crash).
+    pub const SHUTDOWN: u32 = 3;
+    /// Crashed.
+    pub const CRASHED: u32 = 4;
+    /// Being torn down.
+    pub const DYING: u32 = 5;
 }

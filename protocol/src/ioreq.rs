@@ -53,25 +53,49 @@ pub struct IoReq {
     pub kind: u8,
 }
 
-/// Byte offset of [`IoReq::flags`] in a slot: the state lives there.
+/// Byte offset of [`IoReq::flags`] in a slot: the state lives there. Each
+/// end moves the state with a single-byte store to this offset.
 pub const FLAGS_OFFSET: usize = 30;
+/// Byte offset of [`IoReq::data`] in a slot: where the core reads Dom0's
+/// answer once the state is [`STATE_RESP_READY`].
+pub const DATA_OFFSET: usize = 8;
+
+/// The state bits of a flags byte.
+const STATE_MASK: u8 = 0xF;
+/// The direction bit of a flags byte (set: the guest read).
+const DIR_SHIFT: u8 = 5;
+/// Flags bit: `data` is a guest address, not a value (not used here).
+pub const DATA_IS_PTR: u8 = 1 << 4;
+
+/// The state (`STATE_*`) a flags byte holds.
+pub const fn state_of(flags: u8) -> u8 {
+    flags & STATE_MASK
+}
+
+/// `flags` with its state replaced by `state`, every other bit kept.
+pub const fn with_state(flags: u8, state: u8) -> u8 {
+    (flags & !STATE_MASK) | (state & STATE_MASK)
+}
 
 impl IoReq {
     /// The state bits.
     pub fn state(&self) -> u8 {
-        self.flags & 0xF
+        state_of(self.flags)
     }
 
     /// True if the guest read.
     pub fn is_read(&self) -> bool {
-        self.flags & 0x20 != 0
+        (self.flags >> DIR_SHIFT) & 1 == DIR_READ
     }
 
     /// Flags for a fresh request in `state` with direction `dir`.
     pub const fn flags_for(state: u8, dir: u8) -> u8 {
-        (state & 0xF) | (dir & 1) << 5
+        with_state((dir & 1) << DIR_SHIFT, state)
     }
 }
+
+const _: () = assert!(core::mem::offset_of!(IoReq, flags) == FLAGS_OFFSET);
+const _: () = assert!(core::mem::offset_of!(IoReq, data) == DATA_OFFSET);
 
 /// Size of one slot.
 pub const SLOT_SIZE: usize = 32;

@@ -11,12 +11,15 @@
 //!   their arguments, and the error codes;
 //! * [`evtchn`]: event-channel ports, vectors and the doorbell;
 //! * [`domain`]: domain ids, states and shutdown reasons;
-//! * [`device`]: a guest's devices and the backend ring that tells Dom0 about them;
+//! * [`device`]: a guest's devices, and the events that tell Dom0 to serve them;
+//! * [`backend_ring`]: the ring those events travel on, with the code both
+//!   ends run;
 //! * [`ioreq`]: the slot that carries a guest's trapped register access to Dom0;
 //! * [`virtio`]: virtio-mmio, split virtqueues, block and console formats;
 //! * [`hwqueue`]: Dom0's hardware queues (io_uring rings in its RAM);
 //! * [`report`]: structured results a guest workload hands to the toolstack;
-//! * [`control`]: the messages between `xl` and the `hypd` daemon.
+//! * [`control`]: the messages between `xl` and the `hypd` daemon;
+//! * [`plain`]: which of these structures may be copied as bytes.
 //!
 //! The crate is `no_std` so that guest kernels link it as they are.
 #![no_std]
@@ -26,6 +29,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod backend_ring;
 pub mod bench;
 pub mod boot;
 pub mod control;
@@ -37,5 +41,6 @@ pub mod hypercall;
 pub mod ioreq;
 pub mod memory;
 pub mod pattern;
+pub mod plain;
 pub mod report;
 pub mod virtio;

@@ -24,8 +24,8 @@ use backends::{HostIo, IoKind, IoResult, Submission};
 use guest_runtime::{evtchn, println};
 use protocol::hwqueue::{QueueLayout, QueueView, Sqe, CQE_SIZE, MAX_FIXED_BUFFERS, SQE_SIZE};
 
-use crate::platform::Window;
 use crate::reserved::Reserved;
+use crate::window::Window;
 
 /// Most completions one [`HwQueue::reap`] pops.
 const MAX_REAP_PER_CALL: usize = 512;

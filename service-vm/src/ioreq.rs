@@ -12,11 +12,9 @@ use core::ptr::addr_of;
 use core::sync::atomic::{fence, AtomicU8, Ordering};
 
 use protocol::ioreq::{
-    IoReq, FLAGS_OFFSET, SLOT_SIZE, STATE_INPROCESS, STATE_READY, STATE_RESP_READY, TYPE_MMIO,
+    state_of, with_state, IoReq, DATA_IS_PTR, FLAGS_OFFSET, SLOT_SIZE, STATE_INPROCESS,
+    STATE_READY, STATE_RESP_READY, TYPE_MMIO,
 };
-
-/// Flags bit: `data` is a guest address, not a value (not supported here).
-const DATA_IS_PTR: u8 = 1 << 4;
 
 /// One slot of a guest's ioreq page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,17 +105,17 @@ impl Slot {
 
     /// True if a request waits in the slot (one acquire load).
     pub fn is_ready(&self) -> bool {
-        self.flags().load(Ordering::Acquire) & 0xF == STATE_READY
+        state_of(self.flags().load(Ordering::Acquire)) == STATE_READY
     }
 
     /// Takes the waiting request, if any, and marks the slot `INPROCESS`.
     pub fn take(&self) -> Option<Request> {
         let flags = self.flags().load(Ordering::Acquire);
-        if flags & 0xF != STATE_READY {
+        if state_of(flags) != STATE_READY {
             return None;
         }
         self.flags()
-            .store((flags & !0xF) | STATE_INPROCESS, Ordering::Relaxed);
+            .store(with_state(flags, STATE_INPROCESS), Ordering::Relaxed);
         // SAFETY: the slot is valid (see `new`); the acquire load above
         // ordered the core's writes of the fields before these reads, and
         // the core leaves them alone until the answer.
@@ -146,7 +144,7 @@ impl Slot {
         unsafe { core::ptr::addr_of_mut!((*self.ptr()).data).write_volatile(data) };
         fence(Ordering::Release);
         self.flags().store(
-            (request.raw.flags & !0xF) | STATE_RESP_READY,
+            with_state(request.raw.flags, STATE_RESP_READY),
             Ordering::Release,
         );
     }

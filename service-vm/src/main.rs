@@ -6,7 +6,7 @@
 //!
 //! 1. the backend ring ([`backend_ring`]): devices the core added or
 //!    removed (checked on every wake-up, whatever woke Dom0);
-//! 2. the event-channel ports that fired, by their [`devices::Route`]:
+//! 2. the event-channel ports that fired, by their [`device_table::Route`]:
 //!    * an ioreq port: a guest vCPU's trapped register access waits in its
 //!      slot ([`ioreq`]); the device whose window holds the address
 //!      performs it on its virtio-mmio transport, Dom0 answers;
@@ -32,20 +32,21 @@
 
 extern crate alloc;
 
+mod backend;
 mod backend_ring;
-mod device;
-mod devices;
+mod device_table;
 mod hwqueue;
 mod ioreq;
 mod platform;
 mod reserved;
+mod window;
 
 use guest_runtime::{control, event, evtchn, hypercall, println, time, BootInfo};
 use protocol::domain::DomId;
 use protocol::evtchn::{PortStatus, NR_PORTS};
 
 use backend_ring::BackendRing;
-use devices::{Devices, Route};
+use device_table::{DeviceTable, Route};
 use reserved::Reserved;
 
 guest_runtime::entry!(main);
@@ -70,7 +71,7 @@ fn main(boot: &'static BootInfo) -> ! {
     );
     let reserved = Reserved::from_boot(boot);
     let mut ring = BackendRing::from_boot(boot, reserved);
-    let mut devices = Devices::new(reserved);
+    let mut devices = DeviceTable::new(reserved);
     let mut channels = Channels::new();
     let poll_ticks = time::ns_to_ticks(ADAPTIVE_POLL_NS);
     let mut served: u64 = 0;
@@ -141,7 +142,7 @@ fn main(boot: &'static BootInfo) -> ! {
 }
 
 /// Serves an event on `port`; returns how much work it was.
-fn dispatch(port: u32, devices: &mut Devices, channels: &mut Channels) -> usize {
+fn dispatch(port: u32, devices: &mut DeviceTable, channels: &mut Channels) -> usize {
     match devices.route(port) {
         Route::Ioreq { .. } => usize::from(devices.serve_ioreq(port)),
         Route::Notify(index) => devices.get_mut(index).map_or(0, |d| {

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests, which boot real domains under
-//! KVM.
+//! KVM: the core alone ([`with_dom0`]) or with device setup
+//! ([`machine_with_dom0`]).
 
 use hyp::{DomainConfig, Event, Hypervisor};
+use hypd::{DeviceConfig, GuestConfig, Machine, Placement};
 use protocol::domain::DomId;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -53,13 +55,21 @@ pub fn wait_console(
     }
 }
 
-/// A hypervisor with Dom0 booted and the host model installed.
+/// The core alone, with Dom0 booted (no device setup).
 pub fn with_dom0() -> (Hypervisor, Receiver<Event>) {
     let hv = Hypervisor::new().expect("open /dev/kvm");
-    hv.set_local_backends(std::sync::Arc::new(host_model::HostModel::new()));
     let events = hv.subscribe();
     hv.create_dom0(service_vm()).expect("boot Dom0");
     (hv, events)
+}
+
+/// The core with device setup for both placements (`hypd`'s
+/// [`Machine`]), with Dom0 booted.
+pub fn machine_with_dom0() -> (Machine, Receiver<Event>) {
+    let machine = Machine::new().expect("open /dev/kvm");
+    let events = machine.core().subscribe();
+    machine.boot_dom0(service_vm()).expect("boot Dom0");
+    (machine, events)
 }
 
 /// Collects the reports `domid` hands over until it reaches a final state.
@@ -160,18 +170,21 @@ impl Drop for TempDisk {
     }
 }
 
-/// A guest with a disk (and a console) running `cmdline`.
+/// A guest with a disk (and a console) served by Domain-0, running
+/// `cmdline`.
 pub fn disk_guest(
     name: &str,
     cmdline: &str,
     disk: &std::path::Path,
     readonly: bool,
-) -> DomainConfig {
-    use hyp::devices::DeviceConfig;
-    let mut config = guest(name, cmdline);
-    config.memory_mib = 64;
-    config.devices = DeviceConfig::disk_and_console(disk, readonly);
-    config
+) -> GuestConfig {
+    let mut domain = guest(name, cmdline);
+    domain.memory_mib = 64;
+    GuestConfig {
+        domain,
+        devices: DeviceConfig::disk_and_console(disk, readonly),
+        placement: Placement::ServiceVm,
+    }
 }
 
 /// Asserts every `Report::Check` passed and returns their names.

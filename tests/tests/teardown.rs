@@ -2,6 +2,8 @@
 //! nothing behind. Runs alone in its binary: it counts the process's file
 //! descriptors and threads.
 
+use hyp::elf::ElfError;
+use hyp::Error;
 use std::time::Duration;
 use tests::*;
 
@@ -44,39 +46,39 @@ fn destroy_frees_memfd_threads_and_eventfds_and_bad_kernels_leave_nothing() {
     let good = kernels::FRONTENDS;
     let mut wrong_machine = good.to_vec();
     wrong_machine[18..20].copy_from_slice(&183u16.to_le_bytes()); // aarch64
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated-header", good[..40].to_vec(), "truncated"),
-        (
-            "truncated-segment",
-            good[..good.len() / 2].to_vec(),
-            "truncated: segment",
-        ),
-        ("wrong-machine", wrong_machine, "machine 183"),
-        ("not-elf", b"#!/bin/sh\necho hello\n".repeat(8), "bad magic"),
-        (
-            "outside-ram",
-            tiny_elf(&[0xF4], 64 << 20, 0x1000),
-            "outside the domain's RAM",
-        ),
+    type Check = fn(&ElfError) -> bool;
+    let cases: Vec<(&str, Vec<u8>, Check)> = vec![
+        ("truncated-header", good[..40].to_vec(), |e| {
+            matches!(e, ElfError::TooShort(40))
+        }),
+        ("truncated-segment", good[..good.len() / 2].to_vec(), |e| {
+            matches!(e, ElfError::SegmentTruncated { .. })
+        }),
+        ("wrong-machine", wrong_machine, |e| {
+            matches!(e, ElfError::WrongMachine(183))
+        }),
+        ("not-elf", b"#!/bin/sh\necho hello\n".repeat(8), |e| {
+            matches!(e, ElfError::BadMagic)
+        }),
+        ("outside-ram", tiny_elf(&[0xF4], 64 << 20, 0x1000), |e| {
+            matches!(e, ElfError::SegmentOutsideRam { .. })
+        }),
         (
             "huge-bss",
             tiny_elf(&[0xF4], protocol::memory::KERNEL_BASE, 1 << 40),
-            "outside the domain's RAM",
+            |e| matches!(e, ElfError::SegmentOutsideRam { .. }),
         ),
-        (
-            "below-base",
-            tiny_elf(&[0xF4], 0x1000, 0x1000),
-            "outside the domain's RAM",
-        ),
+        ("below-base", tiny_elf(&[0xF4], 0x1000, 0x1000), |e| {
+            matches!(e, ElfError::SegmentOutsideRam { .. })
+        }),
     ];
     for (name, kernel, expected) in cases {
         let mut config = guest(name, "");
         config.kernel = kernel;
-        let err = hv.create_domain(config).unwrap_err().to_string();
-        assert!(
-            err.contains(expected),
-            "{name}: '{err}' should mention '{expected}'"
-        );
+        match hv.create_domain(config).unwrap_err() {
+            Error::Elf(e) => assert!(expected(&e), "{name}: unexpected '{e}'"),
+            other => panic!("{name}: not an ELF error: '{other}'"),
+        }
         assert_eq!(hv.domains().len(), 1, "{name}: no domain left behind");
     }
     let mut after = open_fds();

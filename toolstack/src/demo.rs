@@ -7,8 +7,8 @@
 //! back and verifies the whole disk and runs a short block benchmark;
 //! shuts everything down and reports what happened.
 
-use hyp::devices::DeviceConfig;
-use hyp::{DomainConfig, Event, Hypervisor};
+use hyp::{DomainConfig, Event};
+use hypd::{DeviceConfig, GuestConfig, Machine};
 use protocol::boot::ControlRequest;
 use protocol::domain::{DomId, DomainState, DOM0};
 use protocol::report::Report;
@@ -125,6 +125,9 @@ pub enum DemoError {
     /// The core refused an operation.
     #[error(transparent)]
     Core(#[from] hyp::Error),
+    /// Device setup (or the core below it) refused an operation.
+    #[error(transparent)]
+    Machine(#[from] hypd::DeviceError),
     /// A step did not finish in time.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
@@ -134,7 +137,7 @@ pub enum DemoError {
 }
 
 struct Tour {
-    hv: Hypervisor,
+    machine: Machine,
     events: Receiver<Event>,
     json: bool,
 }
@@ -169,7 +172,7 @@ impl Tour {
     }
 
     fn summary(&self, domid: DomId, state: DomainState) -> DomainSummary {
-        let domain = self.hv.domain(domid);
+        let domain = self.machine.core().domain(domid);
         let shutdown_reason = match state {
             DomainState::Shutdown(reason) => Some(reason.name().to_string()),
             DomainState::Crashed => Some("crash".to_string()),
@@ -207,11 +210,10 @@ fn is_final_state(event: &Event, of: DomId) -> Option<DomainState> {
 
 /// Runs the demo and returns its summary.
 pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
-    let hv = Hypervisor::new()?;
-    hv.set_local_backends(std::sync::Arc::new(host_model::HostModel::new()));
-    let events = hv.subscribe();
+    let machine = Machine::new()?;
+    let events = machine.core().subscribe();
     let tour = Tour {
-        hv,
+        machine,
         events,
         json: options.json,
     };
@@ -224,7 +226,7 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
     };
 
     say("xl demo: booting Domain-0 (the service VM)".into());
-    tour.hv.create_dom0(DomainConfig::new(
+    tour.machine.boot_dom0(DomainConfig::new(
         "Domain-0",
         kernels::SERVICE_VM.to_vec(),
         64,
@@ -237,10 +239,10 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
         "xl demo: booting a guest that times {} event-channel round trips to Domain-0",
         options.round_trips
     ));
-    let guest = tour.hv.create_domain(DomainConfig {
+    let guest = tour.machine.create(GuestConfig::new(DomainConfig {
         cmdline: format!("workload=pingpong count={}", options.round_trips),
         ..DomainConfig::new("guest", kernels::FRONTENDS.to_vec(), 32)
-    })?;
+    }))?;
     let mut report = None;
     let mut guest_state = None;
     tour.follow("the guest to finish", |e| {
@@ -256,7 +258,8 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let guest_summary = tour.summary(guest, guest_state);
     let Some(Report::EvtchnPingPong(latency)) = report else {
         let why = tour
-            .hv
+            .machine
+            .core()
             .domain(guest)
             .and_then(|d| d.message())
             .unwrap_or_default();
@@ -264,19 +267,21 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
             "the guest ended ({guest_state:?}) without a ping-pong result {why}"
         )));
     };
-    tour.hv.destroy(guest)?;
+    tour.machine.destroy(guest)?;
 
     let (blk, disk_summary) = disk_tour(&tour, &say)?;
 
     say("xl demo: shutting Domain-0 down".into());
-    tour.hv.request_shutdown(DOM0, ControlRequest::Poweroff)?;
+    tour.machine
+        .core()
+        .request_shutdown(DOM0, ControlRequest::Poweroff)?;
     let mut dom0_state = None;
     tour.follow("Domain-0 to shut down", |e| {
         dom0_state = dom0_state.or(is_final_state(e, DOM0));
         dom0_state.is_some()
     })?;
     let dom0_summary = tour.summary(DOM0, dom0_state.expect("final state"));
-    tour.hv.destroy(DOM0)?;
+    tour.machine.destroy(DOM0)?;
 
     let us = |ns: u64| ns as f64 / 1e3;
     let evtchn = EvtchnSummary {
@@ -312,10 +317,12 @@ fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSum
         DISK_BYTES >> 20,
         image.display()
     ));
-    let created = tour.hv.create_domain(DomainConfig {
-        cmdline: "workload=disk".into(),
+    let created = tour.machine.create(GuestConfig {
         devices: DeviceConfig::disk_and_console(&image, false),
-        ..DomainConfig::new("disk-guest", kernels::FRONTENDS.to_vec(), 64)
+        ..GuestConfig::new(DomainConfig {
+            cmdline: "workload=disk".into(),
+            ..DomainConfig::new("disk-guest", kernels::FRONTENDS.to_vec(), 64)
+        })
     });
     let guest = match created {
         Ok(guest) => guest,
@@ -343,7 +350,7 @@ fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSum
     let summary = tour.summary(guest, state.expect("final state"));
     // Read what the domain knows, and let go of it, before it is destroyed.
     let (ioreqs, exits, ioreq_ns, why) = {
-        let domain = tour.hv.domain(guest);
+        let domain = tour.machine.core().domain(guest);
         let counter = |f: fn(&hyp::domain::Counters) -> &std::sync::atomic::AtomicU64| {
             domain.as_ref().map_or(0, |d| {
                 f(&d.counters).load(std::sync::atomic::Ordering::Relaxed)
@@ -360,7 +367,7 @@ fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSum
             why,
         )
     };
-    tour.hv.destroy(guest)?;
+    tour.machine.destroy(guest)?;
     let mut blk = BlkSummary {
         placement: "service-vm".into(),
         verified: false,

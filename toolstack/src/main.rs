@@ -213,7 +213,7 @@ const NOT_YET: &[(&str, &str)] = &[
 
 fn socket(cli: &Option<PathBuf>) -> PathBuf {
     cli.clone()
-        .unwrap_or_else(hyp::control::default_socket_path)
+        .unwrap_or_else(hypd::control::default_socket_path)
 }
 
 fn main() -> ExitCode {

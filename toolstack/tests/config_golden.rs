@@ -181,17 +181,23 @@ impl<E> UnwrapErr<E> for Result<(), E> {
 #[test]
 fn every_example_file_parses() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("the examples in {}: {e}", dir.display()));
+    let mut parsed = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "cfg") {
             if let Err(e) = parse_file(&path, &[]) {
                 panic!("{}: {e}", path.display());
             }
+            parsed += 1;
         }
     }
+    assert!(
+        parsed >= 7,
+        "only {parsed} example files in {}",
+        dir.display()
+    );
 }
 
 // ---- syntax ----

@@ -23,10 +23,11 @@ use protocol::virtio::blk::{RequestHeader, S_OK};
 use protocol::virtio::mmio::STATUS_DEVICE_NEEDS_RESET;
 
 use crate::cmdline::Args;
-use crate::disk::{self, TIMEOUT_NS};
+use crate::disk;
 use crate::dma::DmaBuf;
 use crate::out::Out;
 use crate::virtio::blk::Blk;
+use crate::virtio::blk::TIMEOUT_NS;
 
 mod attacks;
 
@@ -37,7 +38,7 @@ const REACTION_NS: u64 = 1_000_000_000;
 
 /// Runs the workload.
 pub fn run(boot: &BootInfo, args: &Args) -> ! {
-    let (mut blk, mut out) = disk::open(boot, args, Out::open(boot));
+    let (mut blk, mut out) = disk::open(args, Out::open());
     let Ok(mut scratch) = DmaBuf::new(SCRATCH_BYTES) else {
         out.finish(ShutdownReason::Crash, b"out of memory")
     };

@@ -10,16 +10,32 @@ pub mod mmio;
 pub mod queue;
 pub mod wait;
 
-use protocol::boot::BootInfo;
-use protocol::device::{GuestDevice, MAX_DEVICES};
+use alloc::vec::Vec;
+use guest_runtime::hypercall::shared_info;
+use protocol::device::GuestDevice;
 
-/// The devices the core listed in the boot info.
-pub fn devices(boot: &BootInfo) -> &[GuestDevice] {
-    let count = (boot.device_count as usize).min(MAX_DEVICES);
-    &boot.devices[..count]
+/// The device table's generation in the shared page: bumped by the
+/// toolstack's device setup each time it writes the table.
+pub fn generation() -> u32 {
+    // SAFETY: a field of the shared page, written by the toolstack.
+    unsafe { (&shared_info().devices_generation as *const u32).read_volatile() }
+}
+
+/// The guest's devices, as the toolstack listed them in the shared page
+/// (before the guest first ran, and since on every hotplug).
+pub fn devices() -> Vec<GuestDevice> {
+    let info = shared_info();
+    // SAFETY: fields of the shared page, written by the toolstack before
+    // it bumps the generation (read first by the caller).
+    let count = unsafe { (&info.device_count as *const u32).read_volatile() } as usize;
+    core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+    (0..count.min(protocol::device::MAX_DEVICES))
+        // SAFETY: in bounds of the table.
+        .map(|i| unsafe { (&info.devices[i] as *const GuestDevice).read_volatile() })
+        .collect()
 }
 
 /// The first device of `kind` (a `protocol::device::kind` value).
-pub fn find(boot: &BootInfo, kind: u32) -> Option<&GuestDevice> {
-    devices(boot).iter().find(|d| d.kind == kind)
+pub fn find(kind: u32) -> Option<GuestDevice> {
+    devices().into_iter().find(|d| d.kind == kind)
 }

@@ -10,7 +10,8 @@ use super::gdt::{USER_CS, USER_DS};
 use super::percpu::PERCPU;
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicBool, Ordering};
-use protocol::boot::{BootInfo, MAX_VCPUS};
+use protocol::boot::BootInfo;
+use protocol::domain::MAX_VCPUS;
 
 const BOOT_STACK_SIZE: usize = 16 * 1024;
 const USER_STACK_SIZE: usize = 256 * 1024;

@@ -6,7 +6,7 @@
 //! precompiled `core` library uses the red zone below RSP.
 
 use core::ptr::addr_of_mut;
-use protocol::boot::MAX_VCPUS;
+use protocol::domain::MAX_VCPUS;
 
 /// Kernel code selector.
 pub const KERNEL_CS: u16 = 0x08;

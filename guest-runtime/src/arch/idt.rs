@@ -5,7 +5,7 @@
 //! * **exceptions** (0-31) end the domain: the stub records the frame and
 //!   calls [`exception_handler`], which reports a crash by hypercall;
 //! * **interrupts** (0x20-0xFE: timer, control, event-channel ports): the
-//!   stub sets the vector's bit in this vCPU's [`PENDING`] bitmap, EOIs the
+//!   stub sets the vector's bit in this vCPU's [`crate::event::PENDING`] bitmap, EOIs the
 //!   x2APIC and returns: three instructions of work in emulated ring 0;
 //! * the **wait gate**: ring 3 executes the `ud2` at `guest_wait`; the
 //!   #UD handler recognises that address and, if nothing is pending,
@@ -17,20 +17,10 @@
 
 use super::gdt::{ist, KERNEL_CS};
 use core::ptr::addr_of_mut;
-use core::sync::atomic::AtomicU64;
-use protocol::boot::MAX_VCPUS;
+use protocol::domain::MAX_VCPUS;
 
 /// Spurious-interrupt vector programmed into the x2APIC.
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
-
-/// Bits of interrupt vectors seen but not yet collected, for one vCPU.
-#[repr(C, align(64))]
-pub struct Pending(pub [AtomicU64; 4]);
-
-/// One pending bitmap per vCPU, written by the stubs, drained by
-/// [`crate::event`] in ring 3.
-pub static PENDING: [Pending; MAX_VCPUS] =
-    [const { Pending([const { AtomicU64::new(0) }; 4]) }; MAX_VCPUS];
 
 core::arch::global_asm!(
     ".section .text.ring0.stubs, \"ax\"",
@@ -134,7 +124,7 @@ core::arch::global_asm!(
     "and rsp, -16",
     "call {handler}",
     "ud2",
-    pending = sym PENDING,
+    pending = sym crate::event::PENDING,
     handler = sym super::super::panic::exception_handler,
 );
 

@@ -1,6 +1,6 @@
 //! Per-vCPU data, reachable from ring 3 through the FS segment base.
 
-use protocol::boot::MAX_VCPUS;
+use protocol::domain::MAX_VCPUS;
 
 /// Data private to one vCPU. Ring 0 points FS at it; ring 3 reads it with
 /// an `fs:`-relative load.

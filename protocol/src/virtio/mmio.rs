@@ -129,6 +129,10 @@ pub const DEVICE_ID_RNG: u32 = 4;
 /// virtqueues, virtio 1.2 section 2.7).
 pub const MAX_QUEUE_SIZE: u16 = 32768;
 
+/// The queue size every device of this project offers in
+/// [`QUEUE_NUM_MAX`], in Domain-0 and in the host model alike.
+pub const OFFERED_QUEUE_SIZE: u16 = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;

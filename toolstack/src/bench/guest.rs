@@ -1,8 +1,8 @@
 //! A workload run by a guest through its virtio-blk driver, with its disk
 //! served in one placement, and the counts of what the path did.
 
-use hyp::devices::{DeviceConfig, Placement};
-use hyp::{DomainConfig, Event, Hypervisor};
+use hyp::{DomainConfig, Event};
+use hypd::{DeviceConfig, GuestConfig, Machine, Placement};
 use protocol::bench::Workload;
 use protocol::domain::{DomId, DomainState, ShutdownReason, DOM0};
 use protocol::report::{BackendStats, BlockBench, Report};
@@ -33,31 +33,34 @@ fn config(
     disk: &Path,
     workload: Option<&Workload>,
     run_ms: u64,
-) -> DomainConfig {
+) -> GuestConfig {
     let runs = workload.map_or("none", |w| w.name);
-    let mut config = DomainConfig::new("bench", kernels::FRONTENDS.to_vec(), GUEST_MIB);
-    config.cmdline = format!("workload=disk verify_mib=0 seed=1 bench={run_ms}ms runs={runs}");
-    config.placement = placement;
-    config.devices = DeviceConfig::disk_and_console(disk, false);
-    config
+    let mut domain = DomainConfig::new("bench", kernels::FRONTENDS.to_vec(), GUEST_MIB);
+    domain.cmdline = format!("workload=disk verify_mib=0 seed=1 bench={run_ms}ms runs={runs}");
+    GuestConfig {
+        domain,
+        devices: DeviceConfig::disk_and_console(disk, false),
+        placement,
+    }
 }
 
 /// Runs a guest for `workload` in `placement` and waits until it is gone.
 pub fn run(
-    hv: &Hypervisor,
+    machine: &Machine,
     events: &Receiver<Event>,
     placement: Placement,
     disk: &Path,
     workload: Option<&Workload>,
     run_ms: u64,
 ) -> Result<GuestRun, String> {
+    let hv = machine.core();
     let dom0_exits = || {
         hv.domain(DOM0)
             .map_or(0, |d| d.counters.user_exits.load(Ordering::Relaxed))
     };
     let dom0_before = dom0_exits();
-    let id = hv
-        .create_domain(config(placement, disk, workload, run_ms))
+    let id = machine
+        .create(config(placement, disk, workload, run_ms))
         .map_err(|e| format!("creating the bench guest: {e}"))?;
     let mut bench = None;
     let deadline = Instant::now() + GUEST_TIMEOUT;
@@ -74,7 +77,7 @@ pub fn run(
             }
             Ok(_) => {}
             Err(_) => {
-                let _ = hv.destroy(id);
+                let _ = machine.destroy(id);
                 return Err("the bench guest did not finish in time".into());
             }
         }
@@ -84,7 +87,7 @@ pub fn run(
     let guest_exits = domain.counters.user_exits.load(Ordering::Relaxed) as f64;
     let ioreqs = domain.counters.ioreqs.load(Ordering::Relaxed) as f64;
     drop(domain);
-    let stats = backend_stats_at_destroy(hv, events, id, "xvda")?;
+    let stats = backend_stats_at_destroy(machine, events, id, "xvda")?;
     if final_state != DomainState::Shutdown(ShutdownReason::Poweroff) {
         return Err(format!(
             "the bench guest ended {final_state:?}: {}",
@@ -110,16 +113,16 @@ pub fn run(
 /// `vdev` did: the host model's counts are read just before, Domain-0's
 /// arrive as a [`Report::BackendStats`] when the device goes.
 pub fn backend_stats_at_destroy(
-    hv: &Hypervisor,
+    machine: &Machine,
     events: &Receiver<Event>,
     domid: DomId,
     vdev: &str,
 ) -> Result<BackendStats, String> {
-    let local = hv
-        .local_device_stats(domid)
+    let local = machine
+        .host_model_stats(domid)
         .into_iter()
         .find(|s| s.vdev.as_str() == vdev);
-    hv.destroy(domid).map_err(|e| e.to_string())?;
+    machine.destroy(domid).map_err(|e| e.to_string())?;
     if let Some(stats) = local {
         return Ok(stats);
     }

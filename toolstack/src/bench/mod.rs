@@ -22,8 +22,8 @@ mod native;
 mod plot;
 mod summary;
 
-use hyp::devices::Placement;
-use hyp::{DomainConfig, Event, Hypervisor};
+use hyp::{DomainConfig, Event};
+use hypd::{Machine, Placement};
 use protocol::bench::{Workload, WORKLOADS};
 use protocol::domain::DOM0;
 use protocol::report::LatencyHistogram;
@@ -212,15 +212,15 @@ pub fn run(options: &BenchOptions) -> Result<BenchSummary, String> {
         true => eprintln!("{text}"),
         false => println!("{text}"),
     };
-    let hv = Hypervisor::new().map_err(|e| e.to_string())?;
-    hv.set_local_backends(std::sync::Arc::new(host_model::HostModel::new()));
-    let events = hv.subscribe();
-    hv.create_dom0(DomainConfig::new(
-        "Domain-0",
-        kernels::SERVICE_VM.to_vec(),
-        64,
-    ))
-    .map_err(|e| format!("booting Domain-0: {e}"))?;
+    let machine = Machine::new().map_err(|e| e.to_string())?;
+    let events = machine.core().subscribe();
+    machine
+        .boot_dom0(DomainConfig::new(
+            "Domain-0",
+            kernels::SERVICE_VM.to_vec(),
+            64,
+        ))
+        .map_err(|e| format!("booting Domain-0: {e}"))?;
     wait_for_console(&events)?;
     let disk = make_disk(&options.dir, options.disk_mib)?;
     let removal = RemoveOnDrop(disk.clone());
@@ -237,7 +237,8 @@ pub fn run(options: &BenchOptions) -> Result<BenchSummary, String> {
     for round in 1..=options.rounds {
         say(format!("xl bench: round {round} of {}", options.rounds));
         let baselines = [Placement::Host, Placement::ServiceVm].map(|placement| {
-            guest::run(&hv, &events, placement, &disk, None, options.run_ms).map(|r| r.counters)
+            guest::run(&machine, &events, placement, &disk, None, options.run_ms)
+                .map(|r| r.counters)
         });
         let [host_base, svm_base] = baselines;
         let (host_base, svm_base) = (host_base?, svm_base?);
@@ -247,7 +248,8 @@ pub fn run(options: &BenchOptions) -> Result<BenchSummary, String> {
                 (1, Placement::Host, &host_base),
                 (2, Placement::ServiceVm, &svm_base),
             ] {
-                let result = guest::run(&hv, &events, placement, &disk, Some(w), options.run_ms)?;
+                let result =
+                    guest::run(&machine, &events, placement, &disk, Some(w), options.run_ms)?;
                 let sample = guest::sample(result, base).ok_or_else(|| {
                     format!("the {} guest did not report {}", placement.name(), w.name)
                 })?;

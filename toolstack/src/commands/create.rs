@@ -37,6 +37,12 @@ fn absolute(path: &Path) -> String {
 
 /// The request `hypd` gets for a parsed configuration.
 pub fn request(spec: &DomainSpec, paused: bool, warnings: &mut Vec<String>) -> CreateRequest {
+    if !spec.vifs.is_empty() {
+        warnings.push(format!(
+            "vif: {} network interface(s) configured, but this hypervisor has no networking yet: the guest gets no network device",
+            spec.vifs.len()
+        ));
+    }
     CreateRequest {
         name: spec.name.clone(),
         kernel: absolute(&spec.kernel),
@@ -71,4 +77,27 @@ pub fn parse(file: &Path, overrides: &[String], quiet: bool) -> Result<config::P
         eprintln!("warning: {warning}");
     }
     Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vif_draws_a_warning_until_networking_exists() {
+        let text =
+            "name = 'n'\nkernel = '/k'\nvif = [ 'bridge=xenbr0', 'mac=00:16:3e:00:00:01' ]\n";
+        let parsed = config::parse("n.cfg", text, &[]).unwrap();
+        let mut warnings = Vec::new();
+        request(&parsed.spec, false, &mut warnings);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("vif: 2 network interface(s)"),
+            "{warnings:?}"
+        );
+        let parsed = config::parse("n.cfg", "name = 'n'\nkernel = '/k'\n", &[]).unwrap();
+        let mut warnings = Vec::new();
+        request(&parsed.spec, false, &mut warnings);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
 }

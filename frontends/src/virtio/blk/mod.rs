@@ -34,6 +34,10 @@ use crate::dma::DmaBuf;
 
 mod types;
 
+/// How long one wait for a completion may take before the device is
+/// declared dead.
+pub const TIMEOUT_NS: u64 = 5_000_000_000;
+
 pub use types::{BlkError, BlkInfo, Completion, Op, Request};
 
 /// Largest queue this driver asks for.

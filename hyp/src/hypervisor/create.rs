@@ -1,0 +1,345 @@
+//! Making a domain, in named steps: check the request, build the VM (RAM,
+//! kernel, vCPUs), register the domain (id and control channel), write
+//! its boot info, start its vCPU threads. Each step owns what it made, so
+//! an error at any step drops it again; [`Registration`] undoes the one
+//! step that touches shared state unless the domain is committed.
+
+use super::Hypervisor;
+use crate::domain::{Counters, Domain, DomainConfig, Life, Status, VcpuThread};
+use crate::error::{kvm, ConfigError, Error, Result};
+use crate::events::LineAssembler;
+use crate::evtchn::{BACKEND_GSI, CONTROL_GSI};
+use crate::memory::GuestRam;
+use crate::mmio::MmioMap;
+use crate::reserved::{ReservedRam, RESERVED_BYTES};
+use crate::state::{Core, Registry};
+use crate::{boot, elf, irq, vcpu};
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::{VcpuFd, VmFd};
+use protocol::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION, CMDLINE_MAX, FLAG_PRIVILEGED};
+use protocol::domain::MAX_VCPUS;
+use protocol::domain::{DomId, DOM0, DOMID_MAX};
+use protocol::memory::{MAX_RAM_MIB, MIN_RAM_MIB};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Instant;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// Free RAM Dom0 needs between its kernel and its reserved region.
+const DOM0_MIN_FREE: u64 = 4 << 20;
+
+/// A VM with its RAM loaded and its vCPUs set up, not yet a domain.
+struct BuiltVm {
+    vm: Arc<VmFd>,
+    ram: GuestRam,
+    vcpus: Vec<VcpuFd>,
+    kernel_end: u64,
+    tsc_khz: u64,
+    control_irq: EventFd,
+}
+
+/// A domain's id and control channel, taken back on drop unless
+/// [`Registration::commit`]ted.
+struct Registration<'a> {
+    core: &'a Core,
+    domid: DomId,
+    control_port: u32,
+    committed: bool,
+}
+
+impl<'a> Registration<'a> {
+    /// Gives the domain of `vm` an id and a port table, and a guest its
+    /// control port in Dom0.
+    fn new(core: &'a Core, vm: &Arc<VmFd>, privileged: bool) -> Result<Self> {
+        let domid = if privileged {
+            DOM0
+        } else {
+            allocate_domid(&mut core.registry())?
+        };
+        let mut evtchn = core.evtchn();
+        evtchn.add_domain(domid, Arc::clone(vm));
+        let mut registration = Self {
+            core,
+            domid,
+            control_port: 0,
+            committed: false,
+        };
+        if !privileged {
+            match evtchn.alloc_unbound(DOM0, domid) {
+                Ok(port) => registration.control_port = port,
+                Err(errno) => {
+                    drop(evtchn);
+                    return Err(Error::Port { domid: DOM0, errno });
+                }
+            }
+        }
+        Ok(registration)
+    }
+
+    /// The domain is in the registry: its teardown undoes this from now on.
+    fn commit(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let mut evtchn = self.core.evtchn();
+        evtchn.remove_domain(self.domid);
+        if self.control_port != 0 {
+            let _ = evtchn.close(DOM0, self.control_port);
+        }
+    }
+}
+
+impl Hypervisor {
+    /// Makes and starts a domain; on failure nothing is left behind.
+    pub(super) fn create(&self, config: DomainConfig, privileged: bool) -> Result<DomId> {
+        validate(&config)?;
+        self.admit(&config.name, privileged)?;
+        let created = Instant::now();
+        let built = build_vm(&self.core, &config)?;
+        let reserved = if privileged {
+            Some(Arc::new(reserve_dom0(&built)?))
+        } else {
+            None
+        };
+        let registration = Registration::new(&self.core, &built.vm, privileged)?;
+        let info = boot_info(
+            &config,
+            &built,
+            registration.domid,
+            registration.control_port,
+        );
+        let info = match &reserved {
+            Some(reserved) => BootInfo {
+                reserved_start: reserved.start,
+                backend_ring: reserved.backend_ring(),
+                ..info
+            },
+            None => info,
+        };
+        boot::write_boot_info(&built.ram, &info);
+        let domid = registration.domid;
+        let domain = Arc::new(Domain {
+            id: domid,
+            name: Mutex::new(config.name.clone()),
+            vm: built.vm,
+            ram: built.ram,
+            memory_mib: config.memory_mib,
+            vcpu_count: config.vcpus,
+            status: Mutex::new(Status {
+                life: Life::Alive,
+                paused: config.start_paused,
+                parked: 0,
+                message: None,
+            }),
+            status_changed: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+            control_port: registration.control_port,
+            mmio: MmioMap::default(),
+            reserved,
+            control_irq: built.control_irq,
+            counters: Counters::default(),
+            console: Mutex::new(LineAssembler::default()),
+            created,
+            first_output: OnceLock::new(),
+            cpu_ns_retired: AtomicU64::new(0),
+        });
+        self.core
+            .registry()
+            .domains
+            .insert(domid, Arc::clone(&domain));
+        registration.commit();
+        if let Err(e) = self.spawn_vcpus(&domain, built.vcpus) {
+            let _ = self.teardown(domid);
+            return Err(e);
+        }
+        tracing::info!(
+            domid,
+            "created domain {} ({} MiB, {} vCPU)",
+            config.name,
+            config.memory_mib,
+            config.vcpus
+        );
+        Ok(domid)
+    }
+
+    /// Refuses a second Domain-0, a guest before Domain-0, and a name a
+    /// live domain has.
+    fn admit(&self, name: &str, privileged: bool) -> Result<()> {
+        let registry = self.core.registry();
+        let has_dom0 = registry.domains.contains_key(&DOM0);
+        match (privileged, has_dom0) {
+            (true, true) => return Err(Error::Dom0Exists),
+            (false, false) => return Err(Error::NoDom0),
+            _ => {}
+        }
+        if registry.domains.values().any(|d| d.name() == name) {
+            return Err(Error::NameTaken(name.into()));
+        }
+        Ok(())
+    }
+
+    fn spawn_vcpus(&self, domain: &Arc<Domain>, vcpus: Vec<VcpuFd>) -> Result<()> {
+        let mut threads = domain.threads.lock().expect("vcpu threads lock");
+        for (index, vcpu) in vcpus.into_iter().enumerate() {
+            let tid = Arc::new(AtomicI32::new(0));
+            let (core, dom, thread_tid) =
+                (Arc::clone(&self.core), Arc::clone(domain), Arc::clone(&tid));
+            let handle = std::thread::Builder::new()
+                .name(format!("vcpu{}.{index}", domain.id))
+                .spawn(move || {
+                    // SAFETY: gettid has no preconditions.
+                    thread_tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+                    vcpu::run(core, dom, vcpu, index as u8);
+                })?;
+            threads.push(VcpuThread { tid, handle });
+        }
+        Ok(())
+    }
+}
+
+/// The VM, its RAM with the kernel and boot tables in it, and its vCPUs
+/// set to enter the kernel.
+fn build_vm(core: &Core, config: &DomainConfig) -> Result<BuiltVm> {
+    let vm = Arc::new(core.kvm.create_vm().map_err(kvm("KVM_CREATE_VM"))?);
+    vm.create_irq_chip().map_err(kvm("KVM_CREATE_IRQCHIP"))?;
+    irq::install_routes(&vm)?;
+    let ram = GuestRam::new(&config.name, config.memory_mib << 20)?;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: ram.size(),
+        userspace_addr: ram.host_address(),
+    };
+    // SAFETY: the region maps `ram`, which the domain owns for as long as
+    // the VM exists (the domain holds both, and the VM fd goes first).
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
+    let kernel = elf::load(&config.kernel, &ram)?;
+    if !boot::write_tables(&ram) {
+        return Err(ConfigError::RamTooSmall.into());
+    }
+    let mut vcpus = Vec::new();
+    for index in 0..config.vcpus {
+        let vcpu = vm
+            .create_vcpu(u64::from(index))
+            .map_err(kvm("KVM_CREATE_VCPU"))?;
+        boot::setup_vcpu(&vcpu, index, kernel.entry, &core.cpuid)?;
+        vcpus.push(vcpu);
+    }
+    let tsc_khz = u64::from(vcpus[0].get_tsc_khz().map_err(kvm("KVM_GET_TSC_KHZ"))?);
+    let control_irq = EventFd::new(EFD_NONBLOCK)?;
+    vm.register_irqfd(&control_irq, CONTROL_GSI)
+        .map_err(kvm("KVM_IRQFD (control)"))?;
+    Ok(BuiltVm {
+        vm,
+        ram,
+        vcpus,
+        kernel_end: kernel.end,
+        tsc_khz,
+        control_irq,
+    })
+}
+
+/// Dom0's reserved region at the top of its RAM, and the backend vector's
+/// irqfd.
+fn reserve_dom0(built: &BuiltVm) -> Result<ReservedRam> {
+    let backend_irq = EventFd::new(EFD_NONBLOCK)?;
+    built
+        .vm
+        .register_irqfd(&backend_irq, BACKEND_GSI)
+        .map_err(kvm("KVM_IRQFD (backend)"))?;
+    let needed = built.kernel_end + DOM0_MIN_FREE + RESERVED_BYTES;
+    if built.ram.size() < needed {
+        return Err(Error::Dom0TooSmall {
+            ram_mib: built.ram.size() >> 20,
+            needed_mib: needed.div_ceil(1 << 20),
+        });
+    }
+    ReservedRam::new(&built.ram, Arc::clone(&built.vm), backend_irq).ok_or(Error::Dom0TooSmall {
+        ram_mib: built.ram.size() >> 20,
+        needed_mib: needed.div_ceil(1 << 20),
+    })
+}
+
+/// Checks the values a configuration gives the core.
+fn validate(config: &DomainConfig) -> Result<()> {
+    validate_name(&config.name)?;
+    if !(MIN_RAM_MIB..=MAX_RAM_MIB).contains(&config.memory_mib) {
+        return Err(ConfigError::Memory {
+            mib: config.memory_mib,
+            min: MIN_RAM_MIB,
+            max: MAX_RAM_MIB,
+        }
+        .into());
+    }
+    if config.vcpus == 0 || config.vcpus as usize > MAX_VCPUS {
+        return Err(ConfigError::Vcpus {
+            vcpus: config.vcpus,
+            max: MAX_VCPUS,
+        }
+        .into());
+    }
+    if config.cmdline.len() > CMDLINE_MAX {
+        return Err(ConfigError::Cmdline {
+            len: config.cmdline.len(),
+            max: CMDLINE_MAX,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Checks a domain name: 1 to 64 printable characters, not a number.
+pub(super) fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(ConfigError::BadName(name.into()).into());
+    }
+    if name.parse::<u32>().is_ok() {
+        return Err(ConfigError::NumericName(name.into()).into());
+    }
+    Ok(())
+}
+
+fn allocate_domid(registry: &mut Registry) -> Result<DomId> {
+    for _ in 0..DOMID_MAX {
+        let candidate = registry.next_domid;
+        registry.next_domid = if candidate >= DOMID_MAX {
+            1
+        } else {
+            candidate + 1
+        };
+        if !registry.domains.contains_key(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::NoFreeDomid)
+}
+
+/// The boot info of domain `domid` (a guest's reserved region is empty).
+fn boot_info(config: &DomainConfig, built: &BuiltVm, domid: DomId, control_port: u32) -> BootInfo {
+    let mut cmdline = [0u8; CMDLINE_MAX];
+    cmdline[..config.cmdline.len()].copy_from_slice(config.cmdline.as_bytes());
+    BootInfo {
+        magic: BOOT_MAGIC,
+        version: BOOT_VERSION,
+        flags: if domid == DOM0 { FLAG_PRIVILEGED } else { 0 },
+        domid,
+        vcpus: u16::from(config.vcpus),
+        cmdline_len: config.cmdline.len() as u32,
+        ram_bytes: built.ram.size(),
+        kernel_end: built.kernel_end,
+        tsc_khz: built.tsc_khz,
+        control_domid: DOM0,
+        _pad: 0,
+        control_port,
+        cmdline,
+        reserved_start: built.ram.size(),
+        backend_ring: 0,
+    }
+}

@@ -1,0 +1,201 @@
+//! Ioreq forwarding, the mechanism: a guest's trapped register accesses
+//! carried to Domain-0 through ioreq slots (see [`protocol::ioreq`]), as
+//! Xen's ioreq servers carry an HVM guest's to its device model.
+//!
+//! An [`IoreqServer`] is one guest's ioreq page in Dom0's reserved RAM
+//! (one slot per guest vCPU) and one Dom0 port per slot. It is an
+//! [`MmioHandler`]: whoever sets the guest's devices up registers it for
+//! the ranges Dom0 serves, and an access there is written into the vCPU's
+//! slot, the slot's port is raised in Dom0, and the vCPU thread waits for
+//! Dom0's answer. The core never decodes the access.
+
+use crate::domain::{Domain, Life};
+use crate::error::{Error, Result};
+use crate::mmio::{MmioAccess, MmioHandler};
+use crate::reserved::{ReservedPages, ReservedRam};
+use crate::state::Core;
+use protocol::domain::MAX_VCPUS;
+use protocol::domain::{DomId, DOM0};
+use protocol::ioreq::{
+    state_of, IoReq, DATA_OFFSET, DIR_READ, DIR_WRITE, FLAGS_OFFSET, SLOT_SIZE, STATE_NONE,
+    STATE_READY, STATE_RESP_READY, TYPE_MMIO,
+};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// How long one wait for Dom0 lasts before the thread looks at the
+/// domains' states again.
+const WAIT_MS: i32 = 100;
+
+/// One guest vCPU's slot in the ioreq page, and its port's wiring.
+struct IoreqSlot {
+    /// Dom0-physical address of the slot.
+    gpa: u64,
+    /// Dom0's port for the slot.
+    port: u32,
+    /// Raises the port in Dom0 (its irqfd).
+    to_dom0: EventFd,
+    /// Signalled when Dom0 sends on the port (its ioeventfd).
+    from_dom0: EventFd,
+}
+
+/// Forwards a guest's accesses to Dom0 through ioreq slots. Dropping it
+/// closes Dom0's slot ports and gives the page back.
+pub struct IoreqServer {
+    core: Weak<Core>,
+    dom0: Arc<Domain>,
+    /// The guest (its ranges hold this server: a strong reference back
+    /// would keep both alive for ever).
+    guest: Weak<Domain>,
+    guest_id: DomId,
+    page: ReservedPages,
+    slots: Vec<IoreqSlot>,
+}
+
+impl IoreqServer {
+    /// A server for `guest`: a page of Dom0's reserved RAM and a Dom0 port
+    /// per guest vCPU.
+    pub(crate) fn new(
+        core: &Arc<Core>,
+        dom0: Arc<Domain>,
+        reserved: &Arc<ReservedRam>,
+        guest: &Arc<Domain>,
+    ) -> Result<Self> {
+        let page = reserved.alloc(1).ok_or(Error::ReservedFull(1))?;
+        let mut server = Self {
+            core: Arc::downgrade(core),
+            dom0,
+            guest: Arc::downgrade(guest),
+            guest_id: guest.id,
+            page,
+            slots: Vec::new(),
+        };
+        for vcpu in 0..guest.vcpu_count as usize {
+            let to_dom0 = EventFd::new(EFD_NONBLOCK)?;
+            let from_dom0 = EventFd::new(EFD_NONBLOCK)?;
+            // On failure `server` drops and closes the ports made so far.
+            let port = core
+                .evtchn()
+                .bind_core(DOM0, Some(&to_dom0), Some(&from_dom0))?;
+            server.slots.push(IoreqSlot {
+                gpa: server.page.gpa() + (vcpu * SLOT_SIZE) as u64,
+                port,
+                to_dom0,
+                from_dom0,
+            });
+        }
+        Ok(server)
+    }
+
+    /// Dom0-physical address of the ioreq page (slot `i` for vCPU `i`).
+    pub fn page_gpa(&self) -> u64 {
+        self.page.gpa()
+    }
+
+    /// Dom0's port of each vCPU's slot (0 past the guest's vCPUs).
+    pub fn ports(&self) -> [u32; MAX_VCPUS] {
+        let mut ports = [0; MAX_VCPUS];
+        for (port, slot) in ports.iter_mut().zip(&self.slots) {
+            *port = slot.port;
+        }
+        ports
+    }
+
+    /// The guest whose accesses this server forwards.
+    pub fn guest(&self) -> DomId {
+        self.guest_id
+    }
+
+    /// Forwards `access` (a write of `write`, or a read) and counts it and
+    /// its time in the guest's counters. Returns the data of a read
+    /// (all-ones if Dom0 does not answer before either domain stops).
+    fn forward_counted(&self, access: &MmioAccess, write: Option<u64>) -> u64 {
+        let (Some(guest), Some(slot)) =
+            (self.guest.upgrade(), self.slots.get(access.vcpu as usize))
+        else {
+            return u64::MAX;
+        };
+        guest.counters.ioreqs.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let value = self.forward(slot, &guest, access, write);
+        let took = started.elapsed().as_nanos() as u64;
+        guest.counters.ioreq_ns.fetch_add(took, Ordering::Relaxed);
+        value
+    }
+
+    /// Writes `guest`'s access into `slot`, raises its port and waits for
+    /// Dom0.
+    fn forward(
+        &self,
+        slot: &IoreqSlot,
+        guest: &Domain,
+        access: &MmioAccess,
+        write: Option<u64>,
+    ) -> u64 {
+        let ram = &self.dom0.ram;
+        let dir = if write.is_some() { DIR_WRITE } else { DIR_READ };
+        let request = IoReq {
+            addr: access.addr,
+            data: write.unwrap_or(0),
+            count: 1,
+            size: u32::from(access.size),
+            vp_eport: slot.port,
+            _pad: 0,
+            flags: IoReq::flags_for(STATE_NONE, dir),
+            kind: TYPE_MMIO,
+        };
+        let flags_at = slot.gpa + FLAGS_OFFSET as u64;
+        ram.write_struct(slot.gpa, &request);
+        fence(Ordering::Release);
+        // The state moves to READY last, after the rest of the slot.
+        ram.write(flags_at, &[IoReq::flags_for(STATE_READY, dir)]);
+        let _ = slot.to_dom0.write(1);
+        loop {
+            let mut poll = libc::pollfd {
+                fd: slot.from_dom0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the duration of the call.
+            let ready = unsafe { libc::poll(&mut poll, 1, WAIT_MS) };
+            if ready > 0 {
+                let _ = slot.from_dom0.read();
+            }
+            fence(Ordering::Acquire);
+            let flags = ram.read(flags_at, 1).map_or(0, |b| b[0]);
+            if state_of(flags) == STATE_RESP_READY {
+                let data = ram.read_u64(slot.gpa + DATA_OFFSET as u64).unwrap_or(0);
+                ram.write(flags_at, &[IoReq::flags_for(STATE_NONE, dir)]);
+                return data;
+            }
+            let alive = |d: &Domain| d.status().life == Life::Alive;
+            if !alive(guest) || !alive(&self.dom0) {
+                return u64::MAX;
+            }
+        }
+    }
+}
+
+impl MmioHandler for IoreqServer {
+    fn read(&self, access: &MmioAccess) -> u64 {
+        self.forward_counted(access, None)
+    }
+
+    fn write(&self, access: &MmioAccess, value: u64) {
+        self.forward_counted(access, Some(value));
+    }
+}
+
+impl Drop for IoreqServer {
+    fn drop(&mut self) {
+        if let Some(core) = self.core.upgrade() {
+            let mut channels = core.evtchn();
+            for slot in &self.slots {
+                let _ = channels.close(DOM0, slot.port);
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Domain-0's reserved RAM: the pages at the top of Dom0's memory that the
+//! core owns and lends out.
+//!
+//! ```text
+//! reserved_start           the backend ring page (BootInfo::backend_ring)
+//! + 1 page                 one page directory per foreign-window slot,
+//!                          written once when Dom0 is made, never removed
+//! + 1 + MAX_FOREIGN_WINDOWS pages
+//!                          the pool: pages lent as [`ReservedPages`]
+//!                          (ioreq pages, hardware-queue rings, ...)
+//! ```
+//!
+//! Dom0's kernel never allocates from this region; it only uses what it
+//! is pointed at, and checks each pointer against the region.
+
+use crate::memory::GuestRam;
+use kvm_ioctls::VmFd;
+use protocol::device::{FOREIGN_BASE, FOREIGN_STRIDE, MAX_FOREIGN_WINDOWS};
+use protocol::memory::{PAGE_SIZE, PDPT_ADDR};
+use protocol::plain::Plain;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use vmm_sys_util::eventfd::EventFd;
+
+/// RAM at the top of Dom0 the core keeps for itself.
+pub const RESERVED_BYTES: u64 = 4 << 20;
+
+/// How long pages given back with [`ReservedPages::quarantine`] stay out
+/// of the pool.
+const QUARANTINE: Duration = Duration::from_secs(1);
+
+/// Page-directory entry bits of a foreign window: present, writable,
+/// user, 2 MiB page.
+const WINDOW_PDE: u64 = 0x87;
+/// Page-directory-pointer entry bits: present, writable, user.
+const WINDOW_PDPTE: u64 = 0x7;
+
+/// What the pool has out and in.
+struct Pool {
+    /// Free pages (Dom0-physical addresses).
+    free: Vec<u64>,
+    /// Which foreign-window slots are in use.
+    windows: [bool; MAX_FOREIGN_WINDOWS],
+    /// Pages given back for later, with when.
+    quarantined: Vec<(Instant, u64, usize)>,
+}
+
+/// The core's side of Dom0's reserved region.
+pub(crate) struct ReservedRam {
+    /// Dom0's RAM.
+    pub ram: GuestRam,
+    /// Dom0's VM, where foreign windows become memory slots.
+    pub vm: Arc<VmFd>,
+    /// First reserved byte.
+    pub start: u64,
+    /// Raises the backend vector in Dom0.
+    backend_irq: EventFd,
+    pool: Mutex<Pool>,
+}
+
+impl ReservedRam {
+    /// Lays out Dom0's reserved region (see the module documentation), or
+    /// `None` if Dom0's RAM is too small for it.
+    pub fn new(ram: &GuestRam, vm: Arc<VmFd>, backend_irq: EventFd) -> Option<Self> {
+        let start = ram.size().checked_sub(RESERVED_BYTES)?;
+        ram.zero(start, RESERVED_BYTES);
+        let mut page = start + PAGE_SIZE;
+        for slot in 0..MAX_FOREIGN_WINDOWS as u64 {
+            let base = FOREIGN_BASE + slot * FOREIGN_STRIDE;
+            let entries: Vec<u8> = (0..512u64)
+                .flat_map(|i| ((base + (i << 21)) | WINDOW_PDE).to_le_bytes())
+                .collect();
+            ram.write(page, &entries);
+            ram.write(
+                PDPT_ADDR + (base >> 30) * 8,
+                &(page | WINDOW_PDPTE).to_le_bytes(),
+            );
+            page += PAGE_SIZE;
+        }
+        let free = (page..ram.size()).step_by(PAGE_SIZE as usize).collect();
+        Some(Self {
+            ram: ram.clone(),
+            vm,
+            start,
+            backend_irq,
+            pool: Mutex::new(Pool {
+                free,
+                windows: [false; MAX_FOREIGN_WINDOWS],
+                quarantined: Vec::new(),
+            }),
+        })
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().expect("reserved pool lock")
+    }
+
+    /// Dom0-physical address of the backend ring page.
+    pub fn backend_ring(&self) -> u64 {
+        self.start
+    }
+
+    /// `count` contiguous zeroed pages, or `None` when the pool has no
+    /// such run.
+    pub fn alloc(self: &Arc<Self>, count: usize) -> Option<ReservedPages> {
+        if count == 0 {
+            return None;
+        }
+        let mut pool = self.pool();
+        let now = Instant::now();
+        let (expired, kept): (Vec<_>, Vec<_>) = pool
+            .quarantined
+            .drain(..)
+            .partition(|(at, _, _)| now.duration_since(*at) >= QUARANTINE);
+        pool.quarantined = kept;
+        for (_, first, pages) in expired {
+            pool.free
+                .extend((0..pages as u64).map(|k| first + k * PAGE_SIZE));
+        }
+        pool.free.sort_unstable();
+        let run = (count as u64 - 1) * PAGE_SIZE;
+        let at = pool
+            .free
+            .windows(count)
+            .position(|w| w[count - 1] - w[0] == run)?;
+        let gpa = pool.free[at];
+        pool.free.drain(at..at + count);
+        drop(pool);
+        self.ram.zero(gpa, count as u64 * PAGE_SIZE);
+        Some(ReservedPages {
+            reserved: Arc::clone(self),
+            gpa,
+            count,
+            quarantine: false,
+        })
+    }
+
+    /// A free foreign-window slot.
+    pub fn alloc_window(&self) -> Option<usize> {
+        let mut pool = self.pool();
+        let slot = pool.windows.iter().position(|used| !used)?;
+        pool.windows[slot] = true;
+        Some(slot)
+    }
+
+    /// Frees a foreign-window slot.
+    pub fn free_window(&self, slot: usize) {
+        self.pool().windows[slot] = false;
+    }
+
+    /// Raises the backend vector in Dom0.
+    pub fn raise_backend(&self) {
+        let _ = self.backend_irq.write(1);
+    }
+}
+
+/// Contiguous pages of Domain-0's reserved RAM, lent by the core until
+/// dropped (or [quarantined](ReservedPages::quarantine)).
+pub struct ReservedPages {
+    reserved: Arc<ReservedRam>,
+    gpa: u64,
+    count: usize,
+    /// Given back through the quarantine when dropped.
+    quarantine: bool,
+}
+
+impl std::fmt::Debug for ReservedPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReservedPages({:#x}, {} pages)", self.gpa, self.count)
+    }
+}
+
+impl ReservedPages {
+    /// Dom0-physical address of the first page.
+    pub fn gpa(&self) -> u64 {
+        self.gpa
+    }
+
+    /// Bytes lent.
+    pub fn len(&self) -> u64 {
+        self.count as u64 * PAGE_SIZE
+    }
+
+    /// Never true: at least one page is lent.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Address of the first page in this process (Dom0's RAM mapping).
+    pub fn host_addr(&self) -> u64 {
+        self.reserved.ram.host_address() + self.gpa
+    }
+
+    /// Writes a protocol struct `offset` bytes into the pages; false if it
+    /// does not fit.
+    pub fn write_struct<T: Plain>(&self, offset: u64, value: &T) -> bool {
+        let fits = offset
+            .checked_add(std::mem::size_of::<T>() as u64)
+            .is_some_and(|end| end <= self.len());
+        fits && self.reserved.ram.write_struct(self.gpa + offset, value)
+    }
+
+    /// Gives the pages back only after a while: the host kernel may still
+    /// write into them (an io_uring being torn down posts late
+    /// completions), so the next user must not get them at once.
+    pub fn quarantine(mut self) {
+        self.quarantine = true;
+    }
+}
+
+impl Drop for ReservedPages {
+    fn drop(&mut self) {
+        let (gpa, count) = (self.gpa, self.count);
+        let mut pool = self.reserved.pool();
+        if self.quarantine {
+            pool.quarantined.push((Instant::now(), gpa, count));
+        } else {
+            pool.free
+                .extend((0..count as u64).map(|k| gpa + k * PAGE_SIZE));
+        }
+    }
+}
+
+/// The backend ring's page in Domain-0 (see [`protocol::backend_ring`]):
+/// the core reserves it and names it in Dom0's boot info; whoever tells
+/// Dom0 about devices produces into it.
+pub struct BackendRingPage {
+    reserved: Arc<ReservedRam>,
+}
+
+impl BackendRingPage {
+    pub(crate) fn new(reserved: Arc<ReservedRam>) -> Self {
+        Self { reserved }
+    }
+
+    /// Address of the page in this process (Dom0's RAM mapping). It stays
+    /// mapped while this value lives.
+    pub fn host_addr(&self) -> u64 {
+        self.reserved.ram.host_address() + self.reserved.backend_ring()
+    }
+
+    /// Raises [`protocol::evtchn::BACKEND_VECTOR`] in Dom0.
+    pub fn raise(&self) {
+        self.reserved.raise_backend();
+    }
+}

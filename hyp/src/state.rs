@@ -1,0 +1,99 @@
+//! [`Core`]: the state the hypervisor handle, every vCPU thread and every
+//! seam share: `/dev/kvm`, the domain registry, the event channels and
+//! the subscribers to events.
+
+use crate::domain::{Domain, Life};
+use crate::events::{Event, EventHub};
+use crate::evtchn::EventChannels;
+use crate::kick;
+use kvm_bindings::CpuId;
+use kvm_ioctls::Kvm;
+use protocol::domain::DomId;
+use protocol::hypercall::DomainInfo;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The live domains, by id.
+pub(crate) struct Registry {
+    pub domains: BTreeMap<DomId, Arc<Domain>>,
+    pub next_domid: DomId,
+}
+
+/// The core's shared state.
+pub(crate) struct Core {
+    pub kvm: Kvm,
+    /// The CPUID KVM supports, the base of every vCPU's.
+    pub cpuid: CpuId,
+    registry: Mutex<Registry>,
+    evtchn: Mutex<EventChannels>,
+    pub events: EventHub,
+}
+
+impl Core {
+    /// A core over `kvm` with no domains.
+    pub fn new(kvm: Kvm, cpuid: CpuId) -> Self {
+        Self {
+            kvm,
+            cpuid,
+            registry: Mutex::new(Registry {
+                domains: BTreeMap::new(),
+                next_domid: 1,
+            }),
+            evtchn: Mutex::new(EventChannels::default()),
+            events: EventHub::default(),
+        }
+    }
+
+    /// Every domain's ports.
+    pub fn evtchn(&self) -> MutexGuard<'_, EventChannels> {
+        self.evtchn.lock().expect("event channel lock")
+    }
+
+    /// The live domains.
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().expect("registry lock")
+    }
+
+    /// The live domain with this id.
+    pub fn find(&self, domid: DomId) -> Option<Arc<Domain>> {
+        self.registry().domains.get(&domid).cloned()
+    }
+
+    /// Appends `bytes` to `domain`'s console log, a line at a time.
+    pub fn console_output(&self, domain: &Domain, bytes: &[u8]) {
+        let _ = domain.first_output.set(domain.created.elapsed());
+        let lines = domain.console.lock().expect("console lock").push(bytes);
+        for line in lines {
+            tracing::info!(target: "console", domid = domain.id, "{line}");
+            self.events.publish(Event::Console {
+                domid: domain.id,
+                line,
+            });
+        }
+    }
+
+    /// Puts `domain` in a final state, tells subscribers, and kicks its
+    /// vCPUs out of the guest.
+    pub fn finish_domain(&self, domain: &Domain, life: Life, message: Option<String>) {
+        if domain.finish(life, message.clone()) {
+            kick::kick_all(domain);
+            self.events.publish(Event::State {
+                domid: domain.id,
+                state: domain.state(),
+                message,
+            });
+        }
+    }
+
+    /// What `domctl_getdomaininfo` reports about `domid`.
+    pub fn domain_info(&self, domid: DomId) -> Option<DomainInfo> {
+        let domain = self.find(domid)?;
+        Some(DomainInfo {
+            domid,
+            vcpus: u16::from(domain.vcpu_count),
+            state: domain.state().info_code(),
+            ram_bytes: domain.ram.size(),
+            cpu_time_ns: domain.cpu_time().as_nanos() as u64,
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! What a control request can fail with; `xl` gets the message.
+
+use protocol::domain::DomId;
+
+/// Why a request of `xl` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No live domain has this id.
+    #[error("domain {0} does not exist")]
+    NoSuchId(DomId),
+    /// No live domain has this name.
+    #[error("domain '{0}' does not exist")]
+    NoSuchName(String),
+    /// The kernel file of a create request could not be read.
+    #[error("kernel {path}: {source}")]
+    Kernel {
+        /// The path given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Domain-0 goes only with the daemon.
+    #[error("Domain-0 cannot be destroyed; shut it down to stop hypd")]
+    Dom0Destroy,
+    /// A restart needs the configuration the domain was made from.
+    #[error("no configuration to restart domain {0} from")]
+    NoRecord(DomId),
+    /// The console is streamed on its own connection.
+    #[error("the console is a stream; it is served separately")]
+    ConsoleIsStream,
+    /// Device setup, or the core below it, refused.
+    #[error(transparent)]
+    Machine(#[from] crate::devices::DeviceError),
+    /// The core refused.
+    #[error(transparent)]
+    Core(#[from] hyp::Error),
+}

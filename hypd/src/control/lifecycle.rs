@@ -1,0 +1,119 @@
+//! Lifecycle policy: what happens when a domain powers off, reboots or
+//! crashes (`on_poweroff`, `on_reboot`, `on_crash`).
+
+use super::error::ControlError;
+use super::handlers;
+use super::Daemon;
+use hyp::Event;
+use protocol::control::Action;
+use protocol::domain::{DomId, DomainState, DOM0};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+/// A domain that stops again within this time after a restart counts
+/// towards [`MAX_QUICK_RESTARTS`].
+const QUICK: Duration = Duration::from_secs(2);
+/// Quick restarts in a row after which a domain is preserved instead.
+const MAX_QUICK_RESTARTS: u32 = 5;
+
+/// Follows the core's events until Domain-0 stops: keeps consoles, applies
+/// each guest's lifecycle actions.
+pub fn watch(daemon: &Daemon, events: Receiver<Event>) {
+    let mut quick_restarts: std::collections::HashMap<String, u32> = Default::default();
+    for event in events {
+        match event {
+            Event::Console { domid, line } => daemon.consoles.line(domid, &line),
+            Event::State {
+                domid,
+                state,
+                message,
+            } if state.is_final() && state != DomainState::Dying => {
+                let reason = match state {
+                    DomainState::Shutdown(reason) => reason.name(),
+                    _ => "crash",
+                };
+                let name = daemon
+                    .machine
+                    .core()
+                    .domain(domid)
+                    .map(|d| d.name())
+                    .unwrap_or_default();
+                tracing::info!(
+                    domid,
+                    "domain {name} stopped: {reason}{}",
+                    message.map(|m| format!(": {m}")).unwrap_or_default()
+                );
+                if domid == DOM0 {
+                    stop_all(daemon);
+                    return;
+                }
+                let action = daemon.records.action(domid, reason);
+                apply(daemon, domid, &name, action, &mut quick_restarts);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn apply(
+    daemon: &Daemon,
+    domid: DomId,
+    name: &str,
+    action: Action,
+    quick: &mut std::collections::HashMap<String, u32>,
+) {
+    let lived = daemon
+        .machine
+        .core()
+        .domain(domid)
+        .map_or(Duration::MAX, |d| d.uptime());
+    let result = match action {
+        Action::Preserve => Ok(()),
+        Action::Destroy => handlers::destroy(daemon, domid),
+        Action::Restart | Action::RenameRestart => {
+            let count = quick.entry(name.to_string()).or_default();
+            *count = if lived < QUICK { *count + 1 } else { 0 };
+            if *count > MAX_QUICK_RESTARTS {
+                tracing::warn!(domid, "domain {name} keeps stopping right after start; preserving it instead of restarting");
+                return;
+            }
+            restart(daemon, domid, name, action == Action::RenameRestart)
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(domid, "lifecycle action {action:?} for {name} failed: {e}");
+    }
+}
+
+/// Restarts a domain from its configuration; with `rename`, the old one is
+/// kept under a new name. The new domain runs even if the first was created
+/// paused (`xl create -p`, or `-c` until its console was attached).
+fn restart(daemon: &Daemon, domid: DomId, name: &str, rename: bool) -> Result<(), ControlError> {
+    let mut request = daemon
+        .records
+        .get(domid)
+        .and_then(|r| r.request)
+        .ok_or(ControlError::NoRecord(domid))?;
+    request.paused = false;
+    if rename {
+        daemon
+            .machine
+            .core()
+            .rename(domid, &format!("{name}-{domid}"))?;
+    } else {
+        handlers::destroy(daemon, domid)?;
+    }
+    let new = handlers::create(daemon, request)?;
+    tracing::info!(domid = new, "restarted {name} as domain {new}");
+    Ok(())
+}
+
+/// Domain-0 stopped: the guests lose their backends, so they go too.
+fn stop_all(daemon: &Daemon) {
+    for domain in daemon.machine.core().domains().iter().rev() {
+        if domain.id != DOM0 {
+            let _ = handlers::destroy(daemon, domain.id);
+        }
+    }
+    let _ = daemon.machine.destroy(DOM0);
+}

@@ -1,0 +1,119 @@
+//! `hypd`'s control plane: the Unix socket `xl` talks to, the toolstack's
+//! records of each domain, console buffers, lifecycle policy and the
+//! message log. It drives the core and device setup only through
+//! [`crate::Machine`]'s public operations, like any other embedder.
+
+mod console;
+mod error;
+mod handlers;
+mod lifecycle;
+pub mod log;
+mod records;
+mod socket;
+
+use crate::Machine;
+use hyp::DomainConfig;
+use protocol::control::{read_frame, write_frame, FrameError, Request, Response};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use error::ControlError;
+pub use socket::{bind, default_socket_path, SocketError};
+
+/// How `hypd` is to run.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// Where to listen.
+    pub socket: PathBuf,
+    /// The Domain-0 kernel image.
+    pub dom0_kernel: Vec<u8>,
+    /// Domain-0's RAM in MiB.
+    pub dom0_memory_mib: u64,
+}
+
+/// Everything the client threads share.
+pub(crate) struct Daemon {
+    pub machine: Machine,
+    pub records: records::Records,
+    pub consoles: console::Consoles,
+    pub log: log::MessageLog,
+}
+
+/// Boots Domain-0, then serves `xl` on the socket until Domain-0 stops.
+pub fn run(
+    listener: std::os::unix::net::UnixListener,
+    options: DaemonOptions,
+    log: log::MessageLog,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let machine = Machine::new()?;
+    let events = machine.core().subscribe();
+    let daemon = Arc::new(Daemon {
+        machine,
+        records: records::Records::default(),
+        consoles: console::Consoles::default(),
+        log,
+    });
+    daemon.machine.boot_dom0(DomainConfig::new(
+        "Domain-0",
+        options.dom0_kernel,
+        options.dom0_memory_mib,
+    ))?;
+    daemon.records.add_dom0();
+    tracing::info!("hypd listening on {}", options.socket.display());
+    let watcher = {
+        let daemon = Arc::clone(&daemon);
+        std::thread::Builder::new()
+            .name("lifecycle".into())
+            .spawn(move || lifecycle::watch(&daemon, events))?
+    };
+    let accept = {
+        let daemon = Arc::clone(&daemon);
+        std::thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let daemon = Arc::clone(&daemon);
+                    let _ = std::thread::Builder::new()
+                        .name("client".into())
+                        .spawn(move || serve_client(&daemon, stream));
+                }
+            })?
+    };
+    // The lifecycle watcher returns when Domain-0 has stopped.
+    let _ = watcher.join();
+    drop(accept);
+    let _ = std::fs::remove_file(&options.socket);
+    tracing::info!("Domain-0 stopped; hypd exits");
+    Ok(())
+}
+
+/// Answers one client's requests until it hangs up. A malformed frame gets
+/// an error reply; an oversized one also closes the connection (its
+/// framing is lost). Neither affects other clients.
+fn serve_client(daemon: &Daemon, mut stream: UnixStream) {
+    loop {
+        let request = match read_frame::<Request>(&mut stream) {
+            Ok(request) => request,
+            Err(FrameError::Io(_)) => return,
+            Err(e @ (FrameError::TooLarge(_) | FrameError::Version(_))) => {
+                tracing::warn!("refused a control message: {e}");
+                let _ = write_frame(&mut stream, Response::Error(e.to_string()));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("refused a control message: {e}");
+                let _ = write_frame(&mut stream, Response::Error(e.to_string()));
+                continue;
+            }
+        };
+        if let Request::Console(domain) = &request {
+            handlers::stream_console(daemon, domain, &mut stream);
+            return;
+        }
+        let response = handlers::handle(daemon, request);
+        if write_frame(&mut stream, response).is_err() {
+            return;
+        }
+    }
+}

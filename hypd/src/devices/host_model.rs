@@ -1,0 +1,148 @@
+//! The host-model placement: a guest's devices served in this process by
+//! the `host-model` crate, QEMU/KVM style. Device setup does the same
+//! plumbing as for Domain-0 (a register window, a queue-notify ioeventfd,
+//! an interrupt port with an irqfd), then starts a [`HostDevice`] and
+//! makes it the window's MMIO handler: the guest's register accesses are
+//! answered on the vCPU thread that trapped them.
+
+use super::image::DiskImage;
+use super::window::{add_notify, place, remove_notify};
+use super::{DeviceConfig, DeviceError};
+use host_model::{HostBacking, HostDevice, HostDeviceSetup};
+use hyp::{Domain, Hypervisor};
+use protocol::device::{vdev_bytes, GuestDevice};
+use protocol::domain::DomId;
+use protocol::report::BackendStats;
+use protocol::virtio::mmio::WINDOW_SIZE;
+use std::sync::Arc;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+/// One device served in this process, and its plumbing.
+struct HostedDevice {
+    guest: GuestDevice,
+    notify: EventFd,
+    backend: Arc<HostDevice>,
+}
+
+/// A guest's devices served in this process.
+#[derive(Default)]
+pub struct HostModelDevices {
+    devices: Vec<HostedDevice>,
+}
+
+impl std::fmt::Debug for HostModelDevices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostModelDevices({} devices)", self.devices.len())
+    }
+}
+
+impl HostModelDevices {
+    /// The devices as the guest sees them.
+    pub fn guest_devices(&self) -> Vec<GuestDevice> {
+        self.devices.iter().map(|d| d.guest).collect()
+    }
+
+    /// What each device's backend did so far.
+    pub fn stats(&self) -> Vec<BackendStats> {
+        self.devices.iter().map(|d| d.backend.stats()).collect()
+    }
+
+    /// Gives `guest` a device (`image` is the disk of a disk): a window,
+    /// its notify ioeventfd, an interrupt port, and a backend serving it.
+    pub fn add(
+        &mut self,
+        core: &Hypervisor,
+        guest: &Domain,
+        config: &DeviceConfig,
+        image: Option<DiskImage>,
+    ) -> Result<GuestDevice, DeviceError> {
+        let window = place(&self.guest_devices(), &config.vdev)?;
+        let (notify, interrupt) = (EventFd::new(EFD_NONBLOCK)?, EventFd::new(EFD_NONBLOCK)?);
+        let setup = HostDeviceSetup {
+            domid: guest.id,
+            vdev: config.vdev.clone(),
+            backing: match image {
+                Some(image) => HostBacking::Disk {
+                    file: image.file,
+                    bytes: image.bytes,
+                    readonly: image.readonly,
+                },
+                None => HostBacking::Console,
+            },
+            memory: guest.ram().clone(),
+            notify: notify.try_clone()?,
+            interrupt: interrupt.try_clone()?,
+            console: core.console_sink(guest.id),
+        };
+        let irq_port = core.bind_eventfd_port(guest.id, Some(&interrupt), None)?;
+        let device = HostedDevice {
+            guest: GuestDevice {
+                mmio_base: window,
+                kind: config.backing.kind(),
+                irq_port,
+                vdev: vdev_bytes(&config.vdev),
+            },
+            notify,
+            backend: match HostDevice::start(setup) {
+                Ok(backend) => Arc::new(backend),
+                Err(e) => {
+                    let _ = core.close_port(guest.id, irq_port);
+                    return Err(e.into());
+                }
+            },
+        };
+        let wired = add_notify(core, guest.id, window, &device.notify).and_then(|()| {
+            let handler = Arc::clone(&device.backend);
+            Ok(core.add_mmio_handler(guest.id, window, WINDOW_SIZE, handler)?)
+        });
+        if let Err(e) = wired {
+            unwire(core, guest.id, device);
+            return Err(e);
+        }
+        tracing::info!(
+            domid = guest.id,
+            "host model: serving {} ({})",
+            config.vdev,
+            match &config.backing {
+                super::Backing::Disk { path, .. } => path.display().to_string(),
+                super::Backing::Console => "console".into(),
+            }
+        );
+        let guest_device = device.guest;
+        self.devices.push(device);
+        Ok(guest_device)
+    }
+
+    /// Takes the device `vdev` away from a live guest (already told, and
+    /// given its grace) and stops its backend.
+    pub fn remove(
+        &mut self,
+        core: &Hypervisor,
+        guest: DomId,
+        vdev: &str,
+    ) -> Result<(), DeviceError> {
+        let at = self
+            .devices
+            .iter()
+            .position(|d| d.guest.vdev() == vdev)
+            .ok_or_else(|| DeviceError::NoSuchDevice(vdev.into()))?;
+        unwire(core, guest, self.devices.remove(at));
+        Ok(())
+    }
+
+    /// Stops every backend (the guest was destroyed: its ports, ioeventfds
+    /// and MMIO ranges went with it).
+    pub fn detach(self, core: &Hypervisor, guest: DomId) {
+        for device in self.devices {
+            unwire(core, guest, device);
+        }
+    }
+}
+
+/// Takes one device's plumbing apart; its backend stops once the last
+/// vCPU thread that may be inside it lets go.
+fn unwire(core: &Hypervisor, guest: DomId, device: HostedDevice) {
+    core.remove_mmio_handler(guest, device.guest.mmio_base);
+    remove_notify(core, guest, device.guest.mmio_base, &device.notify);
+    let _ = core.close_port(guest, device.guest.irq_port);
+}

@@ -1,0 +1,156 @@
+//! Device setup, for both placements: what a guest's disk or console
+//! needs from the core, from Domain-0's hardware queues, or from the host
+//! model. The core offers seams (an MMIO range with a handler, eventfds
+//! wired as ports or MMIO writes, foreign windows, ioreq servers, reserved
+//! pages); this module builds devices from them:
+//!
+//! * every device gets a virtio-mmio register window in the guest
+//!   ([`window`]), whose QueueNotify register is an ioeventfd, and a port
+//!   on which its interrupts arrive; the guest finds it in the device
+//!   table of its shared page ([`table`]);
+//! * [`service_vm`]: the backends run in Domain-0 (the hybrid model). The
+//!   window's accesses go to an ioreq server, its notify eventfd and the
+//!   interrupt port are wired to Dom0's ports, Dom0 gets a foreign window
+//!   onto the guest and a hardware queue per disk, and hears of it all on
+//!   its backend ring ([`backend_ring`]);
+//! * [`host_model`]: the backends run in this process (the host model),
+//!   a `host-model` device answering the window's accesses itself.
+//!
+//! Disk images are opened here, once, for either placement ([`image`]).
+
+pub mod backend_ring;
+pub mod guest;
+pub mod host_model;
+pub mod image;
+pub mod service_vm;
+pub mod table;
+pub mod window;
+
+use std::path::PathBuf;
+
+/// A device to give a guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Virtual device name (`xvda`, `console`).
+    pub vdev: String,
+    /// What backs it.
+    pub backing: Backing,
+}
+
+impl DeviceConfig {
+    /// A raw disk image at `path` seen by the guest as `vdev`.
+    pub fn disk(vdev: &str, path: impl Into<PathBuf>, readonly: bool) -> Self {
+        Self {
+            vdev: vdev.into(),
+            backing: Backing::Disk {
+                path: path.into(),
+                readonly,
+            },
+        }
+    }
+
+    /// The guest's virtio console.
+    pub fn console() -> Self {
+        Self {
+            vdev: "console".into(),
+            backing: Backing::Console,
+        }
+    }
+
+    /// A guest's standard device list: one disk as `xvda` and a console.
+    pub fn disk_and_console(path: impl Into<PathBuf>, readonly: bool) -> Vec<Self> {
+        vec![Self::disk("xvda", path, readonly), Self::console()]
+    }
+}
+
+/// What backs a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backing {
+    /// A raw disk image on the host.
+    Disk {
+        /// Path of the image.
+        path: PathBuf,
+        /// The guest may not write.
+        readonly: bool,
+    },
+    /// A console whose output reaches the guest's console log.
+    Console,
+}
+
+impl Backing {
+    /// The device kind the guest sees (`protocol::device::kind`).
+    pub fn kind(&self) -> u32 {
+        match self {
+            Self::Disk { .. } => protocol::device::kind::BLOCK,
+            Self::Console => protocol::device::kind::CONSOLE,
+        }
+    }
+}
+
+/// Where a domain's device backends run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// In Domain-0, the service VM (the hybrid model; xl.cfg
+    /// `backend_placement = "service-vm"`).
+    #[default]
+    ServiceVm,
+    /// In this process, as QEMU/KVM do (the host model; xl.cfg
+    /// `backend_placement = "host"`).
+    Host,
+}
+
+impl Placement {
+    /// The name xl.cfg and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ServiceVm => "service-vm",
+            Self::Host => "host",
+        }
+    }
+}
+
+/// What can go wrong giving a guest a device, or taking it away.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The disk image could not be opened.
+    #[error("disk {path}: {source}")]
+    Image {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The guest has a device of this name already.
+    #[error("the guest already has a device {0}")]
+    Duplicate(String),
+    /// The guest has no device of this name.
+    #[error("no device {0}")]
+    NoSuchDevice(String),
+    /// Every register window of the guest is taken.
+    #[error("at most {} devices", protocol::device::MAX_DEVICES)]
+    TooMany,
+    /// The guest is too large for a foreign window.
+    #[error("a guest with devices served by Domain-0 may have at most {} MiB", hyp::MAX_WINDOW_BYTES >> 20)]
+    GuestTooLarge,
+    /// Domain-0 left its backend ring full.
+    #[error("Domain-0 does not consume its backend ring: the device was not announced")]
+    Dom0Unresponsive,
+    /// Domain-0 must run for its placement's devices.
+    #[error("Domain-0 is not running to serve devices")]
+    NoDom0,
+    /// Devices belong to running guests.
+    #[error("domain {0} is not a running guest")]
+    NotAGuest(protocol::domain::DomId),
+    /// A hardware queue could not be made.
+    #[error(transparent)]
+    HwQueue(#[from] hwqueue::HwQueueError),
+    /// A host-model device could not be started.
+    #[error(transparent)]
+    HostModel(#[from] ::host_model::HostModelError),
+    /// The core refused a step.
+    #[error(transparent)]
+    Core(#[from] hyp::Error),
+    /// A host resource (an eventfd) could not be had.
+    #[error("host: {0}")]
+    Host(#[from] std::io::Error),
+}

@@ -1,0 +1,225 @@
+//! [`Machine`]: the core together with device setup for both placements,
+//! what the daemon (and `xl demo`, `xl bench`, the tests) create domains
+//! with. Creating a guest goes as in Xen's libxl: the core makes the
+//! domain paused, device setup gives it its devices and writes its device
+//! table, and only then do its vCPUs run.
+
+use crate::devices::backend_ring::BackendRingWriter;
+use crate::devices::guest::GuestDevices;
+use crate::devices::{table, DeviceConfig, DeviceError, Placement};
+use hyp::{Domain, DomainConfig, Hypervisor};
+use protocol::device::GuestDevice;
+use protocol::domain::{DomId, DOM0};
+use protocol::report::BackendStats;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long taking a device away lets the guest stop using it.
+const DETACH_GRACE: Duration = Duration::from_secs(1);
+
+/// A guest to create: what the core makes, and its devices.
+#[derive(Clone, Debug)]
+pub struct GuestConfig {
+    /// The domain itself.
+    pub domain: DomainConfig,
+    /// Its devices, in order (they get windows in this order).
+    pub devices: Vec<DeviceConfig>,
+    /// Where their backends run.
+    pub placement: Placement,
+}
+
+impl GuestConfig {
+    /// A guest with no devices, served (later) by Domain-0.
+    pub fn new(domain: DomainConfig) -> Self {
+        Self {
+            domain,
+            devices: Vec::new(),
+            placement: Placement::ServiceVm,
+        }
+    }
+}
+
+/// The core, and every guest's devices.
+///
+/// Dropping it destroys every domain, guests first.
+pub struct Machine {
+    core: Hypervisor,
+    guests: Mutex<HashMap<DomId, Arc<GuestDevices>>>,
+    /// Domain-0's backend ring, once Domain-0 runs.
+    ring: Mutex<Option<BackendRingWriter>>,
+}
+
+impl Machine {
+    /// Opens `/dev/kvm`; no domain runs yet.
+    pub fn new() -> Result<Self, DeviceError> {
+        Ok(Self {
+            core: Hypervisor::new()?,
+            guests: Mutex::default(),
+            ring: Mutex::default(),
+        })
+    }
+
+    /// The core, for everything that is not about devices.
+    pub fn core(&self) -> &Hypervisor {
+        &self.core
+    }
+
+    fn guests(&self) -> MutexGuard<'_, HashMap<DomId, Arc<GuestDevices>>> {
+        self.guests.lock().expect("guests lock")
+    }
+
+    /// Boots the service VM as Domain-0 and takes the producer's end of
+    /// its backend ring.
+    pub fn boot_dom0(&self, config: DomainConfig) -> Result<DomId, DeviceError> {
+        let domid = self.core.create_dom0(config)?;
+        match self.core.backend_ring() {
+            Ok(page) => {
+                *self.ring.lock().expect("backend ring lock") = Some(BackendRingWriter::new(page));
+                Ok(domid)
+            }
+            Err(e) => {
+                let _ = self.core.destroy(domid);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Creates a guest with its devices and starts it (unless its config
+    /// asks to stay paused). Either all of it happens, or nothing is left.
+    pub fn create(&self, guest: GuestConfig) -> Result<DomId, DeviceError> {
+        let GuestConfig {
+            mut domain,
+            devices,
+            placement,
+        } = guest;
+        let stay_paused = domain.start_paused;
+        domain.start_paused = true;
+        let domid = self.core.create_domain(domain)?;
+        let record = Arc::new(GuestDevices::new(placement));
+        self.guests().insert(domid, Arc::clone(&record));
+        let ready = self.give_devices(domid, &record, &devices).and_then(|()| {
+            if !stay_paused {
+                self.core.unpause(domid)?;
+            }
+            Ok(())
+        });
+        match ready {
+            Ok(()) => Ok(domid),
+            Err(e) => {
+                let _ = self.destroy(domid);
+                Err(e)
+            }
+        }
+    }
+
+    /// The boot-time devices of a guest not yet running.
+    fn give_devices(
+        &self,
+        domid: DomId,
+        record: &GuestDevices,
+        devices: &[DeviceConfig],
+    ) -> Result<(), DeviceError> {
+        let domain = self.domain(domid)?;
+        for device in devices {
+            record.add(&self.core, &self.ring, &domain, device)?;
+        }
+        Ok(())
+    }
+
+    fn domain(&self, domid: DomId) -> Result<Arc<Domain>, DeviceError> {
+        Ok(self
+            .core
+            .domain(domid)
+            .ok_or(hyp::Error::NoSuchDomain(domid))?)
+    }
+
+    /// The device record of a guest that is still running.
+    fn running_guest(&self, domid: DomId) -> Result<(Arc<Domain>, Arc<GuestDevices>), DeviceError> {
+        let domain = self.domain(domid)?;
+        let record = self.guests().get(&domid).cloned();
+        match record {
+            Some(record) if domid != DOM0 && !domain.state().is_final() => Ok((domain, record)),
+            _ => Err(DeviceError::NotAGuest(domid)),
+        }
+    }
+
+    /// Gives a running guest a new device (`xl block-attach`): its backend
+    /// starts serving it, then the guest is told through its shared page
+    /// and its control vector.
+    pub fn attach_device(&self, domid: DomId, device: DeviceConfig) -> Result<(), DeviceError> {
+        let (domain, record) = self.running_guest(domid)?;
+        record.add(&self.core, &self.ring, &domain, &device)?;
+        self.core.raise_control(domid)?;
+        tracing::info!(
+            domid,
+            "attached {} to domain {} ({})",
+            device.vdev,
+            domain.name(),
+            record.placement().name()
+        );
+        Ok(())
+    }
+
+    /// Takes a device away from a guest (`xl block-detach`): the guest is
+    /// told first and given a moment to stop using it; then its backend
+    /// stops serving it and its wiring goes.
+    pub fn detach_device(&self, domid: DomId, vdev: &str) -> Result<(), DeviceError> {
+        let domain = self.domain(domid)?;
+        let record = self
+            .guests()
+            .get(&domid)
+            .cloned()
+            .ok_or_else(|| DeviceError::NoSuchDevice(vdev.into()))?;
+        let generation = record.withdraw(&domain, vdev)?;
+        self.core.raise_control(domid)?;
+        table::wait_ack(&domain, generation, DETACH_GRACE);
+        record.remove(&self.core, &self.ring, &domain, vdev)?;
+        tracing::info!(domid, "detached {vdev} from domain {}", domain.name());
+        Ok(())
+    }
+
+    /// Destroys a domain ([`Hypervisor::destroy`]), then takes its devices
+    /// apart.
+    pub fn destroy(&self, domid: DomId) -> Result<(), DeviceError> {
+        self.core.destroy(domid)?;
+        let record = self.guests().remove(&domid);
+        if let Some(record) = record {
+            record.detach(&self.core, &self.ring, domid);
+        }
+        if domid == DOM0 {
+            *self.ring.lock().expect("backend ring lock") = None;
+        }
+        Ok(())
+    }
+
+    /// The guest's current devices.
+    pub fn devices(&self, domid: DomId) -> Vec<GuestDevice> {
+        let record = self.guests().get(&domid).cloned();
+        record.map_or(Vec::new(), |r| r.guest_devices())
+    }
+
+    /// Where the guest's device backends run.
+    pub fn placement(&self, domid: DomId) -> Option<Placement> {
+        self.guests().get(&domid).map(|r| r.placement())
+    }
+
+    /// What the host model's backends did for `domid`'s devices so far
+    /// (empty for a guest whose devices Domain-0 serves: Domain-0 reports
+    /// its own counts as a [`protocol::report::Report::BackendStats`] when
+    /// a device goes away).
+    pub fn host_model_stats(&self, domid: DomId) -> Vec<BackendStats> {
+        let record = self.guests().get(&domid).cloned();
+        record.map_or(Vec::new(), |r| r.host_model_stats())
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        // Ids in descending order: every guest before Domain-0.
+        let ids: Vec<DomId> = self.core.domains().iter().rev().map(|d| d.id).collect();
+        for domid in ids {
+            let _ = self.destroy(domid);
+        }
+    }
+}

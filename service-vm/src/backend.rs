@@ -1,0 +1,259 @@
+//! A [`Backend`]: one device Dom0 serves, that is the backend model (a
+//! virtio-mmio transport around virtio-blk or virtio-console) and the
+//! platform it runs on. [`crate::device_table`] keeps them and routes
+//! ports to them.
+
+use alloc::vec::Vec;
+
+use backends::{BlkConfig, DeviceModel, IoResult};
+use guest_runtime::{hypercall, println};
+use protocol::device::{kind, BackendEvent, VDEV_LEN};
+use protocol::domain::DomId;
+use protocol::report::{heapless_name::Name, BackendStats, Report};
+use protocol::virtio::blk::ID_BYTES;
+use protocol::virtio::mmio::{OFFERED_QUEUE_SIZE, WINDOW_SIZE};
+
+use crate::ioreq::Access;
+use crate::platform::GuestPlatform;
+
+/// The backend model for a device of `event.kind`, if Dom0 has one.
+pub fn model_for(event: &BackendEvent) -> Option<DeviceModel> {
+    match event.kind {
+        kind::BLOCK => {
+            let mut id = [0u8; ID_BYTES];
+            let n = ID_BYTES.min(VDEV_LEN);
+            id[..n].copy_from_slice(&event.vdev[..n]);
+            let config = BlkConfig {
+                read_only: event.readonly != 0,
+                id,
+                ..BlkConfig::new(event.disk_bytes)
+            };
+            Some(DeviceModel::blk(config))
+        }
+        kind::CONSOLE => Some(DeviceModel::console(OFFERED_QUEUE_SIZE)),
+        _ => None,
+    }
+}
+
+/// The name of a device kind, for messages.
+pub fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        kind::BLOCK => "block",
+        kind::CONSOLE => "console",
+        _ => "unknown",
+    }
+}
+
+/// A NUL-padded device name as text.
+pub fn vdev_name(vdev: &[u8; VDEV_LEN]) -> &str {
+    let len = vdev.iter().position(|&b| b == 0).unwrap_or(VDEV_LEN);
+    core::str::from_utf8(&vdev[..len]).unwrap_or("?")
+}
+
+/// The backend of one device of a guest, with everything needed to serve
+/// it.
+#[derive(Debug)]
+pub struct Backend {
+    /// The event that announced it (ports, window, ioreq page).
+    pub event: BackendEvent,
+    platform: GuestPlatform,
+    model: DeviceModel,
+    done: Vec<(u64, IoResult)>,
+    reset_logged: bool,
+    accesses: u64,
+    /// Domain-0's wake-ups and port events when the device arrived.
+    baseline: Dom0Activity,
+}
+
+/// Domain-0's own activity, counted by its main loop.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Dom0Activity {
+    /// Halts that ended (Domain-0 woke to serve).
+    pub wakeups: u64,
+    /// Event-channel ports found pending (interrupts taken).
+    pub port_events: u64,
+}
+
+impl Backend {
+    /// A device announced by `event`, with its `model` on `platform`.
+    pub fn new(
+        event: BackendEvent,
+        platform: GuestPlatform,
+        model: DeviceModel,
+        baseline: Dom0Activity,
+    ) -> Self {
+        Self {
+            event,
+            platform,
+            model,
+            done: Vec::new(),
+            reset_logged: false,
+            accesses: 0,
+            baseline,
+        }
+    }
+
+    /// The guest the device belongs to.
+    pub fn domid(&self) -> DomId {
+        self.event.domid
+    }
+
+    /// The device's name (`xvda`, `console`).
+    pub fn name(&self) -> &str {
+        vdev_name(&self.event.vdev)
+    }
+
+    /// True if `size` bytes at guest-physical `addr` lie in the device's
+    /// register window.
+    pub fn window_holds(&self, addr: u64, size: u8) -> bool {
+        let base = self.event.guest_mmio_base;
+        addr >= base && addr - base + u64::from(size) <= WINDOW_SIZE
+    }
+
+    /// Performs a register access inside the window (see
+    /// [`Backend::window_holds`]) and returns the data to answer with.
+    pub fn access(&mut self, access: &Access) -> u64 {
+        self.accesses += 1;
+        let offset = access.addr - self.event.guest_mmio_base;
+        let p = &mut self.platform;
+        let data = match access.write {
+            None => self.model.read(offset, access.size),
+            Some(value) => {
+                self.model.write(p, offset, access.size, value);
+                value
+            }
+        };
+        self.check_health();
+        data
+    }
+
+    /// The guest notified one of the device's queues (which one is not
+    /// known): process every queue that is running.
+    pub fn notify(&mut self) {
+        self.model.notify_all(&mut self.platform);
+        self.check_health();
+    }
+
+    /// Reaps the hardware queue and completes every request whose parts
+    /// have all finished. Returns the number of completions popped.
+    pub fn complete(&mut self) -> usize {
+        let Some(hw) = self.platform.hw() else {
+            return 0;
+        };
+        let popped = hw.reap(&mut self.done);
+        for (tag, result) in self.done.drain(..) {
+            self.model.complete(&mut self.platform, tag, result);
+        }
+        self.check_health();
+        popped
+    }
+
+    /// True if the hardware queue has completions waiting.
+    pub fn has_completions(&self) -> bool {
+        self.platform
+            .hw_ref()
+            .is_some_and(|hw| hw.has_completions())
+    }
+
+    /// End of a round of the main loop: ring the hardware queue's doorbell
+    /// if SQEs were pushed, and pass console output on.
+    pub fn flush(&mut self) {
+        if let Some(hw) = self.platform.hw() {
+            hw.flush();
+        }
+        self.platform.flush_console();
+    }
+
+    /// Enters or leaves polling. While Dom0 polls, the hardware queue's
+    /// completions raise no interrupt and the guest is asked for no queue
+    /// notifications: [`Backend::poll`] and the sweep of the completion ring
+    /// find the work instead. Leaving serves what arrived unannounced;
+    /// returns 1 if there was such work.
+    pub fn set_polling(&mut self, polling: bool) -> usize {
+        if let Some(hw) = self.platform.hw() {
+            hw.set_interrupts(!polling);
+        }
+        let work = self.model.set_polling(&mut self.platform, polling);
+        self.check_health();
+        usize::from(work)
+    }
+
+    /// While Dom0 polls: serves the queues the guest added to. Returns 1
+    /// if there was work.
+    pub fn poll(&mut self) -> usize {
+        let work = self.model.poll(&mut self.platform);
+        self.check_health();
+        usize::from(work)
+    }
+
+    /// Logs, once per occurrence, a device that gave up on its guest's
+    /// rings (`DEVICE_NEEDS_RESET`). It stays stopped until the guest
+    /// resets it; nothing else is affected.
+    fn check_health(&mut self) {
+        let (broken, error) = (self.model.needs_reset(), self.model.last_error());
+        if broken && !self.reset_logged {
+            match error {
+                Some(e) => println!(
+                    "service-vm: domain {} {}: device needs reset: {e:?}; still serving the others",
+                    self.event.domid,
+                    self.name()
+                ),
+                None => println!(
+                    "service-vm: domain {} {}: device needs reset; still serving the others",
+                    self.event.domid,
+                    self.name()
+                ),
+            }
+        }
+        self.reset_logged = broken;
+    }
+
+    /// Logs what the device did, when it is removed, and reports it (a
+    /// [`Report::BackendStats`]) to whoever watches Domain-0; `now` is
+    /// Domain-0's activity at the removal.
+    pub fn log_removal(&self, now: Dom0Activity) {
+        let s = self.model.stats();
+        println!(
+            "service-vm: removed {} of domain {}: {} notifies, {} found by polling, {} interrupts, {} bad accesses",
+            self.name(),
+            self.event.domid,
+            s.notifies,
+            s.polled,
+            s.interrupts,
+            s.bad_accesses
+        );
+        let mut stats = BackendStats {
+            domid: self.event.domid,
+            vdev: Name::new(self.name()),
+            notifies: s.notifies,
+            polled: s.polled,
+            interrupts: s.interrupts,
+            register_accesses: self.accesses,
+            wakeups: now.wakeups - self.baseline.wakeups,
+            backend_interrupts: now.port_events - self.baseline.port_events,
+            ..Default::default()
+        };
+        if let Some(hw) = self.platform.hw_ref() {
+            let h = hw.stats();
+            println!(
+                "service-vm: {} of domain {}: {} requests, {} SQEs, {} doorbells, {} fsyncs, {} overflowed, {} stray, {} dropped in flight",
+                self.name(),
+                self.event.domid,
+                h.completed,
+                h.sqes,
+                h.doorbells,
+                h.fsyncs,
+                h.overflowed,
+                h.stray,
+                hw.in_flight()
+            );
+            stats.requests = h.completed;
+            stats.sqes = h.sqes;
+            stats.submits = h.doorbells;
+            stats.fsyncs = h.fsyncs;
+        }
+        if let Err(errno) = hypercall::report(&Report::BackendStats(stats)) {
+            println!("service-vm: report of {}: {}", self.name(), errno.name());
+        }
+    }
+}
