@@ -151,7 +151,9 @@ impl Blk {
         }
     }
 
-    /// Handles the chain in `self.chain`.
+    /// Handles the chain in `self.chain`. Long because it is virtio-blk's
+    /// request table (section 5.2.6): every request type's checks and its
+    /// submission side by side, so a reader can hold them against the spec.
     fn request<P: Platform>(&mut self, p: &mut P, q: &mut Queue) -> Result<(), QueueError> {
         let head = self.chain.head();
         if self.in_flight[usize::from(head)].is_some() {

@@ -99,11 +99,6 @@ impl<D: VirtioDevice> MmioTransport<D> {
         &self.device
     }
 
-    /// The device model, mutably (for device-specific inputs).
-    pub fn device_mut(&mut self) -> &mut D {
-        &mut self.device
-    }
-
     /// The queues (for inspection).
     pub fn queues(&self) -> &[Queue] {
         &self.queues

@@ -320,7 +320,10 @@ impl Queue {
         Ok(true)
     }
 
-    /// Copies and validates the chain starting at `head`.
+    /// Copies and validates the chain starting at `head`. Long because every
+    /// check a hostile ring needs (section 2.7.5 of the virtio spec, and the
+    /// indirect rules of 2.7.5.3) is here, in the order a descriptor meets
+    /// them, so none can be skipped on one path and not another.
     fn walk<P: Platform>(&mut self, p: &P, head: u16, chain: &mut Chain) -> Result<(), QueueError> {
         if head >= self.size {
             return Err(QueueError::HeadOutOfRange(head));

@@ -90,7 +90,9 @@ fn print(out: &mut Out, r: &BlockBench) {
 }
 
 /// Runs `spec`; `None` if the disk holds not even one request's worth.
-/// Also returns how many requests completed with an error status.
+/// Also returns how many requests completed with an error status. One
+/// function because the submit-and-reap loop is the hot path being
+/// measured: split across calls, its timing would include their cost.
 fn run(
     blk: &mut Blk,
     spec: &Workload,

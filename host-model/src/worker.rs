@@ -27,7 +27,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// window of Domain-0's main loop (`service-vm`'s `ADAPTIVE_POLL_NS`).
 const POLL_WINDOW: Duration = Duration::from_micros(100);
 
-/// The body of the worker thread.
+/// The body of the worker thread. Long because it is one loop whose
+/// rounds (reap, serve, poll or wait) share their state: split up, the
+/// polling decision would be spread over functions.
 pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
     let mut done = Vec::new();
     let mut stop_at = None;

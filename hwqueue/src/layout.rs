@@ -130,7 +130,8 @@ pub fn fixed_buffer(slot: usize, buffer: &BufferRegion) -> Result<FixedBuffer, H
 }
 
 /// Checks the kernel's reported ring layout against `plan` and builds
-/// the description Dom0 gets.
+/// the description Dom0 gets. Long because it names every ring field the
+/// kernel reports, once to check it and once to copy it.
 pub fn describe(
     plan: &Plan,
     region: &RingRegion,

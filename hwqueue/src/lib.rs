@@ -141,31 +141,8 @@ impl HardwareQueue {
         let plan = layout::plan(&config.region, config.entries)?;
         // Checked before any system call, so a bad buffer costs nothing.
         layout::fixed_buffers(&config.buffers)?;
-
-        // SAFETY: `plan` checked the region holds `plan.bytes()`; the
-        // caller guarantees it is writable guest memory no reference covers.
-        unsafe {
-            std::ptr::write_bytes(config.region.host_addr as *mut u8, 0, plan.bytes() as usize);
-        }
-
-        let mut params = IoUringParams {
-            flags: sys::IORING_SETUP_NO_MMAP
-                | sys::IORING_SETUP_R_DISABLED
-                | sys::IORING_SETUP_CQSIZE
-                | sys::IORING_SETUP_NO_SQARRAY
-                | sys::IORING_SETUP_SUBMIT_ALL,
-            cq_entries: plan.cq_entries,
-            ..Default::default()
-        };
-        params.cq_off.user_addr = config.region.host_addr;
-        params.sq_off.user_addr = config.region.host_addr + plan.rings_bytes;
-        // SAFETY: both areas lie in the ring region (checked by `plan`),
-        // which the caller lets the kernel write for the queue's life.
-        let ring = unsafe { sys::setup(plan.sq_entries, &mut params) }
-            .map_err(sys_err("io_uring_setup (NO_MMAP, R_DISABLED)"))?;
-        if params.features & sys::IORING_FEAT_NODROP == 0 {
-            tracing::warn!("io_uring without FEAT_NODROP: completions may be lost on overflow");
-        }
+        // SAFETY: forwarded to the caller (`plan` checked the sizes).
+        let (ring, params) = unsafe { setup_disabled(&plan, &config.region) }?;
         let layout = layout::describe(
             &plan,
             &config.region,
@@ -173,59 +150,8 @@ impl HardwareQueue {
             &config.buffers,
             &config.notify,
         )?;
-
-        let restrictions = restrict::restrictions();
-        // SAFETY: a valid array of `len` restrictions, read by the kernel.
-        unsafe {
-            sys::register(
-                &ring,
-                sys::IORING_REGISTER_RESTRICTIONS,
-                restrictions.as_ptr().cast(),
-                restrictions.len() as u32,
-            )
-        }
-        .map_err(sys_err("io_uring_register RESTRICTIONS"))?;
-
-        let files = [config.file.as_raw_fd()];
-        // SAFETY: an array of one open descriptor; the kernel takes its own
-        // reference to the file.
-        unsafe { sys::register(&ring, sys::IORING_REGISTER_FILES, files.as_ptr().cast(), 1) }
-            .map_err(sys_err("io_uring_register FILES"))?;
-        drop(config.file);
-
-        if !config.buffers.is_empty() {
-            let iovecs: Vec<libc::iovec> = config.buffers.iter().map(iovec).collect();
-            // SAFETY: valid iovecs (null ones leave their slot empty); the
-            // caller lets the kernel write the buffers for the queue's life.
-            unsafe {
-                sys::register(
-                    &ring,
-                    sys::IORING_REGISTER_BUFFERS,
-                    iovecs.as_ptr().cast(),
-                    iovecs.len() as u32,
-                )
-            }
-            .map_err(sys_err("io_uring_register BUFFERS"))?;
-        }
-
-        let completions = EventFd::new(EFD_NONBLOCK | libc::EFD_CLOEXEC)
-            .map_err(sys_err("eventfd for completions"))?;
-        let efd = [completions.as_raw_fd()];
-        // SAFETY: a pointer to one open eventfd descriptor.
-        unsafe { sys::register(&ring, sys::IORING_REGISTER_EVENTFD, efd.as_ptr().cast(), 1) }
-            .map_err(sys_err("io_uring_register EVENTFD"))?;
-
-        // SAFETY: this opcode takes no argument.
-        unsafe {
-            sys::register(
-                &ring,
-                sys::IORING_REGISTER_ENABLE_RINGS,
-                std::ptr::null(),
-                0,
-            )
-        }
-        .map_err(sys_err("io_uring_register ENABLE_RINGS"))?;
-
+        // SAFETY: forwarded to the caller.
+        let completions = unsafe { restrict_and_enable(&ring, config.file, &config.buffers) }?;
         tracing::debug!(
             entries = plan.sq_entries,
             region = format_args!("{:#x}", config.region.guest_addr),
@@ -344,6 +270,102 @@ impl HardwareQueue {
         self.layout.buffers[index] = described;
         Ok(())
     }
+}
+
+/// Zeroes the ring area `plan` describes in `region` and makes a disabled
+/// `NO_MMAP` ring over it; returns the ring and what the kernel reported.
+///
+/// # Safety
+///
+/// As for [`HardwareQueue::new`].
+unsafe fn setup_disabled(
+    plan: &layout::Plan,
+    region: &RingRegion,
+) -> Result<(OwnedFd, IoUringParams), HwQueueError> {
+    // SAFETY: `plan` checked the region holds `plan.bytes()`; the caller
+    // guarantees it is writable guest memory no reference covers.
+    unsafe {
+        std::ptr::write_bytes(region.host_addr as *mut u8, 0, plan.bytes() as usize);
+    }
+    let mut params = IoUringParams {
+        flags: sys::IORING_SETUP_NO_MMAP
+            | sys::IORING_SETUP_R_DISABLED
+            | sys::IORING_SETUP_CQSIZE
+            | sys::IORING_SETUP_NO_SQARRAY
+            | sys::IORING_SETUP_SUBMIT_ALL,
+        cq_entries: plan.cq_entries,
+        ..Default::default()
+    };
+    params.cq_off.user_addr = region.host_addr;
+    params.sq_off.user_addr = region.host_addr + plan.rings_bytes;
+    // SAFETY: both areas lie in the ring region (checked by `plan`), which
+    // the caller lets the kernel write for the queue's life.
+    let ring = unsafe { sys::setup(plan.sq_entries, &mut params) }
+        .map_err(sys_err("io_uring_setup (NO_MMAP, R_DISABLED)"))?;
+    if params.features & sys::IORING_FEAT_NODROP == 0 {
+        tracing::warn!("io_uring without FEAT_NODROP: completions may be lost on overflow");
+    }
+    Ok((ring, params))
+}
+
+/// Registers on the disabled `ring`, in this order, the restrictions, the
+/// `file` as fixed file 0, the fixed `buffers` and a completion eventfd,
+/// then enables the ring; returns the eventfd.
+///
+/// # Safety
+///
+/// As for [`HardwareQueue::new`]: the kernel may write the buffers for as
+/// long as the ring exists.
+unsafe fn restrict_and_enable(
+    ring: &OwnedFd,
+    file: OwnedFd,
+    buffers: &[Option<BufferRegion>],
+) -> Result<EventFd, HwQueueError> {
+    let restrictions = restrict::restrictions();
+    // SAFETY: a valid array of `len` restrictions, read by the kernel.
+    unsafe {
+        sys::register(
+            ring,
+            sys::IORING_REGISTER_RESTRICTIONS,
+            restrictions.as_ptr().cast(),
+            restrictions.len() as u32,
+        )
+    }
+    .map_err(sys_err("io_uring_register RESTRICTIONS"))?;
+
+    let files = [file.as_raw_fd()];
+    // SAFETY: an array of one open descriptor; the kernel takes its own
+    // reference to the file, so `file` may close after.
+    unsafe { sys::register(ring, sys::IORING_REGISTER_FILES, files.as_ptr().cast(), 1) }
+        .map_err(sys_err("io_uring_register FILES"))?;
+    drop(file);
+
+    if !buffers.is_empty() {
+        let iovecs: Vec<libc::iovec> = buffers.iter().map(iovec).collect();
+        // SAFETY: valid iovecs (null ones leave their slot empty); the
+        // caller lets the kernel write the buffers for the ring's life.
+        unsafe {
+            sys::register(
+                ring,
+                sys::IORING_REGISTER_BUFFERS,
+                iovecs.as_ptr().cast(),
+                iovecs.len() as u32,
+            )
+        }
+        .map_err(sys_err("io_uring_register BUFFERS"))?;
+    }
+
+    let completions = EventFd::new(EFD_NONBLOCK | libc::EFD_CLOEXEC)
+        .map_err(sys_err("eventfd for completions"))?;
+    let efd = [completions.as_raw_fd()];
+    // SAFETY: a pointer to one open eventfd descriptor.
+    unsafe { sys::register(ring, sys::IORING_REGISTER_EVENTFD, efd.as_ptr().cast(), 1) }
+        .map_err(sys_err("io_uring_register EVENTFD"))?;
+
+    // SAFETY: this opcode takes no argument.
+    unsafe { sys::register(ring, sys::IORING_REGISTER_ENABLE_RINGS, std::ptr::null(), 0) }
+        .map_err(sys_err("io_uring_register ENABLE_RINGS"))?;
+    Ok(completions)
 }
 
 /// The iovec registering `buffer` (a null one for an empty slot).

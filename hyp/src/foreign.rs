@@ -115,13 +115,8 @@ impl ForeignWindow {
     }
 
     /// Bytes mapped.
-    pub fn len(&self) -> u64 {
+    pub fn bytes(&self) -> u64 {
         self.len
-    }
-
-    /// Never true: a window maps at least one page.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Address in this process of the first byte mapped.

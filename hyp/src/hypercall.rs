@@ -38,6 +38,9 @@ pub(crate) fn dispatch(core: &Core, domain: &Domain, vcpu: u8, regs: &kvm_regs) 
     }
 }
 
+/// Performs one hypercall. Long because it is the hypercall table: one arm
+/// per operation of [`protocol::hypercall::Op`], each checking its own
+/// arguments, so the whole ABI reads as one list.
 fn perform(
     core: &Core,
     domain: &Domain,

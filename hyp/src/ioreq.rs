@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 use crate::mmio::{MmioAccess, MmioHandler};
 use crate::reserved::{ReservedPages, ReservedRam};
 use crate::state::Core;
-use protocol::domain::MAX_VCPUS;
-use protocol::domain::{DomId, DOM0};
+use protocol::domain::{DOM0, MAX_VCPUS};
 use protocol::ioreq::{
     state_of, IoReq, DATA_OFFSET, DIR_READ, DIR_WRITE, FLAGS_OFFSET, SLOT_SIZE, STATE_NONE,
     STATE_READY, STATE_RESP_READY, TYPE_MMIO,
@@ -50,7 +49,6 @@ pub struct IoreqServer {
     /// The guest (its ranges hold this server: a strong reference back
     /// would keep both alive for ever).
     guest: Weak<Domain>,
-    guest_id: DomId,
     page: ReservedPages,
     slots: Vec<IoreqSlot>,
 }
@@ -69,7 +67,6 @@ impl IoreqServer {
             core: Arc::downgrade(core),
             dom0,
             guest: Arc::downgrade(guest),
-            guest_id: guest.id,
             page,
             slots: Vec::new(),
         };
@@ -102,11 +99,6 @@ impl IoreqServer {
             *port = slot.port;
         }
         ports
-    }
-
-    /// The guest whose accesses this server forwards.
-    pub fn guest(&self) -> DomId {
-        self.guest_id
     }
 
     /// Forwards `access` (a write of `write`, or a read) and counts it and

@@ -177,13 +177,8 @@ impl ReservedPages {
     }
 
     /// Bytes lent.
-    pub fn len(&self) -> u64 {
+    pub fn bytes(&self) -> u64 {
         self.count as u64 * PAGE_SIZE
-    }
-
-    /// Never true: at least one page is lent.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// Address of the first page in this process (Dom0's RAM mapping).
@@ -196,7 +191,7 @@ impl ReservedPages {
     pub fn write_struct<T: Plain>(&self, offset: u64, value: &T) -> bool {
         let fits = offset
             .checked_add(std::mem::size_of::<T>() as u64)
-            .is_some_and(|end| end <= self.len());
+            .is_some_and(|end| end <= self.bytes());
         fits && self.reserved.ram.write_struct(self.gpa + offset, value)
     }
 

@@ -12,8 +12,7 @@ use alloc::vec::Vec;
 
 use guest_runtime::{evtchn, println};
 use protocol::device::{kind, BackendEvent};
-use protocol::domain::DomId;
-use protocol::domain::MAX_VCPUS;
+use protocol::domain::{DomId, MAX_VCPUS};
 use protocol::evtchn::{is_valid_port, NR_PORTS};
 use protocol::ioreq::SLOT_SIZE;
 use protocol::virtio::mmio::WINDOW_SIZE;

@@ -208,7 +208,8 @@ fn is_final_state(event: &Event, of: DomId) -> Option<DomainState> {
     }
 }
 
-/// Runs the demo and returns its summary.
+/// Runs the demo and returns its summary. Long because it is the tour's
+/// script, step by step, in the order the user sees it.
 pub fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
     let machine = Machine::new()?;
     let events = machine.core().subscribe();
@@ -304,7 +305,8 @@ const DISK_BYTES: u64 = 16 << 20;
 
 /// Boots a guest with a disk image (made here, in a temporary directory)
 /// and a console, both served by Dom0; collects its verification and
-/// benchmark reports.
+/// benchmark reports. One function, like [`run`], because it is the tour's
+/// script: its steps read in the order the user sees them.
 fn disk_tour(tour: &Tour, say: &dyn Fn(String)) -> Result<(BlkSummary, DomainSummary), DemoError> {
     let dir = std::env::temp_dir().join(format!("xl-demo-{}", std::process::id()));
     let image = dir.join("disk.img");

@@ -58,6 +58,9 @@ pub fn run(boot: &BootInfo, args: &Args) -> ! {
     out.finish(ShutdownReason::Poweroff, b"")
 }
 
+/// Runs one attack on a freshly reset device and reports whether it was
+/// refused and the device recovered. Long because it is one experiment:
+/// set up, attack, observe, recover, in that order.
 fn run_attack(out: &mut Out, blk: &mut Blk, scratch: &mut DmaBuf, ram_bytes: u64, attack: &Attack) {
     if let Err(e) = blk.reinit() {
         out.check(

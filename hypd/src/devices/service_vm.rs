@@ -157,7 +157,7 @@ impl ServiceVmDevices {
             notify_port: device.notify_port,
             irq_port: device.dom0_irq_port,
             window_base: self.window.dom0_base(),
-            window_bytes: self.window.len(),
+            window_bytes: self.window.bytes(),
             vdev: device.guest.vdev,
             ..Default::default()
         };
@@ -186,7 +186,7 @@ impl ServiceVmDevices {
             region: RingRegion {
                 host_addr: ring.host_addr(),
                 guest_addr: ring.gpa(),
-                len: ring.len(),
+                len: ring.bytes(),
             },
             entries: QUEUE_ENTRIES,
             file: image.file.into(),
@@ -199,7 +199,7 @@ impl ServiceVmDevices {
                 Some(BufferRegion {
                     host_addr: self.window.host_addr(),
                     guest_addr: self.window.dom0_base() + self.window.start(),
-                    len: self.window.len(),
+                    len: self.window.bytes(),
                 }),
             ],
             notify: QueueNotify {

@@ -26,7 +26,6 @@ pub struct QueueView {
     cq_head: *const AtomicU32,
     cq_tail: *const AtomicU32,
     cq_flags: *const AtomicU32,
-    cq_overflow: *const AtomicU32,
     cqes: *const Cqe,
     sq_mask: u32,
     sq_entries: u32,
@@ -77,7 +76,6 @@ impl QueueView {
             cq_head,
             cq_tail: cq(layout.cq_off.tail) as *const AtomicU32,
             cq_flags: cq(layout.cq_off.flags) as *const AtomicU32,
-            cq_overflow: cq(layout.cq_off.overflow) as *const AtomicU32,
             cqes: cq(layout.cq_off.cqes) as *const Cqe,
             sq_mask: layout.sq_entries.wrapping_sub(1),
             sq_entries: layout.sq_entries,
@@ -168,11 +166,6 @@ impl QueueView {
     /// was full ([`SQ_CQ_OVERFLOW`]).
     pub fn cq_overflowed(&self) -> bool {
         Self::load(self.sq_flags, Ordering::Acquire) & SQ_CQ_OVERFLOW != 0
-    }
-
-    /// Completions the kernel could not post at all (lost).
-    pub fn cq_lost(&self) -> u32 {
-        Self::load(self.cq_overflow, Ordering::Acquire)
     }
 }
 

@@ -56,7 +56,9 @@ struct Slot {
     flushing: bool,
 }
 
-/// Runs `w` on `file` for `run` and returns what it measured.
+/// Runs `w` on `file` for `run` and returns what it measured. One function
+/// because its submit-and-reap loop is the baseline being measured, to be
+/// compared with the guest's loop (`frontends/src/bench.rs`) line by line.
 pub fn run(w: &Workload, file: &File, disk_bytes: u64, run: Duration) -> Result<Sample, String> {
     let mut ring = IoUring::new(64).map_err(|e| format!("io_uring_setup: {e}"))?;
     let fd = types::Fd(file.as_raw_fd());

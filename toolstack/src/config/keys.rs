@@ -37,7 +37,9 @@ const DEFAULT_MEMORY_MIB: u64 = 128;
 /// The most memory whose size in bytes fits in 64 bits, in MiB.
 const MAX_MEMORY_MIB: u64 = u64::MAX >> 20;
 
-/// Builds the domain from the settings of the file named `source`.
+/// Builds the domain from the settings of the file named `source`. Long
+/// because it reads each key this hypervisor takes in turn, each with its
+/// checks beside it: one place to hold against xl.cfg(5).
 pub(crate) fn build(source: &str, settings: &Settings) -> Result<Parsed, ConfigError> {
     let keys = Keys { settings };
     let mut warnings = Vec::new();
