@@ -42,9 +42,11 @@ def expand(tree):
         for part in split_top(tree[1:-1]): out+=expand(part)
         return out
     return [re.sub(r'\s+as\s+\w+$','',tree)]
-def refs(text):
+def strip(text):
     text=re.sub(r'#\[cfg\(test\)\]\s*mod tests\s*\{.*', '', text, flags=re.S)
-    text='\n'.join(l for l in text.split('\n') if not l.strip().startswith('//'))
+    return '\n'.join(l for l in text.split('\n') if not l.strip().startswith('//'))
+def refs(text):
+    text=strip(text)
     out=[]
     for m in re.finditer(r'\buse\s+([^;]*);', text, re.S):
         out+=expand(re.sub(r'\s+',' ',m.group(1)))
@@ -60,7 +62,13 @@ def analyze(src):
     for m,p in mods.items():
         is_dir=os.path.basename(p) in ('mod.rs','lib.rs','main.rs')
         here=list(m) if is_dir else list(m)   # module path of this file
-        for r in refs(open(p).read()):
+        text=open(p).read()
+        children=[k[-1] for k in mods if len(k)==len(here)+1 and list(k[:-1])==here] if is_dir else []
+        rs=refs(text)
+        for child in children:
+            if re.search(r'(?<![\w:])'+child+r'::', strip(text)):
+                rs.append('self::'+child)
+        for r in rs:
             parts=r.split('::')
             if parts[0]=='crate': path=parts[1:]
             elif parts[0] in ('super','self'):

@@ -122,16 +122,6 @@ impl HostDevice {
             vdev: setup.vdev,
         })
     }
-
-    /// The guest the device belongs to.
-    pub fn domid(&self) -> DomId {
-        self.domid
-    }
-
-    /// The device's name.
-    pub fn vdev(&self) -> &str {
-        &self.vdev
-    }
 }
 
 impl MmioHandler for HostDevice {

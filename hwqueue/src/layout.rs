@@ -22,7 +22,7 @@ use protocol::hwqueue::{
 };
 
 /// Page size the kernel aligns the ring memory to.
-pub const PAGE: u64 = 4096;
+const PAGE: u64 = protocol::memory::PAGE_SIZE;
 
 /// Bytes reserved for the ring header before the CQE array. The kernel's
 /// `struct io_rings` puts the CQEs at 64 on x86-64; this leaves room.

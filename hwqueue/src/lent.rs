@@ -13,11 +13,13 @@ use vmm_sys_util::eventfd::EventFd;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A hardware queue and its doorbell thread, living until it is taken
-/// back with [`LentQueue::close`].
+/// back with [`LentQueue::close`] (or dropped, which does the same).
 #[derive(Debug)]
 pub struct LentQueue {
     queue: Arc<HardwareQueue>,
     doorbell: Doorbell,
+    /// The doorbell is stopped and the queue drained (as far as it goes).
+    drained: bool,
 }
 
 impl LentQueue {
@@ -33,7 +35,11 @@ impl LentQueue {
         let queue = Arc::new(unsafe { HardwareQueue::new(config) }?);
         let doorbell = Doorbell::start(Arc::clone(&queue))
             .map_err(crate::error::sys("starting the doorbell thread"))?;
-        Ok(Self { queue, doorbell })
+        Ok(Self {
+            queue,
+            doorbell,
+            drained: false,
+        })
     }
 
     /// What Dom0 needs to drive the queue (before the doorbell and the
@@ -65,11 +71,30 @@ impl LentQueue {
     /// while after this returns (`hypd` quarantines the pages), so a
     /// closing queue never writes into the next user of the same pages.
     pub fn close(mut self) -> u32 {
-        self.doorbell.stop();
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while self.queue.in_flight() != 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+        self.drain()
+    }
+
+    /// Stops the doorbell and waits for what the kernel took, once.
+    fn drain(&mut self) -> u32 {
+        if !self.drained {
+            self.drained = true;
+            self.doorbell.stop();
+            let deadline = Instant::now() + DRAIN_TIMEOUT;
+            while self.queue.in_flight() != 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         self.queue.in_flight()
+    }
+}
+
+impl Drop for LentQueue {
+    fn drop(&mut self) {
+        if !self.drained {
+            let left = self.drain();
+            if left != 0 {
+                tracing::warn!("hardware queue dropped with {left} requests in flight");
+            }
+        }
     }
 }

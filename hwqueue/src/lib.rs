@@ -45,7 +45,6 @@ mod restrict;
 mod sys;
 
 pub use error::HwQueueError;
-pub use layout::PAGE;
 pub use lent::LentQueue;
 
 use error::sys as sys_err;
@@ -81,7 +80,7 @@ pub struct BufferRegion {
     pub len: u64,
 }
 
-/// How Dom0 and the queue signal each other, as the core wired it; passed
+/// How Dom0 and the queue signal each other, as `hypd` wired it; passed
 /// through to the [`QueueLayout`] unchanged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueNotify {

@@ -8,7 +8,7 @@
 //!   is ever touched; [`ALLOWED_SQE_FLAGS`] allowed besides;
 //! * register opcodes after enabling: buffer updates only, for foreign
 //!   windows mapped later. Dom0 cannot call `io_uring_register` at all;
-//!   this bounds the core's own later use of the ring.
+//!   this bounds `hypd`'s own later use of the ring.
 
 use super::sys::{
     IoUringRestriction, IORING_REGISTER_BUFFERS_UPDATE, IORING_RESTRICTION_REGISTER_OP,

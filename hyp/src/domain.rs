@@ -1,11 +1,14 @@
 //! One domain: a KVM VM, its RAM, its vCPU threads and its state.
 
+use crate::error::ConfigError;
 use crate::events::LineAssembler;
 use crate::memory::GuestRam;
 use crate::mmio::MmioMap;
 use crate::reserved::ReservedRam;
 use kvm_ioctls::VmFd;
-use protocol::domain::{DomId, DomainState, ShutdownReason};
+use protocol::boot::CMDLINE_MAX;
+use protocol::domain::{DomId, DomainState, ShutdownReason, MAX_VCPUS};
+use protocol::memory::{MAX_RAM_MIB, MIN_RAM_MIB};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -25,8 +28,7 @@ pub struct DomainConfig {
     pub vcpus: u8,
     /// The kernel command line.
     pub cmdline: String,
-    /// Leave the vCPUs paused after creation (`xl create -p`, and the
-    /// toolstack while it gives the domain its devices).
+    /// Leave the vCPUs paused after creation (`xl create -p`).
     pub start_paused: bool,
 }
 
@@ -45,6 +47,44 @@ impl DomainConfig {
     }
 }
 
+impl DomainConfig {
+    /// Checks the values the core takes from a configuration.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        validate_name(&self.name)?;
+        if !(MIN_RAM_MIB..=MAX_RAM_MIB).contains(&self.memory_mib) {
+            return Err(ConfigError::Memory {
+                mib: self.memory_mib,
+                min: MIN_RAM_MIB,
+                max: MAX_RAM_MIB,
+            });
+        }
+        if self.vcpus == 0 || self.vcpus as usize > MAX_VCPUS {
+            return Err(ConfigError::Vcpus {
+                vcpus: self.vcpus,
+                max: MAX_VCPUS,
+            });
+        }
+        if self.cmdline.len() > CMDLINE_MAX {
+            return Err(ConfigError::Cmdline {
+                len: self.cmdline.len(),
+                max: CMDLINE_MAX,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks a domain name: 1 to 64 printable characters, not a number.
+pub(crate) fn validate_name(name: &str) -> std::result::Result<(), ConfigError> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(ConfigError::BadName(name.into()));
+    }
+    if name.parse::<u32>().is_ok() {
+        return Err(ConfigError::NumericName(name.into()));
+    }
+    Ok(())
+}
+
 /// Where a domain is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Life {
@@ -57,7 +97,12 @@ pub(crate) enum Life {
 pub(crate) struct Status {
     pub life: Life,
     pub paused: bool,
-    /// vCPU threads waiting while paused.
+    /// Held by the toolstack while it sets the domain up (see
+    /// [`crate::Hypervisor::create_domain_held`]); apart from `paused`, so
+    /// `xl pause` and `xl unpause` meanwhile neither start the domain nor
+    /// get lost.
+    pub held: bool,
+    /// vCPU threads waiting while paused or held.
     pub parked: usize,
     pub message: Option<String>,
 }
@@ -153,7 +198,7 @@ impl Domain {
             Life::Dying => DomainState::Dying,
             Life::Crashed => DomainState::Crashed,
             Life::Shutdown(reason) => DomainState::Shutdown(reason),
-            Life::Alive if status.paused => DomainState::Paused,
+            Life::Alive if status.paused || status.held => DomainState::Paused,
             Life::Alive if self.all_vcpus_halted() => DomainState::Blocked,
             Life::Alive => DomainState::Running,
         }

@@ -50,6 +50,9 @@ pub enum Error {
     /// The domain is not paused.
     #[error("domain {0}: not paused")]
     NotPaused(DomId),
+    /// The domain is not held for the toolstack.
+    #[error("domain {0}: not held for set-up")]
+    NotHeld(DomId),
     /// The domain's vCPU threads did not stop in time.
     #[error("domain {0}: vCPUs did not stop")]
     VcpusDidNotStop(DomId),
@@ -88,6 +91,9 @@ pub enum Error {
     /// Domain-0's reserved RAM has no run of free pages that long.
     #[error("Domain-0's reserved RAM has no {0} free contiguous pages")]
     ReservedFull(usize),
+    /// Domain-0's backend ring page was handed out already.
+    #[error("Domain-0's backend ring has its producer already")]
+    BackendRingTaken,
     /// Every foreign-window slot of Domain-0 is in use.
     #[error("Domain-0 has no free foreign window")]
     NoFreeWindow,

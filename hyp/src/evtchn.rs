@@ -51,12 +51,12 @@ enum Port {
         remote_port: u32,
         tx: EventFd,
     },
-    /// A port whose other end is the core itself (an ioreq slot, a device's
-    /// queue notifications, a hardware queue): `incoming` raises the port
-    /// in the domain, a send on the port signals `outgoing`.
-    Core {
-        incoming: Option<EventFd>,
-        outgoing: Option<EventFd>,
+    /// A port whose other end is an eventfd pair in this process (the
+    /// core's ioreq slots, or whatever device setup wired): writing `raise`
+    /// raises the port in the domain, a send on the port signals `on_send`.
+    Eventfd {
+        raise: Option<EventFd>,
+        on_send: Option<EventFd>,
     },
 }
 
@@ -150,33 +150,33 @@ impl EventChannels {
         Ok(port)
     }
 
-    /// Allocates a port of `domid` whose other end is the core (or a seam
-    /// of it): writing `incoming` raises the port in the domain; the
-    /// domain's sends on it signal `outgoing`.
-    pub fn bind_core(
+    /// Allocates a port of `domid` whose other end is an eventfd pair in
+    /// this process: writing `raise` raises the port in the domain; the
+    /// domain's sends on it signal `on_send`.
+    pub fn bind_eventfd(
         &mut self,
         domid: DomId,
-        incoming: Option<&EventFd>,
-        outgoing: Option<&EventFd>,
+        raise: Option<&EventFd>,
+        on_send: Option<&EventFd>,
     ) -> Result<u32> {
         let errno = |errno| Error::Port { domid, errno };
         let port = self.free_port(domid).map_err(errno)?;
         let vm = Arc::clone(&self.domains[&domid].vm);
-        let incoming = incoming.map(EventFd::try_clone).transpose()?;
-        let outgoing = outgoing.map(EventFd::try_clone).transpose()?;
-        if let Some(fd) = &incoming {
+        let raise = raise.map(EventFd::try_clone).transpose()?;
+        let on_send = on_send.map(EventFd::try_clone).transpose()?;
+        if let Some(fd) = &raise {
             vm.register_irqfd(fd, port_gsi(port))
                 .map_err(kvm("KVM_IRQFD (port)"))?;
         }
-        if let Some(fd) = &outgoing {
+        if let Some(fd) = &on_send {
             if let Err(e) = vm.register_ioevent(fd, &IoEventAddress::Mmio(DOORBELL_ADDR), port) {
-                if let Some(fd) = &incoming {
+                if let Some(fd) = &raise {
                     let _ = vm.unregister_irqfd(fd, port_gsi(port));
                 }
                 return Err(kvm("KVM_IOEVENTFD (port)")(e));
             }
         }
-        *self.port_mut(domid, port).map_err(errno)? = Port::Core { incoming, outgoing };
+        *self.port_mut(domid, port).map_err(errno)? = Port::Eventfd { raise, on_send };
         Ok(port)
     }
 
@@ -185,12 +185,12 @@ impl EventChannels {
         match std::mem::replace(self.port_mut(domid, port)?, Port::Free) {
             Port::Free => Err(Errno::Inval),
             Port::Unbound { .. } => Ok(()),
-            Port::Core { incoming, outgoing } => {
+            Port::Eventfd { raise, on_send } => {
                 let vm = &self.domains[&domid].vm;
-                if let Some(fd) = incoming {
+                if let Some(fd) = raise {
                     let _ = vm.unregister_irqfd(&fd, port_gsi(port));
                 }
-                if let Some(fd) = outgoing {
+                if let Some(fd) = on_send {
                     let _ = vm.unregister_ioevent(&fd, &IoEventAddress::Mmio(DOORBELL_ADDR), port);
                 }
                 Ok(())
@@ -219,7 +219,7 @@ impl EventChannels {
     pub fn status(&mut self, domid: DomId, port: u32) -> PortResult<u64> {
         Ok(match self.port_mut(domid, port)? {
             Port::Free => PortStatus::Closed.pack(0, 0),
-            Port::Core { .. } => PortStatus::Interdomain.pack(DOMID_CORE, 0),
+            Port::Eventfd { .. } => PortStatus::Interdomain.pack(DOMID_CORE, 0),
             Port::Unbound { remote } => PortStatus::Unbound.pack(*remote, 0),
             Port::Interdomain {
                 remote,
@@ -236,10 +236,10 @@ impl EventChannels {
             Port::Free => Err(Errno::Inval),
             Port::Unbound { .. } => Ok(()),
             Port::Interdomain { tx, .. } => tx.write(1).map_err(|_| Errno::Busy),
-            Port::Core {
-                outgoing: Some(fd), ..
+            Port::Eventfd {
+                on_send: Some(fd), ..
             } => fd.write(1).map_err(|_| Errno::Busy),
-            Port::Core { outgoing: None, .. } => Ok(()),
+            Port::Eventfd { on_send: None, .. } => Ok(()),
         }
     }
 

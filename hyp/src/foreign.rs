@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::memory::GuestRam;
 use crate::reserved::ReservedRam;
 use kvm_bindings::kvm_userspace_memory_region;
-use protocol::device::{FOREIGN_BASE, FOREIGN_STRIDE};
+use protocol::device::{FOREIGN_BASE, FOREIGN_STRIDE, MAX_WINDOW_BYTES};
 use protocol::domain::DomId;
 use protocol::memory::PAGE_SIZE;
 use std::sync::Arc;
@@ -22,11 +22,6 @@ use std::sync::Arc;
 /// First KVM memory slot of Dom0's VM used for foreign windows (slot 0 is
 /// Dom0's own RAM).
 const WINDOW_MEMSLOT: u32 = 1;
-
-/// Largest range one window maps: what its page directory covers.
-pub const MAX_WINDOW_BYTES: u64 = 1 << 30;
-
-const _: () = assert!(MAX_WINDOW_BYTES <= FOREIGN_STRIDE);
 
 /// A range of a guest's RAM, mapped into Domain-0 until dropped.
 ///
@@ -79,7 +74,7 @@ impl ForeignWindow {
             return Err(bad("outside the guest's RAM"));
         }
         if start + len > MAX_WINDOW_BYTES {
-            return Err(bad("beyond the 1 GiB a window covers"));
+            return Err(bad("ends beyond the 1 GiB a window covers"));
         }
         let slot = reserved.alloc_window().ok_or(Error::NoFreeWindow)?;
         let host_addr = guest.host_address() + start;
@@ -142,7 +137,15 @@ impl Drop for ForeignWindow {
         let region = memory_region(self.slot, self.start, 0, 0);
         // SAFETY: a zero-sized region deletes the slot; nothing is mapped.
         if let Err(e) = unsafe { self.reserved.vm.set_user_memory_region(region) } {
-            tracing::warn!("removing foreign window {}: {e}", self.slot);
+            // Dom0 may still reach the guest's memory through the slot:
+            // keep that memory mapped for good, and the slot out of use,
+            // rather than let a later mapping appear there.
+            tracing::error!(
+                "removing foreign window {}: {e}; its memory stays mapped",
+                self.slot
+            );
+            std::mem::forget(self.guest.clone());
+            return;
         }
         self.reserved.free_window(self.slot);
     }

@@ -76,7 +76,7 @@ impl IoreqServer {
             // On failure `server` drops and closes the ports made so far.
             let port = core
                 .evtchn()
-                .bind_core(DOM0, Some(&to_dom0), Some(&from_dom0))?;
+                .bind_eventfd(DOM0, Some(&to_dom0), Some(&from_dom0))?;
             server.slots.push(IoreqSlot {
                 gpa: server.page.gpa() + (vcpu * SLOT_SIZE) as u64,
                 port,

@@ -40,7 +40,7 @@ pub use console::ConsoleSink;
 pub use domain::{Domain, DomainConfig, VcpuInfo};
 pub use error::{ConfigError, Error, Result};
 pub use events::Event;
-pub use foreign::{ForeignWindow, MAX_WINDOW_BYTES};
+pub use foreign::ForeignWindow;
 pub use hypervisor::Hypervisor;
 pub use ioreq::IoreqServer;
 pub use memory::GuestRam;

@@ -64,7 +64,7 @@ impl GuestRam {
     }
 
     /// Host address of guest-physical 0 (for `KVM_SET_USER_MEMORY_REGION`,
-    /// io_uring fixed buffers and rings in guest memory).
+    /// and for whatever else must name guest memory by host address).
     pub fn host_address(&self) -> u64 {
         let region = self
             .memory

@@ -7,7 +7,8 @@
 //!                          written once when Dom0 is made, never removed
 //! + 1 + MAX_FOREIGN_WINDOWS pages
 //!                          the pool: pages lent as [`ReservedPages`]
-//!                          (ioreq pages, hardware-queue rings, ...)
+//!                          (the core's ioreq pages, and pages device
+//!                          setup asks for)
 //! ```
 //!
 //! Dom0's kernel never allocates from this region; it only uses what it
@@ -18,6 +19,7 @@ use kvm_ioctls::VmFd;
 use protocol::device::{FOREIGN_BASE, FOREIGN_STRIDE, MAX_FOREIGN_WINDOWS};
 use protocol::memory::{PAGE_SIZE, PDPT_ADDR};
 use protocol::plain::Plain;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use vmm_sys_util::eventfd::EventFd;
@@ -25,8 +27,8 @@ use vmm_sys_util::eventfd::EventFd;
 /// RAM at the top of Dom0 the core keeps for itself.
 pub const RESERVED_BYTES: u64 = 4 << 20;
 
-/// How long pages given back with [`ReservedPages::quarantine`] stay out
-/// of the pool.
+/// How long pages dropped after [`ReservedPages::quarantine_when_dropped`]
+/// stay out of the pool.
 const QUARANTINE: Duration = Duration::from_secs(1);
 
 /// Page-directory entry bits of a foreign window: present, writable,
@@ -47,14 +49,17 @@ struct Pool {
 
 /// The core's side of Dom0's reserved region.
 pub(crate) struct ReservedRam {
+    /// Dom0's VM, where foreign windows become memory slots (declared
+    /// before `ram`, so the VM goes before the memory it maps).
+    pub vm: Arc<VmFd>,
     /// Dom0's RAM.
     pub ram: GuestRam,
-    /// Dom0's VM, where foreign windows become memory slots.
-    pub vm: Arc<VmFd>,
     /// First reserved byte.
     pub start: u64,
     /// Raises the backend vector in Dom0.
     backend_irq: EventFd,
+    /// The backend ring page has been handed out (it has one producer).
+    ring_taken: AtomicBool,
     pool: Mutex<Pool>,
 }
 
@@ -79,10 +84,11 @@ impl ReservedRam {
         }
         let free = (page..ram.size()).step_by(PAGE_SIZE as usize).collect();
         Some(Self {
-            ram: ram.clone(),
             vm,
+            ram: ram.clone(),
             start,
             backend_irq,
+            ring_taken: AtomicBool::new(false),
             pool: Mutex::new(Pool {
                 free,
                 windows: [false; MAX_FOREIGN_WINDOWS],
@@ -148,6 +154,14 @@ impl ReservedRam {
         self.pool().windows[slot] = false;
     }
 
+    /// Hands the backend ring page out, the first time only.
+    pub fn take_backend_ring(self: &Arc<Self>) -> Option<BackendRingPage> {
+        let taken = self.ring_taken.swap(true, Ordering::AcqRel);
+        (!taken).then(|| BackendRingPage {
+            reserved: Arc::clone(self),
+        })
+    }
+
     /// Raises the backend vector in Dom0.
     pub fn raise_backend(&self) {
         let _ = self.backend_irq.write(1);
@@ -155,7 +169,8 @@ impl ReservedRam {
 }
 
 /// Contiguous pages of Domain-0's reserved RAM, lent by the core until
-/// dropped (or [quarantined](ReservedPages::quarantine)).
+/// dropped (and then given back at once, or after a
+/// [quarantine](ReservedPages::quarantine_when_dropped)).
 pub struct ReservedPages {
     reserved: Arc<ReservedRam>,
     gpa: u64,
@@ -195,10 +210,11 @@ impl ReservedPages {
         fits && self.reserved.ram.write_struct(self.gpa + offset, value)
     }
 
-    /// Gives the pages back only after a while: the host kernel may still
-    /// write into them (an io_uring being torn down posts late
-    /// completions), so the next user must not get them at once.
-    pub fn quarantine(mut self) {
+    /// Makes dropping these pages give them back only after a while: the
+    /// host kernel may still write into pages it was given for a while
+    /// after their user let go of them, so the next user must not get them
+    /// at once.
+    pub fn quarantine_when_dropped(&mut self) {
         self.quarantine = true;
     }
 }
@@ -218,16 +234,13 @@ impl Drop for ReservedPages {
 
 /// The backend ring's page in Domain-0 (see [`protocol::backend_ring`]):
 /// the core reserves it and names it in Dom0's boot info; whoever tells
-/// Dom0 about devices produces into it.
+/// Dom0 about devices produces into it. The core hands it out once, so it
+/// has one producer.
 pub struct BackendRingPage {
     reserved: Arc<ReservedRam>,
 }
 
 impl BackendRingPage {
-    pub(crate) fn new(reserved: Arc<ReservedRam>) -> Self {
-        Self { reserved }
-    }
-
     /// Address of the page in this process (Dom0's RAM mapping). It stays
     /// mapped while this value lives.
     pub fn host_addr(&self) -> u64 {

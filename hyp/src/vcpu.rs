@@ -40,11 +40,11 @@ pub(crate) fn run(core: Arc<Core>, domain: Arc<Domain>, mut vcpu: VcpuFd, index:
     domain.cpu_ns_retired.fetch_add(cpu_ns, Ordering::Relaxed);
 }
 
-/// Waits while the domain is paused; false once it must stop.
+/// Waits while the domain is paused or held; false once it must stop.
 fn may_run(domain: &Domain) -> bool {
     let mut status = domain.status();
     let mut parked = false;
-    while status.paused && status.life == Life::Alive {
+    while (status.paused || status.held) && status.life == Life::Alive {
         if !parked {
             status.parked += 1;
             parked = true;

@@ -1,11 +1,11 @@
 //! [`Machine`]: the core together with device setup for both placements,
 //! what the daemon (and `xl demo`, `xl bench`, the tests) create domains
 //! with. Creating a guest goes as in Xen's libxl: the core makes the
-//! domain paused, device setup gives it its devices and writes its device
-//! table, and only then do its vCPUs run.
+//! domain held (paused for the toolstack), device setup gives it its
+//! devices and writes its device table, and only then do its vCPUs run.
 
 use crate::devices::backend_ring::BackendRingWriter;
-use crate::devices::guest::GuestDevices;
+use crate::devices::set::DeviceSet;
 use crate::devices::{table, DeviceConfig, DeviceError, Placement};
 use hyp::{Domain, DomainConfig, Hypervisor};
 use protocol::device::GuestDevice;
@@ -45,9 +45,9 @@ impl GuestConfig {
 /// Dropping it destroys every domain, guests first.
 pub struct Machine {
     core: Hypervisor,
-    guests: Mutex<HashMap<DomId, Arc<GuestDevices>>>,
+    guests: Mutex<HashMap<DomId, Arc<DeviceSet>>>,
     /// Domain-0's backend ring, once Domain-0 runs.
-    ring: Mutex<Option<BackendRingWriter>>,
+    ring: Mutex<Option<Arc<BackendRingWriter>>>,
 }
 
 impl Machine {
@@ -60,22 +60,29 @@ impl Machine {
         })
     }
 
-    /// The core, for everything that is not about devices.
+    /// The core, for everything that is not about devices (destroy a
+    /// domain with [`Machine::destroy`], which takes its devices apart too).
     pub fn core(&self) -> &Hypervisor {
         &self.core
     }
 
-    fn guests(&self) -> MutexGuard<'_, HashMap<DomId, Arc<GuestDevices>>> {
+    fn guests(&self) -> MutexGuard<'_, HashMap<DomId, Arc<DeviceSet>>> {
         self.guests.lock().expect("guests lock")
+    }
+
+    /// Domain-0's backend ring, if Domain-0 runs.
+    fn ring(&self) -> Option<Arc<BackendRingWriter>> {
+        self.ring.lock().expect("backend ring lock").clone()
     }
 
     /// Boots the service VM as Domain-0 and takes the producer's end of
     /// its backend ring.
     pub fn boot_dom0(&self, config: DomainConfig) -> Result<DomId, DeviceError> {
         let domid = self.core.create_dom0(config)?;
-        match self.core.backend_ring() {
+        match self.core.take_backend_ring() {
             Ok(page) => {
-                *self.ring.lock().expect("backend ring lock") = Some(BackendRingWriter::new(page));
+                let writer = Arc::new(BackendRingWriter::new(page));
+                *self.ring.lock().expect("backend ring lock") = Some(writer);
                 Ok(domid)
             }
             Err(e) => {
@@ -85,25 +92,21 @@ impl Machine {
         }
     }
 
-    /// Creates a guest with its devices and starts it (unless its config
-    /// asks to stay paused). Either all of it happens, or nothing is left.
+    /// Creates a guest held by the core, gives it its devices, and lets it
+    /// run (unless its config asks to stay paused). Either all of it
+    /// happens, or nothing is left.
     pub fn create(&self, guest: GuestConfig) -> Result<DomId, DeviceError> {
         let GuestConfig {
-            mut domain,
+            domain,
             devices,
             placement,
         } = guest;
-        let stay_paused = domain.start_paused;
-        domain.start_paused = true;
-        let domid = self.core.create_domain(domain)?;
-        let record = Arc::new(GuestDevices::new(placement));
+        let domid = self.core.create_domain_held(domain)?;
+        let record = Arc::new(DeviceSet::new(placement));
         self.guests().insert(domid, Arc::clone(&record));
-        let ready = self.give_devices(domid, &record, &devices).and_then(|()| {
-            if !stay_paused {
-                self.core.unpause(domid)?;
-            }
-            Ok(())
-        });
+        let ready = self
+            .give_devices(domid, &record, &devices)
+            .and_then(|()| Ok(self.core.release_domain(domid)?));
         match ready {
             Ok(()) => Ok(domid),
             Err(e) => {
@@ -117,13 +120,15 @@ impl Machine {
     fn give_devices(
         &self,
         domid: DomId,
-        record: &GuestDevices,
+        record: &DeviceSet,
         devices: &[DeviceConfig],
     ) -> Result<(), DeviceError> {
         let domain = self.domain(domid)?;
+        let ring = self.ring();
         for device in devices {
-            record.add(&self.core, &self.ring, &domain, device)?;
+            record.add(&self.core, ring.as_deref(), &domain, device)?;
         }
+        record.publish(&domain);
         Ok(())
     }
 
@@ -135,7 +140,7 @@ impl Machine {
     }
 
     /// The device record of a guest that is still running.
-    fn running_guest(&self, domid: DomId) -> Result<(Arc<Domain>, Arc<GuestDevices>), DeviceError> {
+    fn running_guest(&self, domid: DomId) -> Result<(Arc<Domain>, Arc<DeviceSet>), DeviceError> {
         let domain = self.domain(domid)?;
         let record = self.guests().get(&domid).cloned();
         match record {
@@ -149,7 +154,8 @@ impl Machine {
     /// and its control vector.
     pub fn attach_device(&self, domid: DomId, device: DeviceConfig) -> Result<(), DeviceError> {
         let (domain, record) = self.running_guest(domid)?;
-        record.add(&self.core, &self.ring, &domain, &device)?;
+        record.add(&self.core, self.ring().as_deref(), &domain, &device)?;
+        record.publish(&domain);
         self.core.raise_control(domid)?;
         tracing::info!(
             domid,
@@ -174,23 +180,31 @@ impl Machine {
         let generation = record.withdraw(&domain, vdev)?;
         self.core.raise_control(domid)?;
         table::wait_ack(&domain, generation, DETACH_GRACE);
-        record.remove(&self.core, &self.ring, &domain, vdev)?;
+        record.remove(&self.core, self.ring().as_deref(), &domain, vdev)?;
         tracing::info!(domid, "detached {vdev} from domain {}", domain.name());
         Ok(())
     }
 
     /// Destroys a domain ([`Hypervisor::destroy`]), then takes its devices
-    /// apart.
+    /// apart (also when the core no longer had it: a domain destroyed
+    /// through [`Machine::core`] directly still gives its devices back).
     pub fn destroy(&self, domid: DomId) -> Result<(), DeviceError> {
-        self.core.destroy(domid)?;
+        let destroyed = match self.core.destroy(domid) {
+            Ok(()) => Ok(()),
+            Err(e @ hyp::Error::NoSuchDomain(_)) => Err(e),
+            Err(e) => return Err(e.into()),
+        };
         let record = self.guests().remove(&domid);
-        if let Some(record) = record {
-            record.detach(&self.core, &self.ring, domid);
+        if let Some(record) = &record {
+            record.detach(&self.core, self.ring().as_deref(), domid);
         }
         if domid == DOM0 {
             *self.ring.lock().expect("backend ring lock") = None;
         }
-        Ok(())
+        match (destroyed, record) {
+            (Err(e), None) => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// The guest's current devices.

@@ -29,6 +29,12 @@ pub const FOREIGN_BASE: u64 = 1 << 32;
 pub const FOREIGN_STRIDE: u64 = 1 << 32;
 /// Most foreign windows Dom0 can have at once.
 pub const MAX_FOREIGN_WINDOWS: usize = 15;
+/// Where a foreign window's mapping must end, in guest-physical terms:
+/// each window's page directory maps 1 GiB (512 pages of 2 MiB), and the
+/// host kernel takes at most 1 GiB as one io_uring fixed buffer.
+pub const MAX_WINDOW_BYTES: u64 = 1 << 30;
+
+const _: () = assert!(MAX_WINDOW_BYTES <= FOREIGN_STRIDE);
 
 /// Device kinds, with virtio's device ids.
 pub mod kind {

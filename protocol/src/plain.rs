@@ -43,7 +43,7 @@ unsafe impl Plain for crate::device::GuestDevice {}
 // SAFETY: see above.
 unsafe impl Plain for crate::ioreq::IoReq {}
 // SAFETY: see above (the sizes of `QueueLayout` and its parts are checked
-// in `hwqueue`).
+// in `protocol::hwqueue`).
 unsafe impl Plain for crate::hwqueue::QueueLayout {}
 // SAFETY: see above.
 unsafe impl Plain for crate::hypercall::DomainInfo {}

@@ -60,7 +60,7 @@ pub struct DeviceTable {
 }
 
 impl DeviceTable {
-    /// An empty table; pointers from the core must lie in `reserved`.
+    /// An empty table; pointers in backend events must lie in `reserved`.
     pub fn new(reserved: Reserved) -> Self {
         Self {
             slots: Vec::new(),

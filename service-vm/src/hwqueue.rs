@@ -1,5 +1,5 @@
 //! A block device's hardware queue, Dom0's side: SQEs written straight
-//! into the io_uring rings the core put in Dom0's reserved RAM, CQEs read
+//! into the io_uring rings `hypd` set up in Dom0's reserved RAM, CQEs read
 //! back, and the bookkeeping that turns one virtio-blk request into SQEs
 //! and their completions back into one result.
 //!
@@ -84,7 +84,7 @@ fn read_layout(addr: u64, reserved: Reserved) -> Result<QueueLayout, LayoutError
     if !reserved.holds(addr, core::mem::size_of::<QueueLayout>() as u64, 8) {
         return Err("layout outside the reserved RAM");
     }
-    // SAFETY: a `QueueLayout` the core wrote in the reserved region
+    // SAFETY: a `QueueLayout` `hypd` wrote in the reserved region
     // (checked above); it is plain data, read-only for Dom0.
     let l = unsafe { (addr as *const QueueLayout).read_volatile() };
     let (sq, cq) = (l.sq_entries, l.cq_entries);
@@ -114,7 +114,7 @@ fn read_layout(addr: u64, reserved: Reserved) -> Result<QueueLayout, LayoutError
 }
 
 impl HwQueue {
-    /// Dom0's end of the queue whose [`QueueLayout`] the core put at
+    /// Dom0's end of the queue whose [`QueueLayout`] `hypd` put at
     /// Dom0-physical `layout_addr`, for device `device_id`, with doorbell
     /// and completions on Dom0 port `port`.
     ///

@@ -4,7 +4,7 @@
 //! loop runs in ring 3 on vCPU 0, where every interrupt of the I/O path
 //! arrives, and serves, in each round:
 //!
-//! 1. the backend ring ([`backend_ring`]): devices the core added or
+//! 1. the backend ring ([`backend_ring`]): devices `hypd` added or
 //!    removed (checked on every wake-up, whatever woke Dom0);
 //! 2. the event-channel ports that fired, by their [`device_table::Route`]:
 //!    * an ioreq port: a guest vCPU's trapped register access waits in its

@@ -12,11 +12,12 @@ pub struct Window {
 impl Window {
     /// The window at `base` of `bytes`, if it is a plausible foreign
     /// window: at or above [`protocol::device::FOREIGN_BASE`], no larger
-    /// than the spacing of windows, not empty.
+    /// than a window maps ([`protocol::device::MAX_WINDOW_BYTES`]), not
+    /// empty.
     pub fn new(base: u64, bytes: u64) -> Option<Self> {
         let plausible = base >= protocol::device::FOREIGN_BASE
             && bytes > 0
-            && bytes <= protocol::device::FOREIGN_STRIDE
+            && bytes <= protocol::device::MAX_WINDOW_BYTES
             && base.checked_add(bytes).is_some();
         plausible.then_some(Self { base, bytes })
     }

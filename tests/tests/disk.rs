@@ -12,8 +12,8 @@ use tests::*;
 const T: Duration = Duration::from_secs(120);
 const DISK: u64 = 8 << 20;
 
-fn poweroff(hv: &Machine, id: u16) {
-    let state = hv.core().domain(id).map(|d| (d.state(), d.message()));
+fn poweroff(machine: &Machine, id: u16) {
+    let state = machine.core().domain(id).map(|d| (d.state(), d.message()));
     assert_eq!(
         state.as_ref().map(|s| s.0),
         Some(DomainState::Shutdown(ShutdownReason::Poweroff)),
@@ -25,7 +25,7 @@ fn poweroff(hv: &Machine, id: u16) {
 /// `placement`: the guest writes a pattern, flushes, reads it back; the
 /// host file must hold the pattern and the flush must have reached it.
 fn integrity(placement: Placement) {
-    let (hv, events) = machine_with_dom0();
+    let (machine, events) = machine_with_dom0();
     let disk = TempDisk::new("integrity", DISK);
     let mut config = disk_guest(
         "writer",
@@ -34,7 +34,7 @@ fn integrity(placement: Placement) {
         false,
     );
     config.placement = placement;
-    let id = hv.create(config).unwrap();
+    let id = machine.create(config).unwrap();
     let mut console = Vec::new();
     let mut reports = Vec::new();
     wait_for(&events, T, |e| match e {
@@ -50,7 +50,7 @@ fn integrity(placement: Placement) {
         _ => false,
     })
     .expect("the guest finished");
-    poweroff(&hv, id);
+    poweroff(&machine, id);
     assert!(
         reports.contains(&Report::DiskVerify {
             bytes: DISK,
@@ -75,7 +75,7 @@ fn integrity(placement: Placement) {
             || wait_console(&events, id, verdict, Duration::from_secs(10)).is_some(),
         "console lines from the guest: {console:?}"
     );
-    let ioreqs = hv
+    let ioreqs = machine
         .core()
         .domain(id)
         .unwrap()
@@ -89,7 +89,7 @@ fn integrity(placement: Placement) {
 
     // The guest's flush reached the host: the backend counts the fsyncs
     // the host kernel completed on the image.
-    let stats = toolstack::bench::backend_stats_at_destroy(&hv, &events, id, "xvda").unwrap();
+    let stats = toolstack::bench::backend_stats_at_destroy(&machine, &events, id, "xvda").unwrap();
     assert!(stats.fsyncs >= 1, "{stats:?}");
     assert!(stats.requests >= 2 * (DISK >> 20), "{stats:?}");
     assert!(stats.register_accesses > 0, "{stats:?}");
@@ -107,16 +107,16 @@ fn the_host_model_keeps_the_same_data_integrity() {
 
 #[test]
 fn a_read_only_disk_refuses_writes_and_stays_unchanged() {
-    let (hv, events) = machine_with_dom0();
+    let (machine, events) = machine_with_dom0();
     let disk = TempDisk::new("readonly", DISK);
     let mut contents = vec![0u8; DISK as usize];
     protocol::pattern::fill(&mut contents, 0, 5);
     std::fs::write(&disk.path, &contents).unwrap();
-    let id = hv
+    let id = machine
         .create(disk_guest("reader", "workload=readonly", &disk.path, true))
         .unwrap();
     let reports = reports_until_final(&events, id, T);
-    poweroff(&hv, id);
+    poweroff(&machine, id);
     assert_eq!(
         passed_checks(&reports),
         [
@@ -136,9 +136,9 @@ fn a_read_only_disk_refuses_writes_and_stays_unchanged() {
 
 #[test]
 fn requests_outside_the_disk_fail_with_an_error_status() {
-    let (hv, events) = machine_with_dom0();
+    let (machine, events) = machine_with_dom0();
     let disk = TempDisk::new("range", DISK);
-    let id = hv
+    let id = machine
         .create(disk_guest(
             "ranger",
             "workload=outofrange",
@@ -147,7 +147,7 @@ fn requests_outside_the_disk_fail_with_an_error_status() {
         ))
         .unwrap();
     let reports = reports_until_final(&events, id, T);
-    poweroff(&hv, id);
+    poweroff(&machine, id);
     assert_eq!(
         passed_checks(&reports),
         [
@@ -177,13 +177,13 @@ fn a_hostile_guest_cannot_break_the_host_model() {
 /// guest served by Domain-0: every attack is refused, the healthy guest's
 /// data is intact, Domain-0 and the core live on.
 fn hostile_beside_healthy(placement: Placement) {
-    let (hv, events) = machine_with_dom0();
+    let (machine, events) = machine_with_dom0();
     let bad_disk = TempDisk::new("hostile", DISK);
     let good_disk = TempDisk::new("healthy", DISK);
     let mut config = disk_guest("hostile", "workload=hostile", &bad_disk.path, false);
     config.placement = placement;
-    let hostile = hv.create(config).unwrap();
-    let healthy = hv
+    let hostile = machine.create(config).unwrap();
+    let healthy = machine
         .create(disk_guest(
             "healthy",
             "workload=disk bench=none seed=9",
@@ -212,8 +212,8 @@ fn hostile_beside_healthy(placement: Placement) {
         finished == 2
     })
     .expect("both guests finished");
-    poweroff(&hv, hostile);
-    poweroff(&hv, healthy);
+    poweroff(&machine, hostile);
+    poweroff(&machine, healthy);
     // Every attack was refused and the device recovered after each.
     assert_eq!(
         passed_checks(&hostile_reports),
@@ -247,29 +247,29 @@ fn hostile_beside_healthy(placement: Placement) {
         0
     );
     assert!(
-        !hv.core().domain(0).unwrap().state().is_final(),
+        !machine.core().domain(0).unwrap().state().is_final(),
         "Domain-0 is alive"
     );
 }
 
 #[test]
 fn dom0_keeps_serving_after_a_guest_is_destroyed_mid_io() {
-    let (hv, events) = machine_with_dom0();
+    let (machine, events) = machine_with_dom0();
     let first = TempDisk::new("midio", DISK);
-    let id = hv
+    let id = machine
         .create(disk_guest("doomed", "workload=disk", &first.path, false))
         .unwrap();
     // Destroy it while its benchmark is running.
     wait_for(&events, T, |e| matches!(e, Event::Report { domid, bytes } if *domid == id && matches!(Report::decode(bytes), Some(Report::BlockBench(_)))))
         .expect("the benchmark started");
-    hv.destroy(id).unwrap();
+    machine.destroy(id).unwrap();
     assert!(
-        !hv.core().domain(0).unwrap().state().is_final(),
+        !machine.core().domain(0).unwrap().state().is_final(),
         "Domain-0 is alive"
     );
 
     let second = TempDisk::new("after", DISK);
-    let id = hv
+    let id = machine
         .create(disk_guest(
             "next",
             "workload=disk bench=none seed=3",
@@ -278,7 +278,7 @@ fn dom0_keeps_serving_after_a_guest_is_destroyed_mid_io() {
         ))
         .unwrap();
     let reports = reports_until_final(&events, id, T);
-    poweroff(&hv, id);
+    poweroff(&machine, id);
     assert!(
         reports.contains(&Report::DiskVerify {
             bytes: DISK,
@@ -288,7 +288,7 @@ fn dom0_keeps_serving_after_a_guest_is_destroyed_mid_io() {
         "{reports:?}"
     );
     // And the guests' event channels to Dom0 still work.
-    let pinger = hv
+    let pinger = machine
         .create(hypd::GuestConfig::new(guest(
             "pinger",
             "workload=pingpong count=20",

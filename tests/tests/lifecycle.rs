@@ -1,6 +1,7 @@
 //! Pause, unpause and destroy, and what destroy gives back.
 //! One test per concern; resource counting runs alone in `teardown.rs`.
 
+use hyp::Error;
 use protocol::domain::DomainState;
 use std::time::Duration;
 use tests::*;
@@ -37,13 +38,13 @@ fn pause_stops_progress_and_unpause_resumes_it() {
     assert!(domain.progress() > frozen, "progress resumes after unpause");
     assert_eq!(domain.state(), DomainState::Running);
     assert!(
-        hv.unpause(id).is_err(),
+        matches!(hv.unpause(id), Err(Error::NotPaused(d)) if d == id),
         "unpause of a running domain is refused"
     );
 
     hv.destroy(id).unwrap();
     assert!(hv.domain(id).is_none());
-    assert!(hv.pause(id).is_err());
+    assert!(matches!(hv.pause(id), Err(Error::NoSuchDomain(d)) if d == id));
 }
 
 #[test]
@@ -85,6 +86,33 @@ fn dom0_cannot_be_destroyed_under_running_guests() {
     let (hv, events) = with_dom0();
     let id = hv.create_domain(guest("tenant", "workload=idle")).unwrap();
     wait_console(&events, id, "workload idle", T).expect("guest up");
-    assert!(hv.destroy(0).is_err());
+    assert!(matches!(hv.destroy(0), Err(Error::Dom0HasGuests)));
     assert!(!hv.domain(0).unwrap().state().is_final());
+}
+
+#[test]
+fn a_held_domain_runs_once_released_and_keeps_the_users_pause() {
+    let (hv, _events) = with_dom0();
+    let id = hv
+        .create_domain_held(guest("held", "workload=spin"))
+        .unwrap();
+    let domain = hv.domain(id).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(domain.progress(), 0, "a held domain does not run");
+    assert_eq!(domain.state(), DomainState::Paused);
+    assert!(
+        matches!(hv.unpause(id), Err(Error::NotPaused(_))),
+        "unpause does not release the toolstack's hold"
+    );
+    hv.pause(id).unwrap();
+    hv.release_domain(id).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(domain.progress(), 0, "the user's pause outlasts the hold");
+    assert!(matches!(hv.release_domain(id), Err(Error::NotHeld(_))));
+    hv.unpause(id).unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while domain.progress() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the guest runs");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -23,12 +23,16 @@ pub fn generation() -> u32 {
 
 /// The guest's devices, as the toolstack listed them in the shared page
 /// (before the guest first ran, and since on every hotplug).
+///
+/// The toolstack writes the entries and the count, then (after a release
+/// fence) the generation; so this reads the generation first, then fences,
+/// then reads the count and the entries.
 pub fn devices() -> Vec<GuestDevice> {
     let info = shared_info();
-    // SAFETY: fields of the shared page, written by the toolstack before
-    // it bumps the generation (read first by the caller).
-    let count = unsafe { (&info.device_count as *const u32).read_volatile() } as usize;
+    let _ = generation();
     core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+    // SAFETY: fields of the shared page, written by the toolstack.
+    let count = unsafe { (&info.device_count as *const u32).read_volatile() } as usize;
     (0..count.min(protocol::device::MAX_DEVICES))
         // SAFETY: in bounds of the table.
         .map(|i| unsafe { (&info.devices[i] as *const GuestDevice).read_volatile() })

@@ -92,6 +92,16 @@ extern "C" fn ring3_main(boot: *const BootInfo, cpu: usize) -> ! {
     // nothing writes it afterwards.
     let boot: &'static BootInfo = unsafe { &*boot };
     if cpu == 0 {
+        // A core speaking another boot protocol (a kernel built against an
+        // older `protocol`, say) would have this kernel misread its devices:
+        // stop at once, saying why.
+        if boot.magic != protocol::boot::BOOT_MAGIC || boot.version != protocol::boot::BOOT_VERSION
+        {
+            crate::hypercall::shutdown(
+                protocol::domain::ShutdownReason::Crash,
+                b"boot info: wrong magic or version for this kernel's boot protocol",
+            );
+        }
         crate::time::init(boot);
         crate::heap::init(boot);
         BOOT_CPU_READY.store(true, Ordering::Release);

@@ -17,8 +17,7 @@ use crate::{boot, elf, irq, vcpu};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{VcpuFd, VmFd};
 use protocol::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION, CMDLINE_MAX, FLAG_PRIVILEGED};
-use protocol::domain::{DomId, DOM0, DOMID_MAX, MAX_VCPUS};
-use protocol::memory::{MAX_RAM_MIB, MIN_RAM_MIB};
+use protocol::domain::{DomId, DOM0, DOMID_MAX};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
@@ -95,9 +94,15 @@ impl Drop for Registration<'_> {
 }
 
 impl Hypervisor {
-    /// Makes and starts a domain; on failure nothing is left behind.
-    pub(super) fn create(&self, config: DomainConfig, privileged: bool) -> Result<DomId> {
-        validate(&config)?;
+    /// Makes a domain and starts its vCPU threads (which wait while it is
+    /// `held`); on failure nothing is left behind.
+    pub(super) fn create(
+        &self,
+        config: DomainConfig,
+        privileged: bool,
+        held: bool,
+    ) -> Result<DomId> {
+        config.validate()?;
         self.admit(&config.name, privileged)?;
         let created = Instant::now();
         let built = build_vm(&self.core, &config)?;
@@ -133,6 +138,7 @@ impl Hypervisor {
             status: Mutex::new(Status {
                 life: Life::Alive,
                 paused: config.start_paused,
+                held,
                 parked: 0,
                 message: None,
             }),
@@ -264,45 +270,6 @@ fn reserve_dom0(built: &BuiltVm) -> Result<ReservedRam> {
         ram_mib: built.ram.size() >> 20,
         needed_mib: needed.div_ceil(1 << 20),
     })
-}
-
-/// Checks the values a configuration gives the core.
-fn validate(config: &DomainConfig) -> Result<()> {
-    validate_name(&config.name)?;
-    if !(MIN_RAM_MIB..=MAX_RAM_MIB).contains(&config.memory_mib) {
-        return Err(ConfigError::Memory {
-            mib: config.memory_mib,
-            min: MIN_RAM_MIB,
-            max: MAX_RAM_MIB,
-        }
-        .into());
-    }
-    if config.vcpus == 0 || config.vcpus as usize > MAX_VCPUS {
-        return Err(ConfigError::Vcpus {
-            vcpus: config.vcpus,
-            max: MAX_VCPUS,
-        }
-        .into());
-    }
-    if config.cmdline.len() > CMDLINE_MAX {
-        return Err(ConfigError::Cmdline {
-            len: config.cmdline.len(),
-            max: CMDLINE_MAX,
-        }
-        .into());
-    }
-    Ok(())
-}
-
-/// Checks a domain name: 1 to 64 printable characters, not a number.
-pub(super) fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
-        return Err(ConfigError::BadName(name.into()).into());
-    }
-    if name.parse::<u32>().is_ok() {
-        return Err(ConfigError::NumericName(name.into()).into());
-    }
-    Ok(())
 }
 
 fn allocate_domid(registry: &mut Registry) -> Result<DomId> {

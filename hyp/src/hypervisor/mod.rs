@@ -61,13 +61,41 @@ impl Hypervisor {
 
     /// Boots the privileged service VM as domain 0. Must come first.
     pub fn create_dom0(&self, config: DomainConfig) -> Result<DomId> {
-        self.create(config, true)
+        self.create(config, true, false)
     }
 
     /// Creates an unprivileged domain; Dom0 must be running. Either the
     /// domain is created and started, or nothing is left behind.
     pub fn create_domain(&self, config: DomainConfig) -> Result<DomId> {
-        self.create(config, false)
+        self.create(config, false, false)
+    }
+
+    /// Creates an unprivileged domain whose vCPUs do not run until
+    /// [`Hypervisor::release_domain`]: the toolstack gives it its devices
+    /// meanwhile (libxl creates domains paused for the same reason). It
+    /// shows as paused; `pause` and `unpause` act on the user's pause
+    /// alone, so they neither start it early nor are lost.
+    pub fn create_domain_held(&self, config: DomainConfig) -> Result<DomId> {
+        self.create(config, false, true)
+    }
+
+    /// Lets a domain made with [`Hypervisor::create_domain_held`] run
+    /// (unless the user paused it).
+    pub fn release_domain(&self, domid: DomId) -> Result<()> {
+        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
+        let mut status = domain.status();
+        if !status.held {
+            return Err(Error::NotHeld(domid));
+        }
+        status.held = false;
+        drop(status);
+        domain.status_changed.notify_all();
+        self.core.events.publish(Event::State {
+            domid,
+            state: domain.state(),
+            message: None,
+        });
+        Ok(())
     }
 
     /// The domain with this id.
@@ -145,7 +173,7 @@ impl Hypervisor {
 
     /// Gives a domain a new name, unique among live domains.
     pub fn rename(&self, domid: DomId, name: &str) -> Result<()> {
-        create::validate_name(name)?;
+        crate::domain::validate_name(name)?;
         let registry = self.core.registry();
         let domain = registry
             .domains

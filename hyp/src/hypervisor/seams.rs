@@ -89,7 +89,7 @@ impl Hypervisor {
         raise: Option<&EventFd>,
         on_send: Option<&EventFd>,
     ) -> Result<u32> {
-        self.core.evtchn().bind_core(domid, raise, on_send)
+        self.core.evtchn().bind_eventfd(domid, raise, on_send)
     }
 
     /// `alloc_unbound`: a new port of `domid` that `remote` may bind.
@@ -156,9 +156,12 @@ impl Hypervisor {
         Ok(self.reserved()?.start)
     }
 
-    /// Domain-0's backend ring page.
-    pub fn backend_ring(&self) -> Result<BackendRingPage> {
-        Ok(BackendRingPage::new(self.reserved()?))
+    /// Domain-0's backend ring page, for its one producer: the first call
+    /// gets it, later ones [`Error::BackendRingTaken`].
+    pub fn take_backend_ring(&self) -> Result<BackendRingPage> {
+        self.reserved()?
+            .take_backend_ring()
+            .ok_or(Error::BackendRingTaken)
     }
 
     /// Maps `[start, start + len)` of `guest`'s RAM into Domain-0 (see

@@ -1,8 +1,8 @@
 //! One function per `xl` request.
 
+use super::daemon::Daemon;
 use super::error::ControlError;
 use super::records::resolve;
-use super::Daemon;
 use crate::devices::{DeviceConfig, Placement};
 use crate::machine::GuestConfig;
 use hyp::DomainConfig;

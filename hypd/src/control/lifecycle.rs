@@ -1,9 +1,9 @@
 //! Lifecycle policy: what happens when a domain powers off, reboots or
 //! crashes (`on_poweroff`, `on_reboot`, `on_crash`).
 
+use super::daemon::Daemon;
 use super::error::ControlError;
 use super::handlers;
-use super::Daemon;
 use hyp::Event;
 use protocol::control::Action;
 use protocol::domain::{DomId, DomainState, DOM0};

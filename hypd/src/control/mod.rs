@@ -4,6 +4,7 @@
 //! [`crate::Machine`]'s public operations, like any other embedder.
 
 mod console;
+mod daemon;
 mod error;
 mod handlers;
 mod lifecycle;
@@ -11,15 +12,27 @@ pub mod log;
 mod records;
 mod socket;
 
+use crate::devices::DeviceError;
 use crate::Machine;
+use daemon::Daemon;
 use hyp::DomainConfig;
 use protocol::control::{read_frame, write_frame, FrameError, Request, Response};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use error::ControlError;
 pub use socket::{bind, default_socket_path, SocketError};
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The core or Domain-0 could not be had.
+    #[error(transparent)]
+    Machine(#[from] DeviceError),
+    /// A thread of the daemon could not start.
+    #[error("starting a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
 
 /// How `hypd` is to run.
 #[derive(Clone, Debug)]
@@ -32,20 +45,12 @@ pub struct DaemonOptions {
     pub dom0_memory_mib: u64,
 }
 
-/// Everything the client threads share.
-pub(crate) struct Daemon {
-    pub machine: Machine,
-    pub records: records::Records,
-    pub consoles: console::Consoles,
-    pub log: log::MessageLog,
-}
-
 /// Boots Domain-0, then serves `xl` on the socket until Domain-0 stops.
 pub fn run(
     listener: std::os::unix::net::UnixListener,
     options: DaemonOptions,
     log: log::MessageLog,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), RunError> {
     let machine = Machine::new()?;
     let events = machine.core().subscribe();
     let daemon = Arc::new(Daemon {

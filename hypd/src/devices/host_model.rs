@@ -17,17 +17,20 @@ use protocol::virtio::mmio::WINDOW_SIZE;
 use std::sync::Arc;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-/// One device served in this process, and its plumbing.
-struct HostedDevice {
+/// One device served in this process, and its plumbing. Dropped, it
+/// stops its backend (once the last vCPU thread inside it lets go).
+pub struct HostModelDevice {
     guest: GuestDevice,
     notify: EventFd,
     backend: Arc<HostDevice>,
+    /// The window's accesses go to the backend.
+    handled: bool,
 }
 
 /// A guest's devices served in this process.
 #[derive(Default)]
 pub struct HostModelDevices {
-    devices: Vec<HostedDevice>,
+    devices: Vec<HostModelDevice>,
 }
 
 impl std::fmt::Debug for HostModelDevices {
@@ -75,7 +78,7 @@ impl HostModelDevices {
             console: core.console_sink(guest.id),
         };
         let irq_port = core.bind_eventfd_port(guest.id, Some(&interrupt), None)?;
-        let device = HostedDevice {
+        let mut device = HostModelDevice {
             guest: GuestDevice {
                 mmio_base: window,
                 kind: config.backing.kind(),
@@ -90,13 +93,16 @@ impl HostModelDevices {
                     return Err(e.into());
                 }
             },
+            handled: false,
         };
         let wired = add_notify(core, guest.id, window, &device.notify).and_then(|()| {
             let handler = Arc::clone(&device.backend);
-            Ok(core.add_mmio_handler(guest.id, window, WINDOW_SIZE, handler)?)
+            core.add_mmio_handler(guest.id, window, WINDOW_SIZE, handler)?;
+            device.handled = true;
+            Ok(())
         });
         if let Err(e) = wired {
-            unwire(core, guest.id, device);
+            drop(unwire(core, guest.id, device));
             return Err(e);
         }
         tracing::info!(
@@ -114,35 +120,38 @@ impl HostModelDevices {
     }
 
     /// Takes the device `vdev` away from a live guest (already told, and
-    /// given its grace) and stops its backend.
+    /// given its grace); its backend stops when the caller drops what this
+    /// returns (with no lock held: that waits for its worker thread).
     pub fn remove(
         &mut self,
         core: &Hypervisor,
         guest: DomId,
         vdev: &str,
-    ) -> Result<(), DeviceError> {
+    ) -> Result<HostModelDevice, DeviceError> {
         let at = self
             .devices
             .iter()
             .position(|d| d.guest.vdev() == vdev)
             .ok_or_else(|| DeviceError::NoSuchDevice(vdev.into()))?;
-        unwire(core, guest, self.devices.remove(at));
-        Ok(())
+        Ok(unwire(core, guest, self.devices.remove(at)))
     }
 
     /// Stops every backend (the guest was destroyed: its ports, ioeventfds
     /// and MMIO ranges went with it).
     pub fn detach(self, core: &Hypervisor, guest: DomId) {
         for device in self.devices {
-            unwire(core, guest, device);
+            drop(unwire(core, guest, device));
         }
     }
 }
 
-/// Takes one device's plumbing apart; its backend stops once the last
-/// vCPU thread that may be inside it lets go.
-fn unwire(core: &Hypervisor, guest: DomId, device: HostedDevice) {
-    core.remove_mmio_handler(guest, device.guest.mmio_base);
+/// Takes one device's plumbing apart, however far it got, and hands the
+/// device back to be dropped.
+fn unwire(core: &Hypervisor, guest: DomId, device: HostModelDevice) -> HostModelDevice {
+    if device.handled {
+        core.remove_mmio_handler(guest, device.guest.mmio_base);
+    }
     remove_notify(core, guest, device.guest.mmio_base, &device.notify);
     let _ = core.close_port(guest, device.guest.irq_port);
+    device
 }

@@ -18,13 +18,13 @@
 //!
 //! Disk images are opened here, once, for either placement ([`image`]).
 
-pub mod backend_ring;
-pub mod guest;
-pub mod host_model;
-pub mod image;
-pub mod service_vm;
-pub mod table;
-pub mod window;
+pub(crate) mod backend_ring;
+mod host_model;
+mod image;
+mod service_vm;
+pub(crate) mod set;
+pub(crate) mod table;
+mod window;
 
 use std::path::PathBuf;
 
@@ -130,7 +130,7 @@ pub enum DeviceError {
     #[error("at most {} devices", protocol::device::MAX_DEVICES)]
     TooMany,
     /// The guest is too large for a foreign window.
-    #[error("a guest with devices served by Domain-0 may have at most {} MiB", hyp::MAX_WINDOW_BYTES >> 20)]
+    #[error("a guest with devices served by Domain-0 may have at most {} MiB", protocol::device::MAX_WINDOW_BYTES >> 20)]
     GuestTooLarge,
     /// Domain-0 left its backend ring full.
     #[error("Domain-0 does not consume its backend ring: the device was not announced")]

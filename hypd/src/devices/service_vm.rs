@@ -16,8 +16,8 @@ use super::image::DiskImage;
 use super::window::{add_notify, place, remove_notify};
 use super::{DeviceConfig, DeviceError};
 use hwqueue::{BufferRegion, HwQueueConfig, LentQueue, QueueNotify, RingRegion};
-use hyp::{Domain, ForeignWindow, Hypervisor, IoreqServer, ReservedPages, MAX_WINDOW_BYTES};
-use protocol::device::{event, vdev_bytes, BackendEvent, GuestDevice};
+use hyp::{Domain, ForeignWindow, Hypervisor, IoreqServer, ReservedPages};
+use protocol::device::{event, vdev_bytes, BackendEvent, GuestDevice, MAX_WINDOW_BYTES};
 use protocol::domain::{DomId, DOM0};
 use protocol::evtchn::port_vector;
 use protocol::memory::{DOORBELL_ADDR, PAGE_SIZE};
@@ -28,13 +28,17 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 /// Entries in each hardware queue's submission ring.
 const QUEUE_ENTRIES: u32 = 128;
 
-/// A disk's hardware queue lent to Dom0, and the pages it lives in.
+/// A disk's hardware queue lent to Dom0, and the pages it lives in. The
+/// queue is declared first: dropped, it drains before its pages go, and
+/// they go through the quarantine.
 struct Dom0Queue {
     lent: LentQueue,
     /// Dom0's port: its completions raise it, Dom0's sends ring the
     /// doorbell.
     port: u32,
-    ring: ReservedPages,
+    /// The pages of the rings (held, never read here: the queue uses them).
+    _ring: ReservedPages,
+    /// The page of the layout Dom0 reads.
     layout: ReservedPages,
 }
 
@@ -43,18 +47,23 @@ struct Dom0Queue {
 struct Dom0Device {
     id: u32,
     guest: GuestDevice,
+    /// The window's accesses go to the ioreq server.
+    handled: bool,
     notify: EventFd,
     notify_port: u32,
     dom0_irq_port: u32,
     queue: Option<Dom0Queue>,
 }
 
-/// A guest's devices served by Domain-0.
+/// A guest's devices served by Domain-0. Take them away with
+/// [`ServiceVmDevices::detach`] (or `remove`), which tells Dom0 and closes
+/// the ports; the fields are in drop order regardless (the devices and
+/// their hardware queues before the foreign window their buffers are in).
 pub struct ServiceVmDevices {
-    guest: DomId,
+    devices: Vec<Dom0Device>,
     ioreq: Arc<IoreqServer>,
     window: ForeignWindow,
-    devices: Vec<Dom0Device>,
+    guest: DomId,
 }
 
 impl std::fmt::Debug for ServiceVmDevices {
@@ -79,10 +88,10 @@ impl ServiceVmDevices {
         let window = core.map_foreign(guest.id, 0, ram)?;
         let ioreq = core.create_ioreq_server(guest.id)?;
         Ok(Self {
-            guest: guest.id,
+            devices: Vec::new(),
             ioreq,
             window,
-            devices: Vec::new(),
+            guest: guest.id,
         })
     }
 
@@ -97,7 +106,7 @@ impl ServiceVmDevices {
     pub fn add(
         &mut self,
         core: &Hypervisor,
-        ring: &mut BackendRingWriter,
+        ring: &BackendRingWriter,
         config: &DeviceConfig,
         image: Option<DiskImage>,
     ) -> Result<GuestDevice, DeviceError> {
@@ -110,6 +119,7 @@ impl ServiceVmDevices {
                 irq_port: 0,
                 vdev: vdev_bytes(&config.vdev),
             },
+            handled: false,
             notify: EventFd::new(EFD_NONBLOCK)?,
             notify_port: 0,
             dom0_irq_port: 0,
@@ -141,6 +151,7 @@ impl ServiceVmDevices {
     ) -> Result<BackendEvent, DeviceError> {
         let window = device.guest.mmio_base;
         core.add_mmio_handler(self.guest, window, WINDOW_SIZE, self.ioreq.clone())?;
+        device.handled = true;
         add_notify(core, self.guest, window, &device.notify)?;
         device.notify_port = core.bind_eventfd_port(DOM0, Some(&device.notify), None)?;
         device.guest.irq_port = core.alloc_unbound_port(self.guest, DOM0)?;
@@ -179,8 +190,10 @@ impl ServiceVmDevices {
     /// Dom0 port, its layout published for Dom0.
     fn lend_queue(&self, core: &Hypervisor, image: DiskImage) -> Result<Dom0Queue, DeviceError> {
         let bytes = hwqueue::HardwareQueue::region_bytes_for(QUEUE_ENTRIES)?;
-        let ring = core.dom0_pages(bytes.div_ceil(PAGE_SIZE) as usize)?;
-        let layout = core.dom0_pages(1)?;
+        let mut ring = core.dom0_pages(bytes.div_ceil(PAGE_SIZE) as usize)?;
+        let mut layout = core.dom0_pages(1)?;
+        ring.quarantine_when_dropped();
+        layout.quarantine_when_dropped();
         let dom0 = core.domain(DOM0).ok_or(DeviceError::NoDom0)?;
         let config = HwQueueConfig {
             region: RingRegion {
@@ -209,24 +222,19 @@ impl ServiceVmDevices {
             },
         };
         // SAFETY: the ring pages are reserved Dom0 RAM lent to this queue
-        // alone (quarantined after it closes), and both buffers are guest
-        // memory no Rust reference covers, kept mapped by `dom0` and the
-        // foreign window for longer than the queue lives (it is closed in
-        // `unwire`, before either goes).
+        // alone (and quarantined after it is dropped), and both buffers are
+        // guest memory no Rust reference covers. Dom0's RAM stays mapped
+        // while `ring` (a handle on the reserved region and so on Dom0's
+        // RAM) lives, and the guest's while the foreign window does; both
+        // outlive the queue: `Dom0Queue` drops the queue before its pages,
+        // and `ServiceVmDevices` unwires every device before its window
+        // goes.
         let lent = unsafe { LentQueue::new(config) }?;
-        let port = match core.bind_eventfd_port(
+        let port = core.bind_eventfd_port(
             DOM0,
             Some(lent.completion_eventfd()),
             Some(lent.doorbell_eventfd()),
-        ) {
-            Ok(port) => port,
-            Err(e) => {
-                lent.close();
-                ring.quarantine();
-                layout.quarantine();
-                return Err(e.into());
-            }
-        };
+        )?;
         let mut described = lent.layout();
         described.doorbell_value = port;
         described.completion_vector = u32::from(port_vector(port));
@@ -234,7 +242,7 @@ impl ServiceVmDevices {
         Ok(Dom0Queue {
             lent,
             port,
-            ring,
+            _ring: ring,
             layout,
         })
     }
@@ -252,14 +260,15 @@ impl ServiceVmDevices {
             let _ = core.close_port(self.guest, device.guest.irq_port);
         }
         remove_notify(core, self.guest, device.guest.mmio_base, &device.notify);
-        core.remove_mmio_handler(self.guest, device.guest.mmio_base);
+        if device.handled {
+            core.remove_mmio_handler(self.guest, device.guest.mmio_base);
+        }
         if let Some(queue) = device.queue {
             let left = queue.lent.close();
             if left != 0 {
                 tracing::warn!("hardware queue closed with {left} requests in flight");
             }
-            queue.ring.quarantine();
-            queue.layout.quarantine();
+            // Its pages go now, through the quarantine.
         }
     }
 
@@ -268,7 +277,7 @@ impl ServiceVmDevices {
     pub fn remove(
         &mut self,
         core: &Hypervisor,
-        ring: &mut BackendRingWriter,
+        ring: &BackendRingWriter,
         vdev: &str,
     ) -> Result<(), DeviceError> {
         let at = self
@@ -285,7 +294,7 @@ impl ServiceVmDevices {
     /// Takes every device away (the guest was destroyed): tells Dom0
     /// (when it still runs), unwires each, drops the ioreq server and the
     /// foreign window. Dom0 touching the window afterwards reads all-ones.
-    pub fn detach(mut self, core: &Hypervisor, ring: Option<&mut BackendRingWriter>) {
+    pub fn detach(mut self, core: &Hypervisor, ring: Option<&BackendRingWriter>) {
         let devices = std::mem::take(&mut self.devices);
         if let Some(ring) = ring {
             for device in &devices {

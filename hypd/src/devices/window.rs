@@ -50,3 +50,29 @@ pub fn remove_notify(core: &Hypervisor, guest: DomId, window: u64, notify: &Even
         core.remove_mmio_eventfd(guest, window + QUEUE_NOTIFY, queue, notify);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::device::vdev_bytes;
+
+    fn device(index: usize, vdev: &str) -> GuestDevice {
+        GuestDevice {
+            mmio_base: device_window(index),
+            vdev: vdev_bytes(vdev),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_device_goes_in_the_first_free_window_under_a_new_name() {
+        assert_eq!(place(&[], "xvda").unwrap(), device_window(0));
+        let two = [device(0, "xvda"), device(2, "console")];
+        assert_eq!(place(&two, "xvdb").unwrap(), device_window(1));
+        assert!(matches!(place(&two, "xvda"), Err(DeviceError::Duplicate(n)) if n == "xvda"));
+        let full: Vec<GuestDevice> = (0..MAX_DEVICES)
+            .map(|i| device(i, &format!("xvd{i}")))
+            .collect();
+        assert!(matches!(place(&full, "more"), Err(DeviceError::TooMany)));
+    }
+}

@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::{Cqe, QueueLayout, Sqe, CQ_EVENTFD_DISABLED, SQ_CQ_OVERFLOW};
+use super::abi::{Cqe, QueueLayout, Sqe, CQ_EVENTFD_DISABLED, SQ_CQ_OVERFLOW};
 
 /// The SQ was full: the kernel has not yet consumed earlier entries (ring
 /// the doorbell and retry).

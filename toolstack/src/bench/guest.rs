@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use super::{Counters, Sample};
+use super::sample::{Counters, Sample};
 
 /// How long a bench guest may take, boot to power-off.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(120);

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use super::{Counters, Sample};
+use super::sample::{Counters, Sample};
 
 /// Offsets a workload visits: random (xorshift) or sequential, aligned to
 /// the request size, within `disk_bytes`.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::summary::BenchSummary;
 
-/// One colour per placement, in [`super::PLACEMENTS`] order.
+/// One colour per placement, in [`super::options::PLACEMENTS`] order.
 const COLOURS: [RGBColor; 3] = [
     RGBColor(46, 139, 87),
     RGBColor(31, 119, 180),

@@ -5,7 +5,8 @@ use protocol::report::{LatencyHistogram, HISTOGRAM_BUCKETS};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{BenchOptions, Counters, Sample, Samples, PLACEMENTS};
+use super::options::{BenchOptions, PLACEMENTS};
+use super::sample::{median, Counters, Sample, Samples};
 
 /// Everything `xl bench` measured.
 #[derive(Clone, Debug, Serialize)]
@@ -86,12 +87,6 @@ pub struct Round {
     pub iops: f64,
     /// Megabytes per second.
     pub mb_s: f64,
-}
-
-/// The median of `values` (0 when empty).
-pub(super) fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn round(s: &Sample) -> Round {

@@ -2,12 +2,13 @@
 //! and the warnings for keys this hypervisor does not use.
 
 use super::disk::parse_disk;
+use super::disk::DiskSpec;
+use super::error::ConfigError;
+use super::spec::{Action, DomainSpec, GuestType, Parsed, Placement, MAX_VCPUS};
 use super::syntax::{Setting, Settings};
 use super::values::{invalid, missing, value_error, Keys};
 use super::vif::parse_vif;
-use super::{
-    Action, ConfigError, DiskSpec, DomainSpec, GuestType, Parsed, Placement, VifSpec, MAX_VCPUS,
-};
+use super::vif::VifSpec;
 use std::path::PathBuf;
 
 /// The keys this hypervisor reads; any other key draws a warning.

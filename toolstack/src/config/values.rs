@@ -1,7 +1,8 @@
 //! Typed access to parsed settings, and the errors about their values.
 
+use super::error::{ConfigError, Location};
+use super::spec::Action;
 use super::syntax::{parse_number, Setting, Settings, Value, ValueKind};
-use super::{Action, ConfigError, Location};
 
 /// An error about the value of setting `s`.
 pub(crate) fn invalid(s: &Setting, message: impl Into<String>) -> ConfigError {

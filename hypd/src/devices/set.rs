@@ -1,11 +1,11 @@
-//! [`GuestDevices`]: one guest's devices in its placement, and the device
+//! [`DeviceSet`]: one guest's devices in its placement, and the device
 //! table the guest reads them from.
 
 use super::backend_ring::BackendRingWriter;
 use super::host_model::HostModelDevices;
 use super::image::DiskImage;
 use super::service_vm::ServiceVmDevices;
-use super::table::DeviceTable;
+use super::table::TableWriter;
 use super::{Backing, DeviceConfig, DeviceError, Placement};
 use hyp::{Domain, Hypervisor};
 use protocol::device::GuestDevice;
@@ -13,14 +13,14 @@ use protocol::domain::DomId;
 use protocol::report::BackendStats;
 use std::sync::{Mutex, MutexGuard};
 
-/// Who serves the devices: Domain-0 or this process.
+/// The devices, as the placement that serves them keeps them.
 #[derive(Debug)]
-enum Backends {
+enum PlacedDevices {
     ServiceVm(ServiceVmDevices),
     Host(HostModelDevices),
 }
 
-impl Backends {
+impl PlacedDevices {
     fn guest_devices(&self) -> Vec<GuestDevice> {
         match self {
             Self::ServiceVm(devices) => devices.guest_devices(),
@@ -31,19 +31,19 @@ impl Backends {
 
 #[derive(Debug, Default)]
 struct State {
-    table: DeviceTable,
+    table: TableWriter,
     /// Made with the first device (a Domain-0 foreign window is scarce).
-    backends: Option<Backends>,
+    placed: Option<PlacedDevices>,
 }
 
 /// One guest's devices.
 #[derive(Debug)]
-pub struct GuestDevices {
+pub struct DeviceSet {
     placement: Placement,
     state: Mutex<State>,
 }
 
-impl GuestDevices {
+impl DeviceSet {
     /// No devices yet, to be served in `placement`.
     pub fn new(placement: Placement) -> Self {
         Self {
@@ -53,7 +53,7 @@ impl GuestDevices {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("guest devices lock")
+        self.state.lock().expect("device set lock")
     }
 
     /// Where the backends run.
@@ -64,26 +64,27 @@ impl GuestDevices {
     /// The devices as the guest sees them.
     pub fn guest_devices(&self) -> Vec<GuestDevice> {
         self.state()
-            .backends
+            .placed
             .as_ref()
-            .map_or(Vec::new(), Backends::guest_devices)
+            .map_or(Vec::new(), PlacedDevices::guest_devices)
     }
 
     /// What the host model's backends did so far (empty in Domain-0's
     /// placement: Domain-0 reports its own counts when a device goes).
     pub fn host_model_stats(&self) -> Vec<BackendStats> {
-        match &self.state().backends {
-            Some(Backends::Host(devices)) => devices.stats(),
+        match &self.state().placed {
+            Some(PlacedDevices::Host(devices)) => devices.stats(),
             _ => Vec::new(),
         }
     }
 
-    /// Gives `guest` the device `config` and publishes the new table (the
-    /// caller tells a running guest). `ring` is Domain-0's backend ring.
+    /// Gives `guest` the device `config` (not yet in its table: see
+    /// [`DeviceSet::publish`]). `ring` is Domain-0's backend ring, if it
+    /// runs.
     pub fn add(
         &self,
         core: &Hypervisor,
-        ring: &Mutex<Option<BackendRingWriter>>,
+        ring: Option<&BackendRingWriter>,
         guest: &Domain,
         config: &DeviceConfig,
     ) -> Result<(), DeviceError> {
@@ -92,36 +93,45 @@ impl GuestDevices {
             Backing::Console => None,
         };
         let mut state = self.state();
-        if state.backends.is_none() {
-            state.backends = Some(match self.placement {
-                Placement::ServiceVm => Backends::ServiceVm(ServiceVmDevices::new(core, guest)?),
-                Placement::Host => Backends::Host(HostModelDevices::default()),
+        if state.placed.is_none() {
+            state.placed = Some(match self.placement {
+                Placement::ServiceVm => {
+                    PlacedDevices::ServiceVm(ServiceVmDevices::new(core, guest)?)
+                }
+                Placement::Host => PlacedDevices::Host(HostModelDevices::default()),
             });
         }
-        let State { table, backends } = &mut *state;
-        let backends = backends.as_mut().expect("made above");
-        match backends {
-            Backends::ServiceVm(devices) => {
-                let mut ring = ring.lock().expect("backend ring lock");
-                let ring = ring.as_mut().ok_or(DeviceError::NoDom0)?;
+        match state.placed.as_mut().expect("made above") {
+            PlacedDevices::ServiceVm(devices) => {
+                let ring = ring.ok_or(DeviceError::NoDom0)?;
                 devices.add(core, ring, config, image)?;
             }
-            Backends::Host(devices) => {
+            PlacedDevices::Host(devices) => {
                 devices.add(core, guest, config, image)?;
             }
         }
-        table.publish(guest.ram(), &backends.guest_devices());
         Ok(())
     }
 
-    /// Publishes the table without `vdev`; returns its generation, for the
-    /// guest to acknowledge before [`GuestDevices::remove`].
+    /// Writes the guest's device table with every device it has; returns
+    /// the table's generation.
+    pub fn publish(&self, guest: &Domain) -> u32 {
+        let mut state = self.state();
+        let devices = state
+            .placed
+            .as_ref()
+            .map_or(Vec::new(), PlacedDevices::guest_devices);
+        state.table.publish(guest.ram(), &devices)
+    }
+
+    /// Writes the table without `vdev`; returns its generation, for the
+    /// guest to acknowledge before [`DeviceSet::remove`].
     pub fn withdraw(&self, guest: &Domain, vdev: &str) -> Result<u32, DeviceError> {
         let mut state = self.state();
-        let devices: Vec<GuestDevice> = state
-            .backends
+        let devices = state
+            .placed
             .as_ref()
-            .map_or(Vec::new(), Backends::guest_devices);
+            .map_or(Vec::new(), PlacedDevices::guest_devices);
         if !devices.iter().any(|d| d.vdev() == vdev) {
             return Err(DeviceError::NoSuchDevice(vdev.into()));
         }
@@ -133,31 +143,31 @@ impl GuestDevices {
     pub fn remove(
         &self,
         core: &Hypervisor,
-        ring: &Mutex<Option<BackendRingWriter>>,
+        ring: Option<&BackendRingWriter>,
         guest: &Domain,
         vdev: &str,
     ) -> Result<(), DeviceError> {
         let mut state = self.state();
-        match &mut state.backends {
-            Some(Backends::ServiceVm(devices)) => {
-                let mut ring = ring.lock().expect("backend ring lock");
-                let ring = ring.as_mut().ok_or(DeviceError::NoDom0)?;
-                devices.remove(core, ring, vdev)
+        match &mut state.placed {
+            Some(PlacedDevices::ServiceVm(devices)) => {
+                devices.remove(core, ring.ok_or(DeviceError::NoDom0)?, vdev)
             }
-            Some(Backends::Host(devices)) => devices.remove(core, guest.id, vdev),
+            Some(PlacedDevices::Host(devices)) => {
+                let removed = devices.remove(core, guest.id, vdev)?;
+                drop(state);
+                drop(removed);
+                Ok(())
+            }
             None => Err(DeviceError::NoSuchDevice(vdev.into())),
         }
     }
 
     /// Takes every device away; the guest `guest` is already destroyed.
-    pub fn detach(&self, core: &Hypervisor, ring: &Mutex<Option<BackendRingWriter>>, guest: DomId) {
-        let backends = self.state().backends.take();
-        match backends {
-            Some(Backends::ServiceVm(devices)) => {
-                let mut ring = ring.lock().expect("backend ring lock");
-                devices.detach(core, ring.as_mut());
-            }
-            Some(Backends::Host(devices)) => devices.detach(core, guest),
+    pub fn detach(&self, core: &Hypervisor, ring: Option<&BackendRingWriter>, guest: DomId) {
+        let placed = self.state().placed.take();
+        match placed {
+            Some(PlacedDevices::ServiceVm(devices)) => devices.detach(core, ring),
+            Some(PlacedDevices::Host(devices)) => devices.detach(core, guest),
             None => {}
         }
     }

@@ -1,0 +1,48 @@
+//! What `xl bench` is asked to do, and the placements it compares.
+
+use std::path::PathBuf;
+
+/// The placements, in the order each round runs them.
+pub const PLACEMENTS: [&str; 3] = ["native", "host", "service-vm"];
+
+/// What `xl bench` was asked to do.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Rounds of every workload in every placement.
+    pub rounds: usize,
+    /// Length of one run, in milliseconds.
+    pub run_ms: u64,
+    /// Size of the disk image, in MiB.
+    pub disk_mib: u64,
+    /// Where the disk image lives (its filesystem decides what a flush
+    /// costs).
+    pub dir: PathBuf,
+    /// The workloads to run (all when empty).
+    pub workloads: Vec<String>,
+    /// Progress goes to stderr instead of stdout (stdout has the JSON).
+    pub quiet: bool,
+}
+
+impl BenchOptions {
+    /// The `--quick` settings: done in well under a minute.
+    pub fn quick() -> Self {
+        Self {
+            rounds: 3,
+            run_ms: 100,
+            disk_mib: 32,
+            dir: std::env::temp_dir(),
+            workloads: Vec::new(),
+            quiet: false,
+        }
+    }
+
+    /// The default settings.
+    pub fn full() -> Self {
+        Self {
+            rounds: 5,
+            run_ms: 1000,
+            disk_mib: 64,
+            ..Self::quick()
+        }
+    }
+}
