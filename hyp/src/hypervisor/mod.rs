@@ -5,7 +5,7 @@
 mod create;
 mod seams;
 
-use crate::domain::{Domain, DomainConfig, Life};
+use crate::domain::{Domain, DomainConfig, Life, Status};
 use crate::error::{kvm, Error, Result};
 use crate::events::Event;
 use crate::evtchn::CONTROL_GSI;
@@ -82,20 +82,7 @@ impl Hypervisor {
     /// Lets a domain made with [`Hypervisor::create_domain_held`] run
     /// (unless the user paused it).
     pub fn release_domain(&self, domid: DomId) -> Result<()> {
-        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
-        let mut status = domain.status();
-        if !status.held {
-            return Err(Error::NotHeld(domid));
-        }
-        status.held = false;
-        drop(status);
-        domain.status_changed.notify_all();
-        self.core.events.publish(Event::State {
-            domid,
-            state: domain.state(),
-            message: None,
-        });
-        Ok(())
+        self.lift(domid, |s| &mut s.held, Error::NotHeld)
     }
 
     /// The domain with this id.
@@ -155,12 +142,22 @@ impl Hypervisor {
 
     /// Lets a paused domain run again.
     pub fn unpause(&self, domid: DomId) -> Result<()> {
+        self.lift(domid, |s| &mut s.paused, Error::NotPaused)
+    }
+
+    /// Clears one of the two things that keep a domain's vCPUs parked (the
+    /// user's pause, the toolstack's hold), or says it was not set.
+    fn lift(
+        &self,
+        domid: DomId,
+        flag: fn(&mut Status) -> &mut bool,
+        not_set: fn(DomId) -> Error,
+    ) -> Result<()> {
         let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
         let mut status = domain.status();
-        if !status.paused {
-            return Err(Error::NotPaused(domid));
+        if !std::mem::replace(flag(&mut status), false) {
+            return Err(not_set(domid));
         }
-        status.paused = false;
         drop(status);
         domain.status_changed.notify_all();
         self.core.events.publish(Event::State {
