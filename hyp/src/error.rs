@@ -38,6 +38,14 @@ pub enum Error {
     /// The operation needs Domain-0, which is not running.
     #[error("Domain-0 is not running")]
     NoDom0,
+    /// The host cannot spare the RAM.
+    #[error("not enough memory for {asked_mib} MiB: {} MiB free for domains ({} MiB given to domains, {} MiB kept for the host, of {} MiB)", report.free_mib, report.domains_mib, report.reserve_mib, report.total_mib)]
+    OutOfMemory {
+        /// What the create asked for.
+        asked_mib: u64,
+        /// How the host's RAM was shared out.
+        report: crate::host_memory::MemoryReport,
+    },
     /// Another live domain has this name.
     #[error("a domain named '{0}' already exists")]
     NameTaken(String),
@@ -56,6 +64,9 @@ pub enum Error {
     /// The domain's vCPU threads did not stop in time.
     #[error("domain {0}: vCPUs did not stop")]
     VcpusDidNotStop(DomId),
+    /// Domain-0 keeps its name.
+    #[error("Domain-0 cannot be renamed")]
+    Dom0Rename,
     /// Domain-0 goes only once every guest has gone.
     #[error("Domain-0 cannot be destroyed while guests run")]
     Dom0HasGuests,

@@ -10,13 +10,33 @@ use kvm_bindings::CpuId;
 use kvm_ioctls::Kvm;
 use protocol::domain::DomId;
 use protocol::hypercall::DomainInfo;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The live domains, by id.
+/// The live domains, by id, and the names of those being made.
 pub(crate) struct Registry {
     pub domains: BTreeMap<DomId, Arc<Domain>>,
     pub next_domid: DomId,
+    /// Names held by creates in progress, so two cannot take one name.
+    pub reserved_names: BTreeSet<String>,
+    /// Domain-0 is being made.
+    pub dom0_being_made: bool,
+    /// RAM of the creates in progress, in MiB.
+    pub reserved_mib: u64,
+}
+
+impl Registry {
+    /// RAM given to live domains and creates in progress, in MiB.
+    pub fn committed_mib(&self) -> u64 {
+        let live: u64 = self.domains.values().map(|d| d.memory_mib).sum();
+        live + self.reserved_mib
+    }
+
+    /// True if a live domain, or one being made, has `name`.
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.reserved_names.contains(name) || self.domains.values().any(|d| d.name() == name)
+    }
 }
 
 /// The core's shared state.
@@ -27,6 +47,10 @@ pub(crate) struct Core {
     registry: Mutex<Registry>,
     evtchn: Mutex<EventChannels>,
     pub events: EventHub,
+    /// The host's RAM, in MiB.
+    pub host_total_mib: u64,
+    /// RAM kept for the host, in MiB.
+    pub host_reserve_mib: AtomicU64,
 }
 
 impl Core {
@@ -38,9 +62,14 @@ impl Core {
             registry: Mutex::new(Registry {
                 domains: BTreeMap::new(),
                 next_domid: 1,
+                reserved_names: BTreeSet::new(),
+                dom0_being_made: false,
+                reserved_mib: 0,
             }),
             evtchn: Mutex::new(EventChannels::default()),
             events: EventHub::default(),
+            host_total_mib: crate::host_memory::host_total_mib(),
+            host_reserve_mib: AtomicU64::new(crate::host_memory::DEFAULT_HOST_RESERVE_MIB),
         }
     }
 

@@ -14,6 +14,7 @@
 
 pub mod control;
 pub mod devices;
+pub mod files;
 mod machine;
 
 pub use devices::{Backing, DeviceConfig, DeviceError, Placement};

@@ -5,6 +5,7 @@
 //! devices and writes its device table, and only then do its vCPUs run.
 
 use crate::devices::backend_ring::BackendRingWriter;
+use crate::devices::claims::ImageClaims;
 use crate::devices::set::DeviceSet;
 use crate::devices::{table, DeviceConfig, DeviceError, Placement};
 use hyp::{Domain, DomainConfig, Hypervisor};
@@ -48,6 +49,8 @@ pub struct Machine {
     guests: Mutex<HashMap<DomId, Arc<DeviceSet>>>,
     /// Domain-0's backend ring, once Domain-0 runs.
     ring: Mutex<Option<Arc<BackendRingWriter>>>,
+    /// Who uses which disk image.
+    claims: ImageClaims,
 }
 
 impl Machine {
@@ -57,6 +60,7 @@ impl Machine {
             core: Hypervisor::new()?,
             guests: Mutex::default(),
             ring: Mutex::default(),
+            claims: ImageClaims::default(),
         })
     }
 
@@ -126,7 +130,7 @@ impl Machine {
         let domain = self.domain(domid)?;
         let ring = self.ring();
         for device in devices {
-            record.add(&self.core, ring.as_deref(), &domain, device)?;
+            record.add(&self.core, ring.as_deref(), &self.claims, &domain, device)?;
         }
         record.publish(&domain);
         Ok(())
@@ -154,7 +158,8 @@ impl Machine {
     /// and its control vector.
     pub fn attach_device(&self, domid: DomId, device: DeviceConfig) -> Result<(), DeviceError> {
         let (domain, record) = self.running_guest(domid)?;
-        record.add(&self.core, self.ring().as_deref(), &domain, &device)?;
+        let ring = self.ring();
+        record.add(&self.core, ring.as_deref(), &self.claims, &domain, &device)?;
         record.publish(&domain);
         self.core.raise_control(domid)?;
         tracing::info!(

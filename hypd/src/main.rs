@@ -27,6 +27,10 @@ struct Options {
     /// Domain-0 memory in MiB.
     #[arg(long, default_value_t = 64)]
     dom0_memory: u64,
+    /// RAM kept for the host, in MiB: a create that would leave less is
+    /// refused (every domain is counted at its full size).
+    #[arg(long, default_value_t = hyp::host_memory::DEFAULT_HOST_RESERVE_MIB)]
+    host_reserve_mib: u64,
 }
 
 fn main() -> ExitCode {
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         socket,
         dom0_kernel,
         dom0_memory_mib: options.dom0_memory,
+        host_reserve_mib: options.host_reserve_mib,
     };
     match control::run(listener, daemon, messages) {
         Ok(()) => ExitCode::SUCCESS,

@@ -631,3 +631,49 @@ fn disks_attach_to_and_detach_from_a_running_guest() {
         "the guest lives on"
     );
 }
+
+#[test]
+fn kernels_that_would_sink_the_daemon_are_refused_and_domain_0_keeps_its_name_and_life() {
+    let mut d = Daemon::start("hostile-inputs");
+    let fifo = d.dir.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let big = d.dir.join("big.elf");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(17 << 20)
+        .unwrap();
+    // Read whole, /dev/zero would have grown hypd until the OOM killer
+    // came; a FIFO would have hung xl and a hypd thread for ever.
+    for (kernel, says) in [
+        ("/dev/zero", "is a character device, not a regular file"),
+        (fifo.to_str().unwrap(), "is a FIFO, not a regular file"),
+        (
+            big.to_str().unwrap(),
+            "more than the 16777216 bytes of the domain's RAM",
+        ),
+    ] {
+        let config = d.dir.join("k.cfg");
+        std::fs::write(
+            &config,
+            format!("name = \"k\"\nkernel = \"{kernel}\"\nmemory = 16\n"),
+        )
+        .unwrap();
+        for dry_run in [true, false] {
+            let mut args = vec!["create"];
+            if dry_run {
+                args.push("-n");
+            }
+            args.push(config.to_str().unwrap());
+            let err = d.fails(&args);
+            assert!(err.contains(says), "{kernel} (dry run {dry_run}): {err}");
+        }
+    }
+    assert!(d.alive() && d.state("k").is_none());
+    // Domain-0 keeps its name, and a reboot that would take every guest's
+    // backends away is refused with the reason.
+    let err = d.fails(&["rename", "0", "impostor"]);
+    assert!(err.contains("Domain-0 cannot be renamed"), "{err}");
+    let err = d.fails(&["reboot", "0"]);
+    assert!(err.contains("Domain-0 cannot be rebooted"), "{err}");
+    assert!(d.alive() && d.state("Domain-0").is_some());
+}

@@ -129,3 +129,60 @@ pub fn vdev_bytes(name: &str) -> [u8; VDEV_LEN] {
     bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
     bytes
 }
+
+/// Whether `vdev` looks like a Xen virtual device name (see
+/// xen-vbd-interface(7)): `xvd<letters>[N]`, `hd<letter>[N]`,
+/// `sd<letters>[N]` or `d<disk>[p<partition>]`.
+pub fn is_disk_vdev(vdev: &str) -> bool {
+    if let Some(rest) = vdev.strip_prefix("xvd") {
+        letters_then_partition(rest, 4)
+    } else if let Some(rest) = vdev.strip_prefix("hd") {
+        letters_then_partition(rest, 1)
+    } else if let Some(rest) = vdev.strip_prefix("sd") {
+        letters_then_partition(rest, 3)
+    } else if let Some(rest) = vdev.strip_prefix('d') {
+        let (disk, partition) = match rest.split_once('p') {
+            Some((d, p)) => (d, Some(p)),
+            None => (rest, None),
+        };
+        small_number(disk, (1 << 20) - 1, true)
+            && partition.is_none_or(|p| small_number(p, 255, true))
+    } else {
+        false
+    }
+}
+
+/// `1..=max_letters` lower-case letters, then an optional partition 1 to 255.
+fn letters_then_partition(s: &str, max_letters: usize) -> bool {
+    let letters = s.bytes().take_while(u8::is_ascii_lowercase).count();
+    let partition = s.get(letters..).unwrap_or("");
+    (1..=max_letters).contains(&letters)
+        && (partition.is_empty() || small_number(partition, 255, false))
+}
+
+/// Decimal digits without a leading zero (`0` itself if `zero_ok`), at most `max`.
+fn small_number(s: &str, max: u32, zero_ok: bool) -> bool {
+    let digits_ok = !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit());
+    let leading_ok = !s.starts_with('0') || (zero_ok && s == "0");
+    digits_ok && leading_ok && s.parse::<u32>().is_ok_and(|n| n <= max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vdev_names() {
+        for good in [
+            "xvda", "xvdz", "xvdaa", "xvda1", "xvdb15", "hda", "hdc3", "sda", "sdb2", "d0", "d3p1",
+        ] {
+            assert!(is_disk_vdev(good), "{good}");
+        }
+        for bad in [
+            "", "xvd", "xvdA", "xvda0", "xvda01", "hdaa", "sd", "d", "dp1", "d01", "vda", "xvda1x",
+            "xvda256",
+        ] {
+            assert!(!is_disk_vdev(bad), "{bad}");
+        }
+    }
+}

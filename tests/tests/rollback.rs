@@ -3,6 +3,7 @@
 //! Domain-0 port, no foreign window. Runs alone in its binary: it counts
 //! the process's file descriptors and threads.
 
+use hypd::files::FileError;
 use hypd::{DeviceConfig, DeviceError, GuestConfig, Placement};
 use protocol::device::MAX_FOREIGN_WINDOWS;
 use std::path::Path;
@@ -30,7 +31,7 @@ fn a_create_that_fails_in_device_setup_leaves_nothing_behind() {
     wait_console(&events, 0, "Domain-0 up", T).expect("Dom0 up");
     let disk = TempDisk::new("rollback", 8 << 20);
     let refused = |placement| match machine.create(half_good(&disk.path, placement)) {
-        Err(DeviceError::Image { path, .. }) => {
+        Err(DeviceError::Image(FileError::Io { path, .. })) => {
             assert_eq!(path, Path::new("/nonexistent/xvdb.img"))
         }
         other => panic!("{placement:?}: {other:?}"),

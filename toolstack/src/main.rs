@@ -251,6 +251,10 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
         } => {
             let parsed = commands::create::parse(&file, &overrides, quiet)?;
             if dry_run {
+                // What hypd would refuse about the kernel, said now.
+                let ram = parsed.spec.memory_mib.saturating_mul(1 << 20);
+                hypd::files::open_kernel(&parsed.spec.kernel, ram)
+                    .map_err(|e| format!("kernel {e}"))?;
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&parsed.spec).expect("spec serializes")

@@ -36,6 +36,27 @@ struct BuiltVm {
     control_irq: EventFd,
 }
 
+/// A name held for a domain being made (and, for Domain-0, the one place
+/// of Domain-0); given back on drop, by which time the domain (if made)
+/// holds it in the registry.
+struct NameReservation<'a> {
+    core: &'a Core,
+    name: String,
+    dom0: bool,
+    memory_mib: u64,
+}
+
+impl Drop for NameReservation<'_> {
+    fn drop(&mut self) {
+        let mut registry = self.core.registry();
+        registry.reserved_names.remove(&self.name);
+        registry.reserved_mib -= self.memory_mib;
+        if self.dom0 {
+            registry.dom0_being_made = false;
+        }
+    }
+}
+
 /// A domain's id and control channel, taken back on drop unless
 /// [`Registration::commit`]ted.
 struct Registration<'a> {
@@ -103,7 +124,7 @@ impl Hypervisor {
         held: bool,
     ) -> Result<DomId> {
         config.validate()?;
-        self.admit(&config.name, privileged)?;
+        let _admitted = self.admit(&config, privileged)?;
         let created = Instant::now();
         let built = build_vm(&self.core, &config)?;
         let reserved = if privileged {
@@ -173,20 +194,42 @@ impl Hypervisor {
         Ok(domid)
     }
 
-    /// Refuses a second Domain-0, a guest before Domain-0, and a name a
-    /// live domain has.
-    fn admit(&self, name: &str, privileged: bool) -> Result<()> {
-        let registry = self.core.registry();
-        let has_dom0 = registry.domains.contains_key(&DOM0);
+    /// Refuses a second Domain-0, a guest before Domain-0, a name a live
+    /// domain (or one being made) has, and RAM the host cannot spare;
+    /// reserves the name and the RAM, all under the registry's lock, so
+    /// concurrent creates cannot share them.
+    fn admit(&self, config: &DomainConfig, privileged: bool) -> Result<NameReservation<'_>> {
+        let name = config.name.as_str();
+        let mut registry = self.core.registry();
+        let has_dom0 = registry.domains.contains_key(&DOM0) || registry.dom0_being_made;
         match (privileged, has_dom0) {
             (true, true) => return Err(Error::Dom0Exists),
             (false, false) => return Err(Error::NoDom0),
             _ => {}
         }
-        if registry.domains.values().any(|d| d.name() == name) {
+        if registry.name_taken(name) {
             return Err(Error::NameTaken(name.into()));
         }
-        Ok(())
+        let memory = crate::host_memory::MemoryReport::new(
+            self.core.host_total_mib,
+            self.core.host_reserve_mib.load(Ordering::Relaxed),
+            registry.committed_mib(),
+        );
+        if config.memory_mib > memory.free_mib {
+            return Err(Error::OutOfMemory {
+                asked_mib: config.memory_mib,
+                report: memory,
+            });
+        }
+        registry.reserved_names.insert(name.to_string());
+        registry.reserved_mib += config.memory_mib;
+        registry.dom0_being_made |= privileged;
+        Ok(NameReservation {
+            core: &self.core,
+            name: name.to_string(),
+            dom0: privileged,
+            memory_mib: config.memory_mib,
+        })
     }
 
     fn spawn_vcpus(&self, domain: &Arc<Domain>, vcpus: Vec<VcpuFd>) -> Result<()> {

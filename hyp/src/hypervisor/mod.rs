@@ -95,6 +95,26 @@ impl Hypervisor {
         self.core.registry().domains.values().cloned().collect()
     }
 
+    /// How the host's RAM is shared out between the host and the domains.
+    pub fn memory(&self) -> crate::host_memory::MemoryReport {
+        crate::host_memory::MemoryReport::new(
+            self.core.host_total_mib,
+            self.core
+                .host_reserve_mib
+                .load(std::sync::atomic::Ordering::Relaxed),
+            self.core.registry().committed_mib(),
+        )
+    }
+
+    /// Sets the RAM kept for the host (default
+    /// [`crate::host_memory::DEFAULT_HOST_RESERVE_MIB`]); creates that
+    /// would leave it less are refused.
+    pub fn set_host_reserve_mib(&self, mib: u64) {
+        self.core
+            .host_reserve_mib
+            .store(mib, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Number of ports `domid` has open.
     pub fn open_ports(&self, domid: DomId) -> usize {
         self.core.evtchn().open_ports(domid)
@@ -170,17 +190,21 @@ impl Hypervisor {
 
     /// Gives a domain a new name, unique among live domains.
     pub fn rename(&self, domid: DomId, name: &str) -> Result<()> {
+        if domid == DOM0 {
+            return Err(Error::Dom0Rename);
+        }
         crate::domain::validate_name(name)?;
         let registry = self.core.registry();
         let domain = registry
             .domains
             .get(&domid)
             .ok_or(Error::NoSuchDomain(domid))?;
-        if registry
-            .domains
-            .values()
-            .any(|d| d.id != domid && d.name() == name)
-        {
+        let taken_by_other = registry.reserved_names.contains(name)
+            || registry
+                .domains
+                .values()
+                .any(|d| d.id != domid && d.name() == name);
+        if taken_by_other {
             return Err(Error::NameTaken(name.into()));
         }
         *domain.name.lock().expect("domain name lock") = name.to_string();

@@ -11,14 +11,12 @@ pub enum ControlError {
     /// No live domain has this name.
     #[error("domain '{0}' does not exist")]
     NoSuchName(String),
-    /// The kernel file of a create request could not be read.
-    #[error("kernel {path}: {source}")]
-    Kernel {
-        /// The path given.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The kernel file of a create request cannot be used.
+    #[error("kernel {0}")]
+    Kernel(crate::files::FileError),
+    /// Domain-0 cannot restart under running guests yet.
+    #[error("Domain-0 cannot be rebooted: its guests would lose their backends (restarting it under them is not built yet); `xl shutdown 0` stops it and hypd")]
+    Dom0Reboot,
     /// Domain-0 goes only with the daemon.
     #[error("Domain-0 cannot be destroyed; shut it down to stop hypd")]
     Dom0Destroy,

@@ -28,6 +28,9 @@ fn answer(daemon: &Daemon, request: Request) -> Result<Response, ControlError> {
             Ok(core.request_shutdown(id, ControlRequest::Poweroff)?)
         })?,
         Request::Reboot(domain) => with_domain(daemon, &domain, |id| {
+            if id == DOM0 {
+                return Err(ControlError::Dom0Reboot);
+            }
             Ok(core.request_shutdown(id, ControlRequest::Reboot)?)
         })?,
         Request::Pause(domain) => with_domain(daemon, &domain, |id| Ok(core.pause(id)?))?,
@@ -74,10 +77,9 @@ fn with_domain(
 
 /// Creates a domain from a request; on failure nothing is left behind.
 pub fn create(daemon: &Daemon, request: CreateRequest) -> Result<DomId, ControlError> {
-    let kernel = std::fs::read(&request.kernel).map_err(|source| ControlError::Kernel {
-        path: request.kernel.clone(),
-        source,
-    })?;
+    let ram = request.memory_mib.saturating_mul(1 << 20);
+    let kernel = crate::files::read_kernel(std::path::Path::new(&request.kernel), ram)
+        .map_err(ControlError::Kernel)?;
     let guest = GuestConfig {
         domain: DomainConfig {
             name: request.name.clone(),
@@ -224,20 +226,6 @@ fn disks(daemon: &Daemon, domid: DomId) -> Vec<protocol::control::DiskRecord> {
         .collect()
 }
 
-fn meminfo_mib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with(field))?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib / 1024)
-}
-
 fn info(daemon: &Daemon) -> Vec<(String, String)> {
     let uname = nix::sys::utsname::uname().ok();
     let text = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
@@ -247,19 +235,17 @@ fn info(daemon: &Daemon) -> Vec<(String, String)> {
     };
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let core = daemon.machine.core();
-    let guest_mib: u64 = core.domains().iter().map(|d| d.memory_mib()).sum();
+    let memory = core.memory();
     vec![
         ("host".into(), text(|u| u.nodename())),
         ("release".into(), text(|u| u.release())),
         ("version".into(), text(|u| u.version())),
         ("machine".into(), text(|u| u.machine())),
         ("nr_cpus".into(), cpus.to_string()),
-        ("total_memory".into(), meminfo_mib("MemTotal:").to_string()),
-        (
-            "free_memory".into(),
-            meminfo_mib("MemAvailable:").to_string(),
-        ),
-        ("domain_memory".into(), guest_mib.to_string()),
+        ("total_memory".into(), memory.total_mib.to_string()),
+        ("free_memory".into(), memory.free_mib.to_string()),
+        ("domain_memory".into(), memory.domains_mib.to_string()),
+        ("host_reserve_memory".into(), memory.reserve_mib.to_string()),
         ("nr_domains".into(), core.domains().len().to_string()),
         ("hyp_version".into(), env!("CARGO_PKG_VERSION").into()),
         (

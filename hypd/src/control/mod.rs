@@ -43,6 +43,8 @@ pub struct DaemonOptions {
     pub dom0_kernel: Vec<u8>,
     /// Domain-0's RAM in MiB.
     pub dom0_memory_mib: u64,
+    /// RAM kept for the host, in MiB (domains get the rest).
+    pub host_reserve_mib: u64,
 }
 
 /// Boots Domain-0, then serves `xl` on the socket until Domain-0 stops.
@@ -52,6 +54,9 @@ pub fn run(
     log: log::MessageLog,
 ) -> Result<(), RunError> {
     let machine = Machine::new()?;
+    machine
+        .core()
+        .set_host_reserve_mib(options.host_reserve_mib);
     let events = machine.core().subscribe();
     let daemon = Arc::new(Daemon {
         machine,

@@ -1,7 +1,9 @@
-//! Opening a disk image, once, for either placement.
+//! Opening a disk image, once, for either placement (the checks are
+//! [`crate::files::open_disk`]'s).
 
 use super::DeviceError;
-use std::fs::{File, OpenOptions};
+use crate::files;
+use std::fs::File;
 use std::path::Path;
 
 /// A disk image, open for the guest.
@@ -9,30 +11,23 @@ use std::path::Path;
 pub struct DiskImage {
     /// The open file (read-write unless `readonly`).
     pub file: File,
-    /// Its size in bytes.
+    /// Its size in bytes: whole 512-byte sectors.
     pub bytes: u64,
     /// The guest may not write.
     pub readonly: bool,
+    /// The file's identity (device, inode), whatever path reached it.
+    pub identity: (u64, u64),
 }
 
 impl DiskImage {
-    /// Opens the image at `path`, writable unless `readonly`; the error
-    /// names the image.
+    /// Opens the image at `path`, writable unless `readonly`.
     pub fn open(path: &Path, readonly: bool) -> Result<Self, DeviceError> {
-        let failed = |source| DeviceError::Image {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(!readonly)
-            .open(path)
-            .map_err(failed)?;
-        let bytes = file.metadata().map_err(failed)?.len();
+        let opened = files::open_disk(path, !readonly)?;
         Ok(Self {
-            file,
-            bytes,
+            file: opened.file,
+            bytes: opened.bytes,
             readonly,
+            identity: opened.identity,
         })
     }
 }

@@ -19,6 +19,7 @@
 //! Disk images are opened here, once, for either placement ([`image`]).
 
 pub(crate) mod backend_ring;
+pub(crate) mod claims;
 mod host_model;
 mod image;
 mod service_vm;
@@ -112,14 +113,27 @@ impl Placement {
 /// What can go wrong giving a guest a device, or taking it away.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    /// The disk image could not be opened.
-    #[error("disk {path}: {source}")]
-    Image {
+    /// The disk image cannot be used.
+    #[error("disk {0}")]
+    Image(#[from] crate::files::FileError),
+    /// Another guest holds the image, and one of the two would write it.
+    #[error("disk {path} is in use {} by domain {name} ({domid})", if *writable { "read-write" } else { "read-only" })]
+    ImageInUse {
         /// The image.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// The domain holding it.
+        domid: protocol::domain::DomId,
+        /// That domain's name.
+        name: String,
+        /// It holds it read-write.
+        writable: bool,
     },
+    /// Another process (another `hypd`?) holds a conflicting lock on it.
+    #[error("disk {0} is locked by another process (another hypd?)")]
+    ImageLocked(PathBuf),
+    /// The device's name is not one a guest can be given.
+    #[error("vdev {0:?} is not a Xen virtual disk name (xvda, xvdb1, hdc, sda, d0p1)")]
+    BadVdev(String),
     /// The guest has a device of this name already.
     #[error("the guest already has a device {0}")]
     Duplicate(String),

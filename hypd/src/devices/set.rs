@@ -2,6 +2,7 @@
 //! table the guest reads them from.
 
 use super::backend_ring::BackendRingWriter;
+use super::claims::{ImageClaim, ImageClaims};
 use super::host_model::HostModelDevices;
 use super::image::DiskImage;
 use super::service_vm::ServiceVmDevices;
@@ -11,6 +12,7 @@ use hyp::{Domain, Hypervisor};
 use protocol::device::GuestDevice;
 use protocol::domain::DomId;
 use protocol::report::BackendStats;
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 /// The devices, as the placement that serves them keeps them.
@@ -34,6 +36,8 @@ struct State {
     table: TableWriter,
     /// Made with the first device (a Domain-0 foreign window is scarce).
     placed: Option<PlacedDevices>,
+    /// The claim on each disk's image, by vdev.
+    claims: HashMap<String, ImageClaim>,
 }
 
 /// One guest's devices.
@@ -79,18 +83,27 @@ impl DeviceSet {
     }
 
     /// Gives `guest` the device `config` (not yet in its table: see
-    /// [`DeviceSet::publish`]). `ring` is Domain-0's backend ring, if it
-    /// runs.
+    /// [`DeviceSet::publish`]). A disk's image is opened and claimed in
+    /// `claims` first. `ring` is Domain-0's backend ring, if it runs.
     pub fn add(
         &self,
         core: &Hypervisor,
         ring: Option<&BackendRingWriter>,
+        claims: &ImageClaims,
         guest: &Domain,
         config: &DeviceConfig,
     ) -> Result<(), DeviceError> {
-        let image = match &config.backing {
-            Backing::Disk { path, readonly } => Some(DiskImage::open(path, *readonly)?),
-            Backing::Console => None,
+        let (image, claim) = match &config.backing {
+            Backing::Disk { path, readonly } => {
+                if !protocol::device::is_disk_vdev(&config.vdev) {
+                    return Err(DeviceError::BadVdev(config.vdev.clone()));
+                }
+                let image = DiskImage::open(path, *readonly)?;
+                let claim = claims.claim(&image, path, guest.id, &guest.name())?;
+                (Some(image), Some(claim))
+            }
+            Backing::Console if config.vdev == "console" => (None, None),
+            Backing::Console => return Err(DeviceError::BadVdev(config.vdev.clone())),
         };
         let mut state = self.state();
         if state.placed.is_none() {
@@ -109,6 +122,9 @@ impl DeviceSet {
             PlacedDevices::Host(devices) => {
                 devices.add(core, guest, config, image)?;
             }
+        }
+        if let Some(claim) = claim {
+            state.claims.insert(config.vdev.clone(), claim);
         }
         Ok(())
     }
@@ -150,12 +166,16 @@ impl DeviceSet {
         let mut state = self.state();
         match &mut state.placed {
             Some(PlacedDevices::ServiceVm(devices)) => {
-                devices.remove(core, ring.ok_or(DeviceError::NoDom0)?, vdev)
+                devices.remove(core, ring.ok_or(DeviceError::NoDom0)?, vdev)?;
+                state.claims.remove(vdev);
+                Ok(())
             }
             Some(PlacedDevices::Host(devices)) => {
                 let removed = devices.remove(core, guest.id, vdev)?;
+                let claim = state.claims.remove(vdev);
                 drop(state);
                 drop(removed);
+                drop(claim);
                 Ok(())
             }
             None => Err(DeviceError::NoSuchDevice(vdev.into())),
@@ -164,11 +184,15 @@ impl DeviceSet {
 
     /// Takes every device away; the guest `guest` is already destroyed.
     pub fn detach(&self, core: &Hypervisor, ring: Option<&BackendRingWriter>, guest: DomId) {
-        let placed = self.state().placed.take();
+        let (placed, claims) = {
+            let mut state = self.state();
+            (state.placed.take(), std::mem::take(&mut state.claims))
+        };
         match placed {
             Some(PlacedDevices::ServiceVm(devices)) => devices.detach(core, ring),
             Some(PlacedDevices::Host(devices)) => devices.detach(core, guest),
             None => {}
         }
+        drop(claims);
     }
 }

@@ -13,6 +13,7 @@
 //! Paths are used as written: unlike Xen, `/dev/` is not prepended to
 //! relative targets, since targets here are image files.
 
+use protocol::device::is_disk_vdev;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -265,7 +266,7 @@ impl Fields {
             }
         };
         let vdev = match self.vdev.filter(|v| !v.is_empty()) {
-            Some(v) if is_vdev(&v) => v,
+            Some(v) if is_disk_vdev(&v) => v,
             Some(v) => {
                 return Err(format!(
                 "vdev `{v}` is not a Xen virtual device name (like xvda, xvdb1, hdc, sda or d0p1)"
@@ -316,43 +317,6 @@ fn one_of(value: Option<String>, name: &str, valid: &[&str]) -> Result<Option<St
         )),
         other => Ok(other),
     }
-}
-
-/// Whether `vdev` looks like a Xen virtual device name (see
-/// xen-vbd-interface(7)): `xvd<letters>[N]`, `hd<letter>[N]`,
-/// `sd<letters>[N]` or `d<disk>[p<partition>]`.
-pub(crate) fn is_vdev(vdev: &str) -> bool {
-    if let Some(rest) = vdev.strip_prefix("xvd") {
-        letters_then_partition(rest, 4)
-    } else if let Some(rest) = vdev.strip_prefix("hd") {
-        letters_then_partition(rest, 1)
-    } else if let Some(rest) = vdev.strip_prefix("sd") {
-        letters_then_partition(rest, 3)
-    } else if let Some(rest) = vdev.strip_prefix('d') {
-        let (disk, partition) = match rest.split_once('p') {
-            Some((d, p)) => (d, Some(p)),
-            None => (rest, None),
-        };
-        small_number(disk, (1 << 20) - 1, true)
-            && partition.is_none_or(|p| small_number(p, 255, true))
-    } else {
-        false
-    }
-}
-
-/// `1..=max_letters` lower-case letters, then an optional partition 1 to 255.
-fn letters_then_partition(s: &str, max_letters: usize) -> bool {
-    let letters = s.bytes().take_while(u8::is_ascii_lowercase).count();
-    let partition = s.get(letters..).unwrap_or("");
-    (1..=max_letters).contains(&letters)
-        && (partition.is_empty() || small_number(partition, 255, false))
-}
-
-/// Decimal digits without a leading zero (`0` itself if `zero_ok`), at most `max`.
-fn small_number(s: &str, max: u32, zero_ok: bool) -> bool {
-    let digits_ok = !s.is_empty() && s.len() <= 7 && s.bytes().all(|b| b.is_ascii_digit());
-    let leading_ok = !s.starts_with('0') || (zero_ok && s == "0");
-    digits_ok && leading_ok && s.parse::<u32>().is_ok_and(|n| n <= max)
 }
 
 #[cfg(test)]
