@@ -12,6 +12,8 @@
 //! | `readonly`, `outofrange` | the block device's refusals ([`blkcheck`]) |
 //! | `hostile` | attacks on the block device's ring ([`hostile`]) |
 //! | `selftest` | the core's rules ([`selftest`]) |
+//! | `flood` | refused hypercalls and console lines, as fast as it can |
+//! | `forge` | crashes with a message that tries to forge a log line |
 //! | `panic`, `fault`, `spin`, `idle` | misbehave, or just run |
 //!
 //! The virtio drivers are in [`virtio`].
@@ -62,6 +64,13 @@ fn main(boot: &'static BootInfo) -> ! {
         }
         "selftest" => selftest::run(boot),
         "spin" => spin(),
+        "flood" => flood(args.count.unwrap_or(20_000)),
+        // A crash message that tries to forge a log line and drive the
+        // terminal of whoever reads the log.
+        "forge" => guest_runtime::hypercall::shutdown(
+            ShutdownReason::Crash,
+            b"oops\n(    0.000001) INFO  destroyed domain Domain-0\x1b[2J",
+        ),
         "idle" => idle(&args),
         other => {
             println!("frontends: unknown workload '{other}'");
@@ -81,6 +90,18 @@ fn spin() -> ! {
             control::obey("frontends");
         }
     }
+}
+
+/// A guest trying to flood the host: `count` times, a privileged
+/// hypercall it is refused and a long console line. The host must log a
+/// few lines about it and keep the console bounded.
+fn flood(count: u32) -> ! {
+    for i in 0..count {
+        let _ = guest_runtime::hypercall::domain_info(0);
+        println!("frontends: flood {i:08} xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    }
+    println!("frontends: flood done");
+    guest_runtime::hypercall::shutdown(ShutdownReason::Poweroff, b"")
 }
 
 /// Sleeps until asked to shut down.

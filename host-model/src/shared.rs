@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub platform: HostPlatform,
     pub accesses: u64,
     pub reset_logged: bool,
+    /// A guest that breaks its rings again and again logs a few lines.
+    pub log_limit: hyp::LogLimit,
 }
 
 impl Shared {
@@ -47,6 +49,7 @@ impl Shared {
                 platform,
                 accesses: 0,
                 reset_logged: false,
+                log_limit: hyp::LogLimit::default(),
             }),
             wakeups: AtomicU64::new(0),
             _disk: disk,
@@ -65,11 +68,13 @@ impl State {
     pub fn check_health(&mut self, domid: DomId, vdev: &str) {
         let broken = self.model.needs_reset();
         if broken && !self.reset_logged {
-            tracing::warn!(
-                domid,
-                "host model: {vdev} needs reset: {:?}; still serving the others",
-                self.model.last_error()
-            );
+            if let Some(admitted) = self.log_limit.admit() {
+                tracing::warn!(
+                    domid,
+                    "host model: {vdev} needs reset: {:?}; still serving the others{admitted}",
+                    self.model.last_error()
+                );
+            }
         }
         self.reset_logged = broken;
     }

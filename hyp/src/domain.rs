@@ -169,6 +169,8 @@ pub struct Domain {
     pub(crate) control_irq: EventFd,
     /// Event counts.
     pub counters: Counters,
+    /// Budget of log lines about what the domain does.
+    pub(crate) log_limit: crate::log_limit::LogLimit,
     pub(crate) console: Mutex<LineAssembler>,
     pub(crate) created: Instant,
     pub(crate) first_output: OnceLock<Duration>,

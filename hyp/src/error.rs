@@ -79,6 +79,18 @@ pub enum Error {
         /// RAM needed.
         needed_mib: u64,
     },
+    /// Every event-channel port of the domain is in use.
+    #[error("domain {domid} has all its {} event-channel ports in use (a guest takes one of Domain-0's, and each of its devices two or three more); destroy a guest, or raise NR_PORTS in protocol/src/evtchn.rs", protocol::evtchn::NR_PORTS - 1)]
+    PortsExhausted {
+        /// The domain.
+        domid: DomId,
+    },
+    /// The host could not make an eventfd to wire a port.
+    #[error("domain {domid}: the host could not make an eventfd for a port (out of file descriptors? see `ulimit -n` and hypd's log)")]
+    PortWiring {
+        /// The domain.
+        domid: DomId,
+    },
     /// An event-channel operation on the domain's ports failed.
     #[error("domain {domid}: event channel: {}", errno.name())]
     Port {
@@ -163,6 +175,16 @@ pub enum ConfigError {
     /// RAM too small for the boot page tables and the kernel.
     #[error("RAM too small for the boot page tables")]
     RamTooSmall,
+}
+
+/// The error for `errno` from an event-channel operation on `domid`'s
+/// ports, saying which limit when it is one.
+pub(crate) fn port_error(domid: DomId, errno: Errno) -> Error {
+    match errno {
+        Errno::NoSpc => Error::PortsExhausted { domid },
+        Errno::NoMem => Error::PortWiring { domid },
+        errno => Error::Port { domid, errno },
+    }
 }
 
 /// Shorthand for the core's results.

@@ -13,7 +13,7 @@
 //! wait for a new bind); a send on an unbound port is dropped; a send on a
 //! free or invalid port is `EINVAL`.
 
-use crate::error::{kvm, Error, Result};
+use crate::error::{kvm, Result};
 use kvm_ioctls::{IoEventAddress, VmFd};
 use protocol::domain::DomId;
 use protocol::evtchn::{is_valid_port, PortStatus, NR_PORTS};
@@ -159,7 +159,7 @@ impl EventChannels {
         raise: Option<&EventFd>,
         on_send: Option<&EventFd>,
     ) -> Result<u32> {
-        let errno = |errno| Error::Port { domid, errno };
+        let errno = |errno| crate::error::port_error(domid, errno);
         let port = self.free_port(domid).map_err(errno)?;
         let vm = Arc::clone(&self.domains[&domid].vm);
         let raise = raise.map(EventFd::try_clone).transpose()?;
@@ -253,7 +253,10 @@ impl EventChannels {
 
 /// Creates the eventfd that carries `from_port`'s sends to `to_port`.
 fn wire(from_vm: &VmFd, from_port: u32, to_vm: &VmFd, to_port: u32) -> PortResult<EventFd> {
-    let fd = EventFd::new(EFD_NONBLOCK).map_err(|_| Errno::NoSpc)?;
+    let fd = EventFd::new(EFD_NONBLOCK).map_err(|e| {
+        tracing::warn!("an eventfd for port {from_port}: {e}");
+        Errno::NoMem
+    })?;
     if let Err(e) = from_vm.register_ioevent(&fd, &IoEventAddress::Mmio(DOORBELL_ADDR), from_port) {
         tracing::warn!("KVM_IOEVENTFD for port {from_port}: {e}");
         return Err(Errno::Busy);

@@ -11,6 +11,7 @@ use crate::state::Core;
 use kvm_bindings::kvm_regs;
 use protocol::domain::ShutdownReason;
 use protocol::hypercall::{Errno, Op, MAX_CONSOLE_WRITE, MAX_REPORT, MAX_SHUTDOWN_MESSAGE};
+use protocol::text::escape_controls;
 use std::sync::atomic::Ordering;
 
 /// Performs the hypercall in `regs` for vCPU `vcpu` of `domain`; returns
@@ -25,10 +26,12 @@ pub(crate) fn dispatch(core: &Core, domain: &Domain, vcpu: u8, regs: &kvm_regs) 
             .counters
             .privileged_denied
             .fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            domid = domain.id,
-            "refused privileged hypercall {op:?} from an unprivileged domain"
-        );
+        if let Some(admitted) = domain.log_limit.admit() {
+            tracing::warn!(
+                domid = domain.id,
+                "refused privileged hypercall {op:?} from an unprivileged domain{admitted}"
+            );
+        }
         return Errno::Perm as i64;
     }
     let (a1, a2, a3) = (regs.rsi, regs.rdx, regs.r10);
@@ -76,16 +79,18 @@ fn perform(
                 ShutdownReason::Crash => Life::Crashed,
                 other => Life::Shutdown(other),
             };
-            tracing::info!(
-                domid = id,
-                vcpu,
-                "domain shut down: {}{}",
-                reason.name(),
-                message
-                    .as_deref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            );
+            if let Some(admitted) = domain.log_limit.admit() {
+                tracing::info!(
+                    domid = id,
+                    vcpu,
+                    "domain shut down: {}{}{admitted}",
+                    reason.name(),
+                    message
+                        .as_deref()
+                        .map(|m| format!(": {}", escape_controls(m)))
+                        .unwrap_or_default()
+                );
+            }
             core.finish_domain(domain, life, message);
             Ok(0)
         }

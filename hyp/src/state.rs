@@ -93,7 +93,15 @@ impl Core {
         let _ = domain.first_output.set(domain.created.elapsed());
         let lines = domain.console.lock().expect("console lock").push(bytes);
         for line in lines {
-            tracing::info!(target: "console", domid = domain.id, "{line}");
+            // Console output lives in its own bounded buffers (`hypd`'s
+            // consoles, `xl console`), not in the daemon's log: only when
+            // asked for (`HYPD_LOG=console=trace`), and escaped.
+            tracing::trace!(
+                target: "console",
+                domid = domain.id,
+                "{}",
+                protocol::text::escape_controls(&line)
+            );
             self.events.publish(Event::Console {
                 domid: domain.id,
                 line,

@@ -677,3 +677,256 @@ fn kernels_that_would_sink_the_daemon_are_refused_and_domain_0_keeps_its_name_an
     assert!(err.contains("Domain-0 cannot be rebooted"), "{err}");
     assert!(d.alive() && d.state("Domain-0").is_some());
 }
+
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_flooding_guest_and_a_stalled_console_reader_stay_bounded() {
+    let d = Daemon::start("flood");
+    let config = d.config(
+        "flood",
+        "extra = \"workload=flood count=150000\"\non_poweroff = \"preserve\"",
+    );
+    d.ok(&["create", "-p", "-q", config.to_str().unwrap()]);
+    // A reader that stops reading.
+    let reader = Command::new(xl_binary())
+        .args(["--socket", d.socket.to_str().unwrap(), "console", "flood"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let stop = |signal| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(reader.id() as i32), signal).unwrap()
+    };
+    stop(nix::sys::signal::Signal::SIGSTOP);
+    let before = rss_kib(d.child.id());
+    d.ok(&["unpause", "flood"]);
+    wait_until(
+        || d.state("flood").as_deref() == Some("---s--"),
+        "the flood to end (150000 refused hypercalls and 13 MB of console)",
+    );
+    let grown = rss_kib(d.child.id()).saturating_sub(before);
+    assert!(
+        grown < 8 << 10,
+        "hypd grew by {grown} KiB behind a stopped reader"
+    );
+    // The reader, woken, is told what it missed.
+    stop(nix::sys::signal::Signal::SIGCONT);
+    d.ok(&["destroy", "flood"]);
+    let out = reader.wait_with_output().unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        seen.contains("bytes of console output missed: this reader fell behind"),
+        "{} bytes seen",
+        seen.len()
+    );
+    // The daemon's log holds no console line, and a few about the refusals.
+    let log = std::fs::read_to_string(d.dir.join("hypd.log")).unwrap();
+    assert!(
+        !log.contains("flood 000"),
+        "console lines are not in the log"
+    );
+    let refusals = d
+        .ok(&["dmesg"])
+        .lines()
+        .filter(|l| l.contains("refused privileged hypercall"))
+        .count();
+    assert!((1..=20).contains(&refusals), "{refusals} refusal lines");
+}
+
+#[test]
+fn the_socket_bounds_its_clients_and_xl_says_when_hypd_does_not_answer() {
+    let d = Daemon::start("socket-limits");
+    let pid = d.child.id();
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count()
+    };
+    d.ok(&["list"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let base = threads();
+    // 100 idle connections: 64 are served, a thread each; the rest are
+    // told so and let go.
+    let mut conns: Vec<UnixStream> = (0..100)
+        .map(|_| UnixStream::connect(&d.socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(threads() <= base + 64 + 2, "{} threads", threads());
+    let mut refused = 0;
+    for conn in &mut conns {
+        conn.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        if let Ok(protocol::control::Response::Error(m)) = protocol::control::read_frame(conn) {
+            assert!(m.contains("serving 64 clients"), "{m}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 36);
+    // A frame that never arrives whole is given up on, and its memory
+    // with it (the body is read as it comes).
+    let partial = &mut conns[0];
+    partial.write_all(&(1u32 << 20).to_le_bytes()).unwrap();
+    partial.write_all(&[1; 10]).unwrap();
+    partial
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(partial.read(&mut [0; 16]).unwrap(), 0, "closed");
+    assert!(started.elapsed() < Duration::from_secs(7));
+    // An idle client is let go too; then every slot is free again.
+    let idle = &mut conns[1];
+    idle.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    assert_eq!(idle.read(&mut [0; 16]).unwrap(), 0, "closed");
+    drop(conns);
+    wait_until(|| threads() <= base + 1, "the client threads to end");
+    d.ok(&["list"]);
+
+    // A socket where nobody answers, and one whose daemon hangs up.
+    let mute = d.dir.join("mute.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&mute).unwrap();
+    let held = std::thread::spawn(move || {
+        let (first, _) = listener.accept().unwrap();
+        let (second, _) = listener.accept().unwrap();
+        drop(second);
+        std::thread::sleep(Duration::from_secs(3));
+        drop(first);
+    });
+    let xl = |args: &[&str]| {
+        Command::new(xl_binary())
+            .args(["--socket", mute.to_str().unwrap(), "--timeout", "1"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let silent = xl(&["list"]);
+    let said = String::from_utf8_lossy(&silent.stderr);
+    assert!(
+        !silent.status.success() && said.contains("did not answer within 1 s"),
+        "{said}"
+    );
+    let hung_up = xl(&["list"]);
+    let said = String::from_utf8_lossy(&hung_up.stderr);
+    assert!(
+        !hung_up.status.success() && said.contains("closed the connection before answering"),
+        "{said}"
+    );
+    held.join().unwrap();
+}
+
+#[test]
+fn the_restart_throttle_is_per_domain_and_xl_says_when_hypd_dies() {
+    let mut d = Daemon::start("throttle");
+    let config = d.config(
+        "looper",
+        "extra = \"workload=panic\"\non_crash = \"restart\"",
+    );
+    let first_id = |out: &Output| -> String {
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        said.split_once("(id=")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(id, _)| id.to_string())
+            .unwrap_or_else(|| panic!("no id in {said}"))
+    };
+    // A crash loop is preserved after a few quick restarts...
+    d.ok(&["create", "-q", config.to_str().unwrap()]);
+    // While it restarts the name is briefly gone, so `domid` may fail.
+    let domid = || {
+        String::from_utf8_lossy(&d.xl(&["domid", "looper"]).stdout)
+            .trim()
+            .to_string()
+    };
+    let settled = || {
+        let id = domid();
+        std::thread::sleep(Duration::from_millis(500));
+        !id.is_empty() && d.state("looper").as_deref() == Some("---sc-") && domid() == id
+    };
+    wait_until(settled, "the crash loop to be preserved");
+    d.ok(&["destroy", "looper"]);
+    // ...and a new domain of that name starts with a clean slate: it is
+    // restarted in turn, not preserved at once.
+    let created = d.xl(&["create", config.to_str().unwrap()]);
+    assert!(created.status.success());
+    let id = first_id(&created);
+    wait_until(
+        || {
+            d.xl(&["domid", "looper"])
+                .stdout
+                .split(|&b| b == b'\n')
+                .next()
+                .is_some_and(|l| !l.is_empty() && String::from_utf8_lossy(l) != id)
+        },
+        "the new looper to be restarted",
+    );
+
+    // When hypd dies, the xl that waits on it says so and fails.
+    let idle = d.config("idle", "extra = \"workload=idle\"");
+    d.ok(&["create", "-q", idle.to_str().unwrap()]);
+    wait_until(|| d.state("idle").as_deref() == Some("-b----"), "idle up");
+    d.ok(&["pause", "idle"]);
+    let waiter = Command::new(xl_binary())
+        .args([
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "shutdown",
+            "-w",
+            "idle",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let console = Command::new(xl_binary())
+        .args(["--socket", d.socket.to_str().unwrap(), "console", "idle"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    d.child.kill().unwrap();
+    for (what, child) in [("shutdown -w", waiter), ("console", console)] {
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && said.contains("closed the connection"),
+            "xl {what}: {said}"
+        );
+    }
+}
+
+#[test]
+fn a_guests_text_cannot_forge_a_log_line_or_drive_a_terminal() {
+    let d = Daemon::start("forge");
+    let config = d.config(
+        "forger",
+        "extra = \"workload=forge\"\non_crash = \"preserve\"",
+    );
+    d.ok(&["create", "-q", config.to_str().unwrap()]);
+    wait_until(
+        || d.state("forger").as_deref() == Some("---sc-"),
+        "the crash",
+    );
+    let dmesg = d.ok(&["dmesg"]);
+    assert!(!dmesg.contains('\x1b'), "no escape reaches the terminal");
+    assert!(
+        !dmesg.lines().any(|l| l.starts_with("(    0.000001)")),
+        "no forged line: {dmesg}"
+    );
+    assert!(
+        dmesg.contains("oops\\n(    0.000001) INFO  destroyed domain Domain-0\\x1b[2J"),
+        "the message, escaped: {dmesg}"
+    );
+    let log = std::fs::read_to_string(d.dir.join("hypd.log")).unwrap();
+    assert!(!log.contains("\x1b[2J"), "nor the log file");
+    assert!(!log.lines().any(|l| l.starts_with("(    0.000001)")));
+}

@@ -236,7 +236,7 @@ mod io {
     use serde::{de::DeserializeOwned, Serialize};
     use std::io::{Read, Write};
     use std::string::{String, ToString};
-    use std::vec;
+    use std::vec::Vec;
 
     /// Why a frame could not be read.
     #[derive(Debug)]
@@ -288,8 +288,16 @@ mod io {
         if len > MAX_FRAME {
             return Err(FrameError::TooLarge(len));
         }
-        let mut bytes = vec![0u8; len];
-        input.read_exact(&mut bytes).map_err(FrameError::Io)?;
+        // Read as it comes: a peer that announces a large frame and sends
+        // little of it holds no more memory than it sent.
+        let mut bytes = Vec::new();
+        input
+            .take(len as u64)
+            .read_to_end(&mut bytes)
+            .map_err(FrameError::Io)?;
+        if bytes.len() < len {
+            return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
         let version = peek_version(&bytes)?;
         if version != VERSION {
             return Err(FrameError::Version(version));

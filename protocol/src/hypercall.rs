@@ -93,6 +93,8 @@ pub enum Errno {
     NoEnt = -2,
     /// No such domain.
     Srch = -3,
+    /// The host could not spare what the operation needs (an eventfd).
+    NoMem = -12,
     /// A buffer lies outside the caller's RAM.
     Fault = -14,
     /// The object is in use or in the wrong state.
@@ -112,6 +114,7 @@ impl Errno {
             -1 => Self::Perm,
             -2 => Self::NoEnt,
             -3 => Self::Srch,
+            -12 => Self::NoMem,
             -14 => Self::Fault,
             -16 => Self::Busy,
             -22 => Self::Inval,
@@ -127,6 +130,7 @@ impl Errno {
             Self::Perm => "EPERM",
             Self::NoEnt => "ENOENT",
             Self::Srch => "ESRCH",
+            Self::NoMem => "ENOMEM",
             Self::Fault => "EFAULT",
             Self::Busy => "EBUSY",
             Self::Inval => "EINVAL",

@@ -19,7 +19,8 @@
 //! * [`hwqueue`]: Dom0's hardware queues (io_uring rings in its RAM);
 //! * [`report`]: structured results a guest workload hands to the toolstack;
 //! * [`control`]: the messages between `xl` and the `hypd` daemon;
-//! * [`plain`]: which of these structures may be copied as bytes.
+//! * [`plain`]: which of these structures may be copied as bytes;
+//! * [`text`]: how text a domain wrote is escaped before anyone reads it.
 //!
 //! The crate is `no_std` so that guest kernels link it as they are.
 #![no_std]
@@ -43,4 +44,5 @@ pub mod memory;
 pub mod pattern;
 pub mod plain;
 pub mod report;
+pub mod text;
 pub mod virtio;

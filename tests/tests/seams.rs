@@ -155,3 +155,25 @@ fn mmio_ranges_lie_in_the_device_hole_and_do_not_overlap() {
         Err(Error::NoSuchDomain(999))
     ));
 }
+
+#[test]
+fn running_out_of_ports_says_which_limit() {
+    let (hv, events) = with_dom0();
+    wait_console(&events, 0, "Domain-0 up", T).expect("Dom0 up");
+    let mut taken = 0;
+    loop {
+        match hv.bind_eventfd_port(0, None, None) {
+            Ok(_) => taken += 1,
+            Err(Error::PortsExhausted { domid: 0 }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(taken > 100, "{taken}");
+    // A guest's control channel needs one of Domain-0's ports.
+    let err = hv
+        .create_domain(guest("one-too-many", "workload=idle"))
+        .unwrap_err();
+    assert!(matches!(err, Error::PortsExhausted { domid: 0 }), "{err}");
+    assert!(err.to_string().contains("127 event-channel ports"), "{err}");
+    assert_eq!(hv.domains().len(), 1, "nothing left behind");
+}

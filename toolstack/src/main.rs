@@ -16,6 +16,10 @@ struct Cli {
     /// hypd's control socket [default: $HYPD_SOCKET, /run/hypd.sock for root].
     #[arg(long, global = true)]
     socket: Option<PathBuf>,
+    /// How long to wait for hypd's reply, in seconds (not for `shutdown -w`
+    /// or `console`).
+    #[arg(long, global = true, default_value_t = 60)]
+    timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -226,7 +230,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let socket = socket(&cli.socket);
-    match run(cli.command, &socket) {
+    let timeout = std::time::Duration::from_secs(cli.timeout);
+    match run(cli.command, &socket, timeout) {
         Ok(code) => code,
         Err(message) => {
             eprintln!("xl: {message}");
@@ -238,8 +243,12 @@ fn main() -> ExitCode {
 /// Runs one `xl` command. Long because it is the command table: one short
 /// arm per command, kept in one place so every command's wiring (request,
 /// reply, output format) reads side by side, as in Xen's `xl_cmdtable.c`.
-fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
-    let connect = || Client::connect(socket);
+fn run(
+    command: Command,
+    socket: &std::path::Path,
+    timeout: std::time::Duration,
+) -> Result<ExitCode, String> {
+    let connect = || Client::connect(socket).map(|c| c.with_reply_timeout(timeout));
     match command {
         Command::Create {
             console,
@@ -325,7 +334,9 @@ fn run(command: Command, socket: &std::path::Path) -> Result<ExitCode, String> {
             other => return Err(format!("unexpected reply from hypd: {other:?}")),
         },
         Command::Dmesg { clear } => match connect()?.call(Request::Dmesg { clear })? {
-            Response::Dmesg(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Response::Dmesg(lines) => lines
+                .iter()
+                .for_each(|l| println!("{}", protocol::text::escape_controls(l))),
             other => return Err(format!("unexpected reply from hypd: {other:?}")),
         },
         Command::Uptime { domains } => print!(

@@ -88,7 +88,7 @@ impl<'a> Registration<'a> {
                 Ok(port) => registration.control_port = port,
                 Err(errno) => {
                     drop(evtchn);
-                    return Err(Error::Port { domid: DOM0, errno });
+                    return Err(crate::error::port_error(DOM0, errno));
                 }
             }
         }
@@ -170,6 +170,7 @@ impl Hypervisor {
             reserved,
             control_irq: built.control_irq,
             counters: Counters::default(),
+            log_limit: Default::default(),
             console: Mutex::new(LineAssembler::default()),
             created,
             first_output: OnceLock::new(),

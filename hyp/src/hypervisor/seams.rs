@@ -16,7 +16,7 @@
 
 use super::Hypervisor;
 use crate::console::ConsoleSink;
-use crate::error::{Error, Result};
+use crate::error::{port_error, Error, Result};
 use crate::foreign::ForeignWindow;
 use crate::ioreq::IoreqServer;
 use crate::mmio::MmioHandler;
@@ -97,7 +97,7 @@ impl Hypervisor {
         self.core
             .evtchn()
             .alloc_unbound(domid, remote)
-            .map_err(|errno| Error::Port { domid, errno })
+            .map_err(|errno| port_error(domid, errno))
     }
 
     /// `bind_interdomain`: a new port of `domid` joined to `remote_port`
@@ -111,7 +111,7 @@ impl Hypervisor {
         self.core
             .evtchn()
             .bind_interdomain(domid, remote, remote_port)
-            .map_err(|errno| Error::Port { domid, errno })
+            .map_err(|errno| port_error(domid, errno))
     }
 
     /// Closes a port of `domid` (its other end, if any, becomes unbound).
@@ -119,7 +119,7 @@ impl Hypervisor {
         self.core
             .evtchn()
             .close(domid, port)
-            .map_err(|errno| Error::Port { domid, errno })
+            .map_err(|errno| port_error(domid, errno))
     }
 
     /// Raises `domid`'s control vector: it looks at its shared page again

@@ -20,6 +20,14 @@ pub enum ControlError {
     /// Domain-0 goes only with the daemon.
     #[error("Domain-0 cannot be destroyed; shut it down to stop hypd")]
     Dom0Destroy,
+    /// A domain waited for did not stop in time.
+    #[error("domain {domid} did not stop within {} s", waited.as_secs())]
+    StillRunning {
+        /// The domain.
+        domid: DomId,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+    },
     /// A restart needs the configuration the domain was made from.
     #[error("no configuration to restart domain {0} from")]
     NoRecord(DomId),

@@ -1,5 +1,6 @@
 //! One function per `xl` request.
 
+use super::console::missed_notice;
 use super::daemon::Daemon;
 use super::error::ControlError;
 use super::records::resolve;
@@ -12,6 +13,9 @@ use protocol::domain::{DomId, DomainState, DOM0};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
+
+/// Longest a `Wait` waits for a domain to stop.
+const WAIT_LIMIT: Duration = Duration::from_secs(3600);
 
 /// Answers a request (every one but `Console`).
 pub fn handle(daemon: &Daemon, request: Request) -> Response {
@@ -45,7 +49,14 @@ fn answer(daemon: &Daemon, request: Request) -> Result<Response, ControlError> {
         // action, say) has finished shutting down.
         Request::Wait(domain) => {
             if let Ok(id) = resolve(core, &domain) {
-                core.wait_final(id, Duration::from_secs(3600));
+                // `None`: still running at the deadline (a domain that is
+                // gone meanwhile has finished, as above).
+                if core.wait_final(id, WAIT_LIMIT).is_none() && core.domain(id).is_some() {
+                    return Err(ControlError::StillRunning {
+                        domid: id,
+                        waited: WAIT_LIMIT,
+                    });
+                }
             }
             Response::Ok
         }
@@ -276,8 +287,14 @@ pub fn stream_console(daemon: &Daemon, domain: &DomRef, stream: &mut UnixStream)
     {
         return;
     }
+    // Once the reader has caught up, whatever it missed and was not told
+    // of (the output stopped before there was room to say so).
+    let tell_missed = |stream: &mut UnixStream| {
+        let missed = follow.missed.swap(0, std::sync::atomic::Ordering::AcqRel);
+        missed == 0 || write_frame(stream, Response::Console(missed_notice(missed))).is_ok()
+    };
     loop {
-        match follow.recv_timeout(Duration::from_millis(200)) {
+        match follow.lines.recv_timeout(Duration::from_millis(200)) {
             Ok(bytes) if bytes.is_empty() => {}
             Ok(bytes) => {
                 if write_frame(stream, Response::Console(bytes)).is_err() {
@@ -285,6 +302,9 @@ pub fn stream_console(daemon: &Daemon, domain: &DomRef, stream: &mut UnixStream)
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if !tell_missed(stream) {
+                    return;
+                }
                 let alive = daemon
                     .machine
                     .core()
@@ -297,7 +317,9 @@ pub fn stream_console(daemon: &Daemon, domain: &DomRef, stream: &mut UnixStream)
                 let _ = stream.flush();
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                let _ = write_frame(stream, Response::ConsoleClosed);
+                if tell_missed(stream) {
+                    let _ = write_frame(stream, Response::ConsoleClosed);
+                }
                 return;
             }
         }

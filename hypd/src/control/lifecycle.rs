@@ -16,12 +16,24 @@ const QUICK: Duration = Duration::from_secs(2);
 /// Quick restarts in a row after which a domain is preserved instead.
 const MAX_QUICK_RESTARTS: u32 = 5;
 
+/// Quick restarts in a row, per chain of restarts: the count passes from a
+/// domain to the one restarted from it, and goes when the chain ends. A new
+/// domain that happens to reuse a name starts afresh.
+type QuickRestarts = std::collections::HashMap<DomId, u32>;
+
 /// Follows the core's events until Domain-0 stops: keeps consoles, applies
 /// each guest's lifecycle actions.
 pub fn watch(daemon: &Daemon, events: Receiver<Event>) {
-    let mut quick_restarts: std::collections::HashMap<String, u32> = Default::default();
+    let mut quick_restarts = QuickRestarts::default();
     for event in events {
         match event {
+            Event::State {
+                domid,
+                state: DomainState::Dying,
+                ..
+            } => {
+                quick_restarts.remove(&domid);
+            }
             Event::Console { domid, line } => daemon.consoles.line(domid, &line),
             Event::State {
                 domid,
@@ -41,7 +53,9 @@ pub fn watch(daemon: &Daemon, events: Receiver<Event>) {
                 tracing::info!(
                     domid,
                     "domain {name} stopped: {reason}{}",
-                    message.map(|m| format!(": {m}")).unwrap_or_default()
+                    message
+                        .map(|m| format!(": {}", protocol::text::escape_controls(&m)))
+                        .unwrap_or_default()
                 );
                 if domid == DOM0 {
                     stop_all(daemon);
@@ -55,13 +69,7 @@ pub fn watch(daemon: &Daemon, events: Receiver<Event>) {
     }
 }
 
-fn apply(
-    daemon: &Daemon,
-    domid: DomId,
-    name: &str,
-    action: Action,
-    quick: &mut std::collections::HashMap<String, u32>,
-) {
+fn apply(daemon: &Daemon, domid: DomId, name: &str, action: Action, quick: &mut QuickRestarts) {
     let lived = daemon
         .machine
         .core()
@@ -71,13 +79,15 @@ fn apply(
         Action::Preserve => Ok(()),
         Action::Destroy => handlers::destroy(daemon, domid),
         Action::Restart | Action::RenameRestart => {
-            let count = quick.entry(name.to_string()).or_default();
-            *count = if lived < QUICK { *count + 1 } else { 0 };
-            if *count > MAX_QUICK_RESTARTS {
+            let before = quick.remove(&domid).unwrap_or(0);
+            let count = if lived < QUICK { before + 1 } else { 0 };
+            if count > MAX_QUICK_RESTARTS {
                 tracing::warn!(domid, "domain {name} keeps stopping right after start; preserving it instead of restarting");
                 return;
             }
-            restart(daemon, domid, name, action == Action::RenameRestart)
+            restart(daemon, domid, name, action == Action::RenameRestart).map(|new| {
+                quick.insert(new, count);
+            })
         }
     };
     if let Err(e) = result {
@@ -88,7 +98,7 @@ fn apply(
 /// Restarts a domain from its configuration; with `rename`, the old one is
 /// kept under a new name. The new domain runs even if the first was created
 /// paused (`xl create -p`, or `-c` until its console was attached).
-fn restart(daemon: &Daemon, domid: DomId, name: &str, rename: bool) -> Result<(), ControlError> {
+fn restart(daemon: &Daemon, domid: DomId, name: &str, rename: bool) -> Result<DomId, ControlError> {
     let mut request = daemon
         .records
         .get(domid)
@@ -105,7 +115,7 @@ fn restart(daemon: &Daemon, domid: DomId, name: &str, rename: bool) -> Result<()
     }
     let new = handlers::create(daemon, request)?;
     tracing::info!(domid = new, "restarted {name} as domain {new}");
-    Ok(())
+    Ok(new)
 }
 
 /// Domain-0 stopped: the guests lose their backends, so they go too.

@@ -75,7 +75,9 @@ impl<S: Subscriber> Layer<S> for MessageLog {
             at.as_secs(),
             at.subsec_micros(),
             meta.level(),
-            fields.0
+            // Whatever reached the line (a guest's text, a path), it stays
+            // one line and drives no terminal.
+            protocol::text::escape_controls(&fields.0)
         ));
     }
 }

@@ -10,14 +10,13 @@ mod handlers;
 mod lifecycle;
 pub mod log;
 mod records;
+mod server;
 mod socket;
 
 use crate::devices::DeviceError;
 use crate::Machine;
 use daemon::Daemon;
 use hyp::DomainConfig;
-use protocol::control::{read_frame, write_frame, FrameError, Request, Response};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -81,14 +80,7 @@ pub fn run(
         let daemon = Arc::clone(&daemon);
         std::thread::Builder::new()
             .name("accept".into())
-            .spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let daemon = Arc::clone(&daemon);
-                    let _ = std::thread::Builder::new()
-                        .name("client".into())
-                        .spawn(move || serve_client(&daemon, stream));
-                }
-            })?
+            .spawn(move || server::accept(&listener, &daemon))?
     };
     // The lifecycle watcher returns when Domain-0 has stopped.
     let _ = watcher.join();
@@ -96,34 +88,4 @@ pub fn run(
     let _ = std::fs::remove_file(&options.socket);
     tracing::info!("Domain-0 stopped; hypd exits");
     Ok(())
-}
-
-/// Answers one client's requests until it hangs up. A malformed frame gets
-/// an error reply; an oversized one also closes the connection (its
-/// framing is lost). Neither affects other clients.
-fn serve_client(daemon: &Daemon, mut stream: UnixStream) {
-    loop {
-        let request = match read_frame::<Request>(&mut stream) {
-            Ok(request) => request,
-            Err(FrameError::Io(_)) => return,
-            Err(e @ (FrameError::TooLarge(_) | FrameError::Version(_))) => {
-                tracing::warn!("refused a control message: {e}");
-                let _ = write_frame(&mut stream, Response::Error(e.to_string()));
-                return;
-            }
-            Err(e) => {
-                tracing::warn!("refused a control message: {e}");
-                let _ = write_frame(&mut stream, Response::Error(e.to_string()));
-                continue;
-            }
-        };
-        if let Request::Console(domain) = &request {
-            handlers::stream_console(daemon, domain, &mut stream);
-            return;
-        }
-        let response = handlers::handle(daemon, request);
-        if write_frame(&mut stream, response).is_err() {
-            return;
-        }
-    }
 }

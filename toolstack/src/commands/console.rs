@@ -62,6 +62,8 @@ pub fn attach(
     }
     let _raw = RawTerminal::enter();
     let stream = client.stream().try_clone().map_err(|e| e.to_string())?;
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let detaching = std::sync::Arc::clone(&detached);
     std::thread::spawn(move || {
         let mut byte = [0u8; 1];
         let mut stdin = std::io::stdin();
@@ -69,6 +71,7 @@ pub fn attach(
         while let Ok(1) = stdin.read(&mut byte) {
             if byte[0] == DETACH {
                 // Hang up, which ends the loop below.
+                detaching.store(true, std::sync::atomic::Ordering::Release);
                 let _ = stream.shutdown(std::net::Shutdown::Both);
                 return;
             }
@@ -85,7 +88,8 @@ pub fn attach(
             Ok(Response::Error(e)) => return Err(e),
             Ok(other) => return Err(format!("unexpected reply from hypd: {other:?}")),
             // The connection closed: detached, or hypd went away.
-            Err(_) => return Ok(()),
+            Err(_) if detached.load(std::sync::atomic::Ordering::Acquire) => return Ok(()),
+            Err(e) => return Err(format!("console: {e}")),
         }
     }
 }
