@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `pingpong` | event-channel round trips with Domain-0 ([`pingpong`]) |
 //! | `disk` | pattern write/verify over the disk, then the block benchmark ([`disk`], [`bench`]) |
+//! | `durable` | rounds of writes, each flushed and then announced ([`durable`]) |
 //! | `readonly`, `outofrange` | the block device's refusals ([`blkcheck`]) |
 //! | `hostile` | attacks on the block device's ring ([`hostile`]) |
 //! | `selftest` | the core's rules ([`selftest`]) |
@@ -27,6 +28,7 @@ mod blkcheck;
 mod cmdline;
 mod disk;
 mod dma;
+mod durable;
 mod hostile;
 mod hotplug;
 mod out;
@@ -52,6 +54,7 @@ fn main(boot: &'static BootInfo) -> ! {
     match workload {
         "pingpong" => pingpong::run(boot, args.count.unwrap_or(1000)),
         "disk" => disk::run(&args),
+        "durable" => durable::run(&args),
         "readonly" => blkcheck::readonly(&args),
         "outofrange" => blkcheck::outofrange(&args),
         "hostile" => hostile::run(boot, &args),

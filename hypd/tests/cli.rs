@@ -5,125 +5,14 @@
 //! `xl` is the toolstack package's binary; `cargo test --workspace` builds
 //! it beside `hypd` (the toolstack has integration tests of its own).
 
+mod common;
+
+use common::*;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const HYPD: &str = env!("CARGO_BIN_EXE_hypd");
-
-/// The `xl` binary built beside `hypd`.
-fn xl_binary() -> PathBuf {
-    let xl = Path::new(HYPD).with_file_name("xl");
-    assert!(
-        xl.exists(),
-        "{} is missing: build it with `cargo build -p toolstack --bin xl` (or run `cargo test --workspace`)",
-        xl.display()
-    );
-    xl
-}
-
-/// A `hypd` in the foreground on its own socket; killed on drop.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("hyp-cli-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("hypd.sock");
-        let child = Command::new(HYPD)
-            .args(["--foreground", "--socket"])
-            .arg(&socket)
-            .stderr(std::fs::File::create(dir.join("hypd.log")).unwrap())
-            .spawn()
-            .expect("start hypd");
-        let daemon = Self { child, socket, dir };
-        wait_until(
-            || UnixStream::connect(&daemon.socket).is_ok(),
-            "hypd to listen",
-        );
-        daemon
-    }
-
-    fn xl(&self, args: &[&str]) -> Output {
-        Command::new(xl_binary())
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .current_dir(workspace())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs `xl`, asserts success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.xl(args);
-        assert!(
-            out.status.success(),
-            "xl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs `xl`, asserts failure, returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.xl(args);
-        assert!(!out.status.success(), "xl {args:?} should fail");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn state(&self, name: &str) -> Option<String> {
-        let list = self.ok(&["list"]);
-        list.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .map(|l| l.split_whitespace().nth(4).unwrap().to_string())
-    }
-
-    fn config(&self, name: &str, body: &str) -> PathBuf {
-        let path = self.dir.join(format!("{name}.cfg"));
-        std::fs::write(
-            &path,
-            format!(
-                "name = \"{name}\"\nkernel = \"{}\"\nmemory = 16\n{body}\n",
-                kernels::FRONTENDS_PATH
-            ),
-        )
-        .unwrap();
-        path
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none() && UnixStream::connect(&self.socket).is_ok()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
-
-fn wait_until(mut ok: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn create_list_pause_console_shutdown_destroy() {
@@ -676,16 +565,6 @@ fn kernels_that_would_sink_the_daemon_are_refused_and_domain_0_keeps_its_name_an
     let err = d.fails(&["reboot", "0"]);
     assert!(err.contains("Domain-0 cannot be rebooted"), "{err}");
     assert!(d.alive() && d.state("Domain-0").is_some());
-}
-
-/// The resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
 }
 
 #[test]

@@ -94,8 +94,133 @@ impl IoReq {
     }
 }
 
+/// A register access, decoded from a slot and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Guest-physical address accessed.
+    pub addr: u64,
+    /// Access size in bytes: 1, 2, 4 or 8.
+    pub size: u8,
+    /// `Some(value)` for a write, `None` for a read.
+    pub write: Option<u64>,
+}
+
+impl Access {
+    /// The access's offset in a register window of `len` bytes at `base`,
+    /// if all its bytes fall inside the window.
+    pub fn offset_in(&self, base: u64, len: u64) -> Option<u64> {
+        let offset = self.addr.checked_sub(base)?;
+        let end = offset.checked_add(u64::from(self.size))?;
+        (end <= len).then_some(offset)
+    }
+}
+
+impl IoReq {
+    /// A slot's 32 bytes as a request.
+    pub fn from_bytes(b: &[u8; SLOT_SIZE]) -> Self {
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        Self {
+            addr: u64_at(0),
+            data: u64_at(DATA_OFFSET),
+            count: u32_at(16),
+            size: u32_at(20),
+            vp_eport: u32_at(24),
+            _pad: u16::from_le_bytes([b[28], b[29]]),
+            flags: b[FLAGS_OFFSET],
+            kind: b[31],
+        }
+    }
+
+    /// The access, if the request is one a device model serves: a single
+    /// MMIO access of 1, 2, 4 or 8 bytes carrying its data by value, whose
+    /// last byte's address does not wrap.
+    pub fn access(&self) -> Option<Access> {
+        let size = match self.size {
+            1 | 2 | 4 | 8 => self.size as u8,
+            _ => return None,
+        };
+        if self.kind != TYPE_MMIO || self.count != 1 || self.flags & DATA_IS_PTR != 0 {
+            return None;
+        }
+        self.addr.checked_add(u64::from(size))?;
+        Some(Access {
+            addr: self.addr,
+            size,
+            write: (!self.is_read()).then_some(self.data),
+        })
+    }
+
+    /// The answer to a read nothing serves: all ones of the access's size,
+    /// as on a bus with nothing behind the address.
+    pub fn all_ones(&self) -> u64 {
+        match self.size {
+            1 | 2 | 4 => (1u64 << (8 * self.size)) - 1,
+            _ => u64::MAX,
+        }
+    }
+}
+
 const _: () = assert!(core::mem::offset_of!(IoReq, flags) == FLAGS_OFFSET);
 const _: () = assert!(core::mem::offset_of!(IoReq, data) == DATA_OFFSET);
 
 /// Size of one slot.
 pub const SLOT_SIZE: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plain::Plain;
+
+    #[test]
+    fn a_slot_decodes_to_the_access_it_holds_or_to_none() {
+        let write = IoReq {
+            addr: 0xE000_0070,
+            data: 0xF,
+            count: 1,
+            size: 4,
+            vp_eport: 9,
+            _pad: 0,
+            flags: IoReq::flags_for(STATE_READY, DIR_WRITE),
+            kind: TYPE_MMIO,
+        };
+        let bytes: [u8; SLOT_SIZE] = write.as_bytes().try_into().unwrap();
+        assert_eq!(IoReq::from_bytes(&bytes), write);
+        assert_eq!(
+            write.access(),
+            Some(Access {
+                addr: 0xE000_0070,
+                size: 4,
+                write: Some(0xF)
+            })
+        );
+        let read = IoReq {
+            flags: IoReq::flags_for(STATE_READY, DIR_READ),
+            ..write
+        };
+        assert_eq!(read.access().unwrap().write, None);
+        let access = write.access().unwrap();
+        assert_eq!(access.offset_in(0xE000_0000, 0x1000), Some(0x70));
+        assert_eq!(access.offset_in(0xE000_0000, 0x73), None);
+        assert_eq!(access.offset_in(0xE000_0071, 0x1000), None);
+        assert_eq!(read.all_ones(), 0xFFFF_FFFF);
+        for bad in [
+            IoReq { size: 3, ..write },
+            IoReq { count: 2, ..write },
+            IoReq {
+                kind: TYPE_PIO,
+                ..write
+            },
+            IoReq {
+                flags: write.flags | DATA_IS_PTR,
+                ..write
+            },
+            IoReq {
+                addr: u64::MAX - 1,
+                ..write
+            },
+        ] {
+            assert_eq!(bad.access(), None, "{bad:?}");
+        }
+    }
+}

@@ -13,8 +13,8 @@ use protocol::report::{heapless_name::Name, BackendStats, Report};
 use protocol::virtio::blk::ID_BYTES;
 use protocol::virtio::mmio::{OFFERED_QUEUE_SIZE, WINDOW_SIZE};
 
-use crate::ioreq::Access;
 use crate::platform::GuestPlatform;
+use protocol::ioreq::Access;
 
 /// The backend model for a device of `event.kind`, if Dom0 has one.
 pub fn model_for(event: &BackendEvent) -> Option<DeviceModel> {
@@ -103,18 +103,19 @@ impl Backend {
         vdev_name(&self.event.vdev)
     }
 
-    /// True if `size` bytes at guest-physical `addr` lie in the device's
-    /// register window.
-    pub fn window_holds(&self, addr: u64, size: u8) -> bool {
-        let base = self.event.guest_mmio_base;
-        addr >= base && addr - base + u64::from(size) <= WINDOW_SIZE
+    /// True if all of `access` falls in the device's register window.
+    pub fn window_holds(&self, access: &Access) -> bool {
+        access
+            .offset_in(self.event.guest_mmio_base, WINDOW_SIZE)
+            .is_some()
     }
 
-    /// Performs a register access inside the window (see
-    /// [`Backend::window_holds`]) and returns the data to answer with.
-    pub fn access(&mut self, access: &Access) -> u64 {
+    /// Performs a register access and returns the data to answer with;
+    /// `None` if the access is not inside the window
+    /// ([`Backend::window_holds`]).
+    pub fn access(&mut self, access: &Access) -> Option<u64> {
+        let offset = access.offset_in(self.event.guest_mmio_base, WINDOW_SIZE)?;
         self.accesses += 1;
-        let offset = access.addr - self.event.guest_mmio_base;
         let p = &mut self.platform;
         let data = match access.write {
             None => self.model.read(offset, access.size),
@@ -124,7 +125,7 @@ impl Backend {
             }
         };
         self.check_health();
-        data
+        Some(data)
     }
 
     /// The guest notified one of the device's queues (which one is not

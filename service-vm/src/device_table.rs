@@ -156,7 +156,10 @@ impl DeviceTable {
         if mmio_end.is_none() || !event.guest_mmio_base.is_multiple_of(WINDOW_SIZE) {
             return Err("misaligned register window");
         }
-        if live().any(|d| d.domid() == event.domid && d.window_holds(event.guest_mmio_base, 1)) {
+        // Windows are aligned to their size: two overlap only if they start
+        // at the same address.
+        let same_window = |d: &Backend| d.event.guest_mmio_base == event.guest_mmio_base;
+        if live().any(|d| d.domid() == event.domid && same_window(d)) {
             return Err("register window overlaps another device");
         }
         let slots_bytes = (MAX_VCPUS * SLOT_SIZE) as u64;
@@ -260,15 +263,15 @@ impl DeviceTable {
         let Some(request) = slot.take() else {
             return false;
         };
-        let device = request.access().and_then(|access| {
+        let answer = request.access().and_then(|access| {
             self.slots
                 .iter_mut()
                 .flatten()
-                .find(|d| d.domid() == domid && d.window_holds(access.addr, access.size))
-                .map(|d| (d, access))
+                .find(|d| d.domid() == domid && d.window_holds(&access))
+                .and_then(|d| d.access(&access))
         });
-        let data = match device {
-            Some((device, access)) => device.access(&access),
+        let data = match answer {
+            Some(data) => data,
             None if request.is_read() => request.all_ones(),
             None => request.data(),
         };

@@ -12,25 +12,14 @@ use core::ptr::addr_of;
 use core::sync::atomic::{fence, AtomicU8, Ordering};
 
 use protocol::ioreq::{
-    state_of, with_state, IoReq, DATA_IS_PTR, FLAGS_OFFSET, SLOT_SIZE, STATE_INPROCESS,
-    STATE_READY, STATE_RESP_READY, TYPE_MMIO,
+    state_of, with_state, Access, IoReq, FLAGS_OFFSET, SLOT_SIZE, STATE_INPROCESS, STATE_READY,
+    STATE_RESP_READY,
 };
 
 /// One slot of a guest's ioreq page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
     addr: u64,
-}
-
-/// A register access, decoded and checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Access {
-    /// Guest-physical address accessed.
-    pub addr: u64,
-    /// Access size in bytes: 1, 2, 4 or 8.
-    pub size: u8,
-    /// `Some(value)` for a write, `None` for a read.
-    pub write: Option<u64>,
 }
 
 /// A request taken from a slot.
@@ -45,32 +34,15 @@ impl Request {
         self.raw.is_read()
     }
 
-    /// The access, if the request is one the device model serves: a single
-    /// MMIO access of 1, 2, 4 or 8 bytes carrying its data by value.
+    /// The access, if the request is one the device model serves (see
+    /// [`IoReq::access`]).
     pub fn access(&self) -> Option<Access> {
-        let r = &self.raw;
-        let size = match r.size {
-            1 | 2 | 4 | 8 => r.size as u8,
-            _ => return None,
-        };
-        if r.kind != TYPE_MMIO || r.count != 1 || r.flags & DATA_IS_PTR != 0 {
-            return None;
-        }
-        r.addr.checked_add(u64::from(size))?;
-        Some(Access {
-            addr: r.addr,
-            size,
-            write: (!r.is_read()).then_some(r.data),
-        })
+        self.raw.access()
     }
 
-    /// The answer to a read nothing serves: all ones, as on a bus with
-    /// nothing behind the address.
+    /// The answer to a read nothing serves ([`IoReq::all_ones`]).
     pub fn all_ones(&self) -> u64 {
-        match self.raw.size {
-            1 | 2 | 4 => (1u64 << (8 * self.raw.size)) - 1,
-            _ => u64::MAX,
-        }
+        self.raw.all_ones()
     }
 
     /// The `data` field as the core wrote it (the value of a write).

@@ -89,6 +89,30 @@ fn an_image_has_one_writer_or_many_readers() {
 }
 
 #[test]
+fn an_image_whose_domain_is_being_torn_down_is_waited_for() {
+    let (machine, events) = machine_with_dom0();
+    wait_console(&events, 0, "Domain-0 up", T).expect("Dom0 up");
+    let disk = TempDisk::new("teardown", 1 << 20);
+    let first = machine
+        .create(idle_with("first", &disk.path, false))
+        .unwrap();
+    // The core lets the domain go first (it leaves `xl list`, its name is
+    // free); its devices, and its claim on the image, go a moment later.
+    machine.core().destroy(first).unwrap();
+    let machine = std::sync::Arc::new(machine);
+    let next = {
+        let machine = std::sync::Arc::clone(&machine);
+        let path = disk.path.clone();
+        std::thread::spawn(move || machine.create(idle_with("first", &path, false)))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!next.is_finished(), "the create waits for the teardown");
+    machine.destroy(first).unwrap();
+    let second = next.join().unwrap().expect("the image, once let go");
+    machine.destroy(second).unwrap();
+}
+
+#[test]
 fn concurrent_creates_of_one_name_make_one_domain() {
     let (hv, events) = with_dom0();
     wait_console(&events, 0, "Domain-0 up", T).expect("Dom0 up");

@@ -9,6 +9,12 @@
 //! The lock's descriptor is not the one a hardware queue or the host
 //! model does I/O through, so it goes the moment the device does, however
 //! long the kernel takes to let go of the I/O descriptor.
+//!
+//! A domain leaves the core's list before its devices are taken apart, so
+//! its images stay claimed a little longer; a claim that meets a holder
+//! the core no longer lists waits for that teardown (up to
+//! [`TEARDOWN_WAIT`]) instead of failing: `xl destroy` then `xl create`
+//! of the same image just works.
 
 use super::image::DiskImage;
 use super::DeviceError;
@@ -18,7 +24,11 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a claim waits for a destroyed domain's devices to let go.
+pub const TEARDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// One holder of an image.
 #[derive(Clone, Debug)]
@@ -31,48 +41,74 @@ struct Holder {
 /// The holders of each image, by identity, each with its claim's ticket.
 type Table = HashMap<(u64, u64), Vec<(u64, Holder)>>;
 
+/// The table, and the signal that a claim went.
+#[derive(Debug, Default)]
+struct Shared {
+    table: Mutex<Table>,
+    released: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().expect("image claims lock")
+    }
+}
+
 /// Every image claimed in this daemon, by identity.
 #[derive(Debug, Default)]
 pub struct ImageClaims {
-    held: Arc<Mutex<Table>>,
+    shared: Arc<Shared>,
     next: Mutex<u64>,
 }
 
 /// A claim on one image; dropping it gives the image up.
 #[derive(Debug)]
 pub struct ImageClaim {
-    held: Arc<Mutex<Table>>,
+    shared: Arc<Shared>,
     identity: (u64, u64),
     ticket: u64,
-    _lock: Flock<File>,
-}
-
-fn lock(held: &Mutex<Table>) -> MutexGuard<'_, Table> {
-    held.lock().expect("image claims lock")
+    /// The advisory lock, given up before the table entry (see `drop`).
+    lock: Option<Flock<File>>,
 }
 
 impl ImageClaims {
     /// Claims `image` (found at `path`) for domain `domid`, called `name`:
     /// refused if another guest writes it, or if this guest would write it
-    /// and anyone holds it, here or in another process.
+    /// and anyone holds it, here or in another process. A holder for which
+    /// `is_listed` is false is being torn down: the claim waits for it.
     pub fn claim(
         &self,
         image: &DiskImage,
         path: &Path,
         domid: DomId,
         name: &str,
+        is_listed: impl Fn(DomId) -> bool,
     ) -> Result<ImageClaim, DeviceError> {
         let writable = !image.readonly;
-        let mut held = lock(&self.held);
-        let holders = held.entry(image.identity).or_default();
-        if let Some((_, h)) = holders.iter().find(|(_, h)| writable || h.writable) {
-            return Err(DeviceError::ImageInUse {
-                path: path.to_path_buf(),
-                domid: h.domid,
-                name: h.name.clone(),
-                writable: h.writable,
-            });
+        let deadline = Instant::now() + TEARDOWN_WAIT;
+        let mut held = self.shared.lock();
+        loop {
+            let holders = held.entry(image.identity).or_default();
+            let Some((_, h)) = holders.iter().find(|(_, h)| writable || h.writable) else {
+                break;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if is_listed(h.domid) || left.is_zero() {
+                return Err(DeviceError::ImageInUse {
+                    path: path.to_path_buf(),
+                    domid: h.domid,
+                    name: h.name.clone(),
+                    writable: h.writable,
+                });
+            }
+            held = self
+                .shared
+                .released
+                .wait_timeout(held, left)
+                .expect("image claims lock")
+                .0;
         }
+        let holders = held.entry(image.identity).or_default();
         // A descriptor of the lock's own: the same file, another open.
         let reopened = File::open(format!("/proc/self/fd/{}", image.file.as_raw_fd()))
             .map_err(DeviceError::Host)?;
@@ -99,22 +135,26 @@ impl ImageClaims {
             },
         ));
         Ok(ImageClaim {
-            held: Arc::clone(&self.held),
+            shared: Arc::clone(&self.shared),
             identity: image.identity,
             ticket,
-            _lock: flock,
+            lock: Some(flock),
         })
     }
 }
 
 impl Drop for ImageClaim {
     fn drop(&mut self) {
-        let mut held = lock(&self.held);
+        // The lock first: a claim woken below must find it gone too.
+        drop(self.lock.take());
+        let mut held = self.shared.lock();
         if let Some(holders) = held.get_mut(&self.identity) {
             holders.retain(|(ticket, _)| *ticket != self.ticket);
             if holders.is_empty() {
                 held.remove(&self.identity);
             }
         }
+        drop(held);
+        self.shared.released.notify_all();
     }
 }

@@ -99,7 +99,8 @@ impl DeviceSet {
                     return Err(DeviceError::BadVdev(config.vdev.clone()));
                 }
                 let image = DiskImage::open(path, *readonly)?;
-                let claim = claims.claim(&image, path, guest.id, &guest.name())?;
+                let listed = |domid| core.domain(domid).is_some();
+                let claim = claims.claim(&image, path, guest.id, &guest.name(), listed)?;
                 (Some(image), Some(claim))
             }
             Backing::Console if config.vdev == "console" => (None, None),
