@@ -15,6 +15,7 @@
 //! | `selftest` | the core's rules ([`selftest`]) |
 //! | `flood` | refused hypercalls and console lines, as fast as it can |
 //! | `forge` | crashes with a message that tries to forge a log line |
+//! | `vcpus` | every vCPU reports in ([`vcpus`]) |
 //! | `panic`, `fault`, `spin`, `idle` | misbehave, or just run |
 //!
 //! The virtio drivers are in [`virtio`].
@@ -36,6 +37,7 @@ mod pattern;
 mod pingpong;
 mod selftest;
 mod stats;
+mod vcpus;
 mod virtio;
 
 use guest_runtime::{control, event, println, BootInfo};
@@ -75,6 +77,7 @@ fn main(boot: &'static BootInfo) -> ! {
             b"oops\n(    0.000001) INFO  destroyed domain Domain-0\x1b[2J",
         ),
         "idle" => idle(&args),
+        "vcpus" => vcpus::run(boot),
         other => {
             println!("frontends: unknown workload '{other}'");
             guest_runtime::hypercall::shutdown(ShutdownReason::Crash, b"unknown workload")

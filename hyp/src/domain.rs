@@ -7,7 +7,7 @@ use crate::mmio::MmioMap;
 use crate::reserved::ReservedRam;
 use kvm_ioctls::VmFd;
 use protocol::boot::CMDLINE_MAX;
-use protocol::domain::{DomId, DomainState, ShutdownReason, MAX_VCPUS};
+use protocol::domain::{DomId, DomainState, NameProblem, ShutdownReason, MAX_VCPUS};
 use protocol::memory::{MAX_RAM_MIB, MIN_RAM_MIB};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -74,15 +74,13 @@ impl DomainConfig {
     }
 }
 
-/// Checks a domain name: 1 to 64 printable characters, not a number.
+/// Checks a domain name ([`protocol::domain::check_name`]).
 pub(crate) fn validate_name(name: &str) -> std::result::Result<(), ConfigError> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
-        return Err(ConfigError::BadName(name.into()));
+    match protocol::domain::check_name(name) {
+        Ok(()) => Ok(()),
+        Err(NameProblem::Numeric) => Err(ConfigError::NumericName(name.into())),
+        Err(_) => Err(ConfigError::BadName(name.into())),
     }
-    if name.parse::<u32>().is_ok() {
-        return Err(ConfigError::NumericName(name.into()));
-    }
-    Ok(())
 }
 
 /// Where a domain is in its life.

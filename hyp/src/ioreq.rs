@@ -14,10 +14,10 @@ use crate::error::{Error, Result};
 use crate::mmio::{MmioAccess, MmioHandler};
 use crate::reserved::{ReservedPages, ReservedRam};
 use crate::state::Core;
-use protocol::domain::{DOM0, MAX_VCPUS};
+use protocol::domain::DOM0;
 use protocol::ioreq::{
     state_of, IoReq, DATA_OFFSET, DIR_READ, DIR_WRITE, FLAGS_OFFSET, SLOT_SIZE, STATE_NONE,
-    STATE_READY, STATE_RESP_READY, TYPE_MMIO,
+    STATE_READY, STATE_RESP_READY, TYPE_MMIO, VP_EPORT_OFFSET,
 };
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, Ordering};
@@ -77,8 +77,16 @@ impl IoreqServer {
             let port = core
                 .evtchn()
                 .bind_eventfd(DOM0, Some(&to_dom0), Some(&from_dom0))?;
+            let gpa = server.page.gpa() + (vcpu * SLOT_SIZE) as u64;
+            // Dom0 learns each slot's port from the slot, as in Xen. The
+            // page is Dom0's reserved RAM, so the write cannot miss.
+            let written = server
+                .dom0
+                .ram
+                .write_u32(gpa + VP_EPORT_OFFSET as u64, port);
+            debug_assert!(written, "ioreq slot outside Dom0's RAM");
             server.slots.push(IoreqSlot {
-                gpa: server.page.gpa() + (vcpu * SLOT_SIZE) as u64,
+                gpa,
                 port,
                 to_dom0,
                 from_dom0,
@@ -92,13 +100,10 @@ impl IoreqServer {
         self.page.gpa()
     }
 
-    /// Dom0's port of each vCPU's slot (0 past the guest's vCPUs).
-    pub fn ports(&self) -> [u32; MAX_VCPUS] {
-        let mut ports = [0; MAX_VCPUS];
-        for (port, slot) in ports.iter_mut().zip(&self.slots) {
-            *port = slot.port;
-        }
-        ports
+    /// Slots in the page: one per guest vCPU, each holding its Dom0 port
+    /// in `vp_eport`.
+    pub fn slot_count(&self) -> u32 {
+        self.slots.len() as u32
     }
 
     /// Forwards `access` (a write of `write`, or a read) and counts it and

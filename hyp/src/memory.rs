@@ -1,6 +1,7 @@
 //! Guest RAM: a memfd mapped with `vm-memory`, so that another mapping
 //! (a foreign window in Dom0, a host-model backend) can share it.
 
+use nix::fcntl::FallocateFlags;
 use protocol::plain::Plain;
 use std::fs::File;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ pub struct MemoryError {
 #[derive(Clone, Debug)]
 pub struct GuestRam {
     memory: GuestMemoryMmap,
-    _file: Arc<File>,
+    file: Arc<File>,
     size: u64,
 }
 
@@ -48,7 +49,7 @@ impl GuestRam {
         .map_err(|e| failed("mapping the memfd")(std::io::Error::other(e)))?;
         Ok(Self {
             memory,
-            _file: Arc::new(file),
+            file: Arc::new(file),
             size,
         })
     }
@@ -118,11 +119,36 @@ impl GuestRam {
         self.memory.write_obj(value, GuestAddress(addr)).is_ok()
     }
 
-    /// Fills `[addr, addr + len)` with zeroes; false if outside RAM.
+    /// Fills `[addr, addr + len)` with zeroes; false if outside RAM. Whole
+    /// pages are punched out of the memfd rather than written, so zeroing
+    /// a kernel's `.bss` does not make it resident: the guest gets fresh
+    /// zero pages as it touches them.
     pub fn zero(&self, addr: u64, len: u64) -> bool {
         if !self.contains(addr, len) {
             return false;
         }
+        let page = protocol::memory::PAGE_SIZE;
+        let end = addr + len;
+        let first_page = addr.next_multiple_of(page).min(end);
+        let last_page = (end / page * page).max(first_page);
+        let punched = last_page > first_page
+            && nix::fcntl::fallocate(
+                &*self.file,
+                FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                first_page as i64,
+                (last_page - first_page) as i64,
+            )
+            .is_ok();
+        if punched {
+            self.write_zeroes(addr, first_page - addr)
+                && self.write_zeroes(last_page, end - last_page)
+        } else {
+            self.write_zeroes(addr, len)
+        }
+    }
+
+    /// Writes zeroes over `[addr, addr + len)` (inside RAM).
+    fn write_zeroes(&self, addr: u64, len: u64) -> bool {
         const CHUNK: usize = 64 * 1024;
         let zeroes = [0u8; CHUNK];
         let mut done = 0;
@@ -138,5 +164,34 @@ impl GuestRam {
             done += step as u64;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GuestRam;
+
+    #[test]
+    fn zeroing_clears_exactly_the_range_and_leaves_whole_pages_unbacked() {
+        let ram = GuestRam::new("zero-test", 4 * 4096).unwrap();
+        assert!(ram.write(0, &[0xAB; 4 * 4096]));
+        // From the middle of page 0 to the middle of page 3.
+        assert!(ram.zero(100, 3 * 4096));
+        // Pages 1 and 2 hold no memory any more (until read or written): a
+        // hole starts at page 1, and data again only at page 3.
+        use nix::unistd::{lseek, Whence};
+        assert_eq!(lseek(&*ram.file, 4096, Whence::SeekHole).unwrap(), 4096);
+        assert_eq!(lseek(&*ram.file, 4096, Whence::SeekData).unwrap(), 3 * 4096);
+        let bytes = ram.read(0, 4 * 4096).unwrap();
+        assert!(bytes[..100].iter().all(|&b| b == 0xAB));
+        assert!(bytes[100..100 + 3 * 4096].iter().all(|&b| b == 0));
+        assert!(bytes[100 + 3 * 4096..].iter().all(|&b| b == 0xAB));
+        // Inside one page, and outside RAM.
+        assert!(ram.zero(4 * 4096 - 10, 5));
+        assert_eq!(
+            ram.read(4 * 4096 - 11, 7).unwrap(),
+            [0xAB, 0, 0, 0, 0, 0, 0xAB]
+        );
+        assert!(!ram.zero(4 * 4096 - 1, 2));
     }
 }

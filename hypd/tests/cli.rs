@@ -33,7 +33,9 @@ fn create_list_pause_console_shutdown_destroy() {
         .unwrap()
         .starts_with("Domain-0                                     0    64     1     "));
 
-    let config = d.config("web", "vcpus = 2\nextra = \"workload=spin\"");
+    // More vCPUs than the host's two CPUs, the number quoted as xen-tools
+    // writes it.
+    let config = d.config("web", "vcpus = '4'\nextra = \"workload=spin\"");
     let created = d.xl(&["create", config.to_str().unwrap()]);
     assert!(created.status.success());
     assert!(String::from_utf8_lossy(&created.stderr).contains("Started domain web (id=1)"));
@@ -45,9 +47,11 @@ fn create_list_pause_console_shutdown_destroy() {
     );
     assert_eq!(
         d.ok(&["vcpu-list", "web"]).lines().count(),
-        3,
-        "header and two vCPUs"
+        5,
+        "header and four vCPUs"
     );
+    let row = d.ok(&["list", "web"]).lines().nth(1).unwrap().to_string();
+    assert_eq!(row.split_whitespace().nth(3), Some("4"), "{row}");
 
     d.ok(&["pause", "web"]);
     assert_eq!(d.state("web").as_deref(), Some("--p---"));
@@ -56,7 +60,7 @@ fn create_list_pause_console_shutdown_destroy() {
     assert_eq!(d.state("web").as_deref(), Some("r-----"));
 
     let long: serde_json::Value = serde_json::from_str(&d.ok(&["list", "-l", "web"])).unwrap();
-    assert_eq!(long[0]["config"]["vcpus"], 2);
+    assert_eq!(long[0]["config"]["vcpus"], 4);
     assert_eq!(long[0]["name"], "web");
 
     // Console: the recent output is replayed, Ctrl-] detaches.

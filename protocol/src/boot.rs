@@ -18,8 +18,9 @@ pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"HYPBOOT1");
 
 /// Version of the boot protocol described here. Version 2: a guest finds
 /// its devices in [`SharedInfo::devices`] (the boot info no longer lists
-/// them).
-pub const BOOT_VERSION: u32 = 2;
+/// them). Version 3: up to 32 vCPUs, so [`SharedInfo`]'s per-vCPU array
+/// grew.
+pub const BOOT_VERSION: u32 = 3;
 
 /// Longest kernel command line, in bytes.
 pub const CMDLINE_MAX: usize = 512;
@@ -151,3 +152,5 @@ pub struct SharedInfo {
     /// its interrupts arrive on.
     pub devices: [crate::device::GuestDevice; crate::device::MAX_DEVICES],
 }
+
+const _: () = assert!(core::mem::size_of::<SharedInfo>() <= crate::memory::PAGE_SIZE as usize);

@@ -89,8 +89,12 @@ pub struct BackendEvent {
     /// Dom0-physical address of the guest's ioreq page (one slot per
     /// guest vCPU).
     pub ioreq_page: u64,
-    /// Dom0 ports of the ioreq slots, per guest vCPU (0 = no such vCPU).
-    pub ioreq_ports: [u32; crate::domain::MAX_VCPUS],
+    /// Slots in the ioreq page: the guest's vCPUs (at most
+    /// [`crate::domain::MAX_VCPUS`]). Each slot's `vp_eport` names the Dom0
+    /// port its requests are raised on, as in Xen.
+    pub ioreq_slots: u32,
+    /// Padding.
+    pub _pad0: u32,
     /// Dom0 port raised when the guest notifies any of the device's queues.
     pub notify_port: u32,
     /// Dom0 port to send on to interrupt the guest.

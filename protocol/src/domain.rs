@@ -8,8 +8,54 @@ pub type DomId = u16;
 /// The privileged service VM's domain id.
 pub const DOM0: DomId = 0;
 
-/// Most vCPUs a domain can have.
-pub const MAX_VCPUS: usize = 2;
+/// Most vCPUs a domain can have: this protocol's cap, well below KVM's
+/// limit here (`KVM_CAP_MAX_VCPUS`, 1024). Each vCPU is a host thread, so
+/// a domain may have more vCPUs than the host has CPUs (overcommitted, as
+/// Xen allows); the cap bounds what every kernel sets aside per vCPU and
+/// the per-vCPU arrays of the shared page and the ioreq page.
+pub const MAX_VCPUS: usize = 32;
+
+/// Longest domain name, in bytes.
+pub const NAME_MAX: usize = 64;
+
+/// Why a domain name cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameProblem {
+    /// It is empty.
+    Empty,
+    /// It is longer than [`NAME_MAX`] bytes.
+    TooLong,
+    /// It holds a control character (a NUL, a newline, an escape...).
+    Control,
+    /// It is a number, which `xl` would read as a domain id.
+    Numeric,
+}
+
+impl core::fmt::Display for NameProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "a domain name must not be empty",
+            Self::TooLong => "a domain name is at most 64 bytes",
+            Self::Control => "a domain name must not hold control characters",
+            Self::Numeric => "a domain name must not be a number (xl would read it as a domain id)",
+        })
+    }
+}
+
+/// Checks a domain name, as the core does before it makes a domain.
+pub fn check_name(name: &str) -> Result<(), NameProblem> {
+    if name.is_empty() {
+        Err(NameProblem::Empty)
+    } else if name.len() > NAME_MAX {
+        Err(NameProblem::TooLong)
+    } else if name.chars().any(char::is_control) {
+        Err(NameProblem::Control)
+    } else if name.parse::<u32>().is_ok() {
+        Err(NameProblem::Numeric)
+    } else {
+        Ok(())
+    }
+}
 
 /// The largest domain id the core hands out (Xen reserves the ids above
 /// `0x7FEF` for special domains).

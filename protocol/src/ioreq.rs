@@ -167,6 +167,14 @@ const _: () = assert!(core::mem::offset_of!(IoReq, data) == DATA_OFFSET);
 /// Size of one slot.
 pub const SLOT_SIZE: usize = 32;
 
+// One page holds a slot for each vCPU a domain may have.
+const _: () = assert!(crate::domain::MAX_VCPUS * SLOT_SIZE <= crate::memory::PAGE_SIZE as usize);
+
+/// Byte offset of [`IoReq::vp_eport`] in a slot: the Dom0 port of the slot,
+/// written by the core when it makes the page.
+pub const VP_EPORT_OFFSET: usize = 24;
+const _: () = assert!(core::mem::offset_of!(IoReq, vp_eport) == VP_EPORT_OFFSET);
+
 #[cfg(test)]
 mod tests {
     use super::*;

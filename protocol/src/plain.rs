@@ -51,9 +51,8 @@ unsafe impl Plain for crate::hypercall::DomainInfo {}
 use core::mem::size_of;
 // 8 + 4 + 4 + 2 + 2 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + CMDLINE_MAX + 8 + 8.
 const _: () = assert!(size_of::<crate::boot::BootInfo>() == 72 + crate::boot::CMDLINE_MAX);
-// 4 + 4 + 4 + 2 + 2 + 8 + 8 + 4 * MAX_VCPUS + 4 + 4 + 8 + 8 + 8 + 8 + 4 + 16 + 4.
-const _: () =
-    assert!(size_of::<crate::device::BackendEvent>() == 96 + 4 * crate::domain::MAX_VCPUS);
+// 4 + 4 + 4 + 2 + 2 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 4 + 16 + 4.
+const _: () = assert!(size_of::<crate::device::BackendEvent>() == 104);
 // 8 + 4 + 4 + 16.
 const _: () = assert!(size_of::<crate::device::GuestDevice>() == 32);
 // 8 + 8 + 4 + 4 + 4 + 2 + 1 + 1.

@@ -115,14 +115,12 @@ impl DeviceTable {
         index: usize,
     ) -> Result<Vec<(u32, Route)>, &'static str> {
         let mut wanted = Vec::new();
-        for (vcpu, &port) in event.ioreq_ports.iter().enumerate() {
-            if port != 0 {
-                // SAFETY: `add` checked that the page lies in the reserved
-                // RAM with room for every vCPU's slot.
-                let slot = unsafe { Slot::new(event.ioreq_page, vcpu) };
-                let domid = event.domid;
-                wanted.push((port, Route::Ioreq { domid, slot }));
-            }
+        for vcpu in 0..event.ioreq_slots as usize {
+            // SAFETY: `add` checked that the page lies in the reserved RAM
+            // with room for `ioreq_slots` slots.
+            let slot = unsafe { Slot::new(event.ioreq_page, vcpu) };
+            let domid = event.domid;
+            wanted.push((slot.port(), Route::Ioreq { domid, slot }));
         }
         if wanted.is_empty() {
             return Err("no ioreq port");
@@ -162,7 +160,10 @@ impl DeviceTable {
         if live().any(|d| d.domid() == event.domid && same_window(d)) {
             return Err("register window overlaps another device");
         }
-        let slots_bytes = (MAX_VCPUS * SLOT_SIZE) as u64;
+        if event.ioreq_slots as usize > MAX_VCPUS {
+            return Err("more ioreq slots than a domain has vCPUs");
+        }
+        let slots_bytes = u64::from(event.ioreq_slots) * SLOT_SIZE as u64;
         if !self.reserved.holds(event.ioreq_page, slots_bytes, 8) {
             return Err("ioreq page outside the reserved RAM");
         }
@@ -242,8 +243,8 @@ impl DeviceTable {
         }
         let others = self.slots.iter().flatten().any(|d| d.domid() == domid);
         if !others {
-            for &port in &e.ioreq_ports {
-                if let Some(route @ Route::Ioreq { .. }) = self.routes.get_mut(port as usize) {
+            for route in self.routes.iter_mut() {
+                if matches!(route, Route::Ioreq { domid: d, .. } if *d == domid) {
                     *route = Route::Retired(domid);
                 }
             }

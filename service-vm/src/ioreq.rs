@@ -65,6 +65,13 @@ impl Slot {
         }
     }
 
+    /// The slot's Dom0 port, as the core wrote it when it made the page.
+    pub fn port(&self) -> u32 {
+        // SAFETY: the slot is valid (see `new`); the core wrote `vp_eport`
+        // before it announced the page, and writes the same value since.
+        unsafe { addr_of!((*self.ptr()).vp_eport).read_volatile() }
+    }
+
     fn ptr(&self) -> *mut IoReq {
         self.addr as *mut IoReq
     }

@@ -1,4 +1,5 @@
-//! Both kernels boot on KVM; the guest runs with one and two vCPUs.
+//! Both kernels boot on KVM; the guest runs with one, two, four and 32
+//! vCPUs (more than the host's CPUs).
 
 use hyp::{ConfigError, Error, Event};
 use protocol::domain::{DomainState, ShutdownReason};
@@ -62,6 +63,30 @@ fn guest_with_two_vcpus_boots_and_pings() {
 }
 
 #[test]
+fn more_vcpus_than_host_cpus_boot_and_each_reports_in() {
+    let (hv, events) = with_dom0();
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for vcpus in [4u8, protocol::domain::MAX_VCPUS as u8] {
+        assert!(usize::from(vcpus) > host_cpus, "overcommitted on this host");
+        let mut config = guest(&format!("vcpus-{vcpus}"), "workload=vcpus");
+        config.vcpus = vcpus;
+        let id = hv.create_domain(config).unwrap();
+        assert_eq!(hv.domain(id).unwrap().vcpus(), vcpus);
+        let reports = reports_until_final(&events, id, T);
+        assert_eq!(passed_checks(&reports), ["vcpus-online"], "{reports:?}");
+        assert!(reports.iter().any(|r| matches!(
+            r,
+            Report::Check { value, .. } if *value == i64::from(vcpus)
+        )));
+        assert_eq!(
+            hv.domain(id).unwrap().state(),
+            DomainState::Shutdown(ShutdownReason::Poweroff)
+        );
+        hv.destroy(id).unwrap();
+    }
+}
+
+#[test]
 fn shutdown_and_reboot_requests_reach_the_guest() {
     use protocol::boot::ControlRequest;
     let (hv, events) = with_dom0();
@@ -103,10 +128,13 @@ fn a_guest_needs_dom0_and_dom0_is_unique() {
         "{err}"
     );
     let mut config = guest("greedy", "");
-    config.vcpus = 3;
+    config.vcpus = 33;
     let err = hv.create_domain(config).unwrap_err();
     assert!(
-        matches!(err, Error::Config(ConfigError::Vcpus { vcpus: 3, max: 2 })),
+        matches!(
+            err,
+            Error::Config(ConfigError::Vcpus { vcpus: 33, max: 32 })
+        ),
         "{err}"
     );
     assert_eq!(hv.domains().len(), 1);

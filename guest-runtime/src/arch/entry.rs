@@ -9,12 +9,16 @@
 use super::gdt::{USER_CS, USER_DS};
 use super::percpu::PERCPU;
 use core::ptr::addr_of_mut;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use protocol::boot::BootInfo;
 use protocol::domain::MAX_VCPUS;
 
 const BOOT_STACK_SIZE: usize = 16 * 1024;
-const USER_STACK_SIZE: usize = 256 * 1024;
+/// vCPU 0 runs the kernel's main loop on this stack.
+const MAIN_STACK_SIZE: usize = 256 * 1024;
+/// The other vCPUs only wait for events: a small stack each, so that a
+/// kernel built for [`MAX_VCPUS`] stays small.
+const AP_STACK_SIZE: usize = 32 * 1024;
 const IA32_FS_BASE: u32 = 0xC000_0100;
 /// RFLAGS for ring 3: interrupts on, reserved bit 1 set.
 const USER_RFLAGS: u64 = 0x202;
@@ -24,11 +28,21 @@ struct Stack<const N: usize>([u8; N]);
 
 static mut BOOT_STACKS: [Stack<BOOT_STACK_SIZE>; MAX_VCPUS] =
     [const { Stack([0; BOOT_STACK_SIZE]) }; MAX_VCPUS];
-static mut USER_STACKS: [Stack<USER_STACK_SIZE>; MAX_VCPUS] =
-    [const { Stack([0; USER_STACK_SIZE]) }; MAX_VCPUS];
+static mut MAIN_STACK: Stack<MAIN_STACK_SIZE> = Stack([0; MAIN_STACK_SIZE]);
+static mut AP_STACKS: [Stack<AP_STACK_SIZE>; MAX_VCPUS - 1] =
+    [const { Stack([0; AP_STACK_SIZE]) }; MAX_VCPUS - 1];
 
 /// Set by vCPU 0 once the heap and clock are ready for the others.
 static BOOT_CPU_READY: AtomicBool = AtomicBool::new(false);
+
+/// Bit `i` is set once vCPU `i` has set itself up and reached ring 3.
+static ONLINE: AtomicU32 = AtomicU32::new(0);
+const _: () = assert!(MAX_VCPUS <= 32, "ONLINE has a bit per vCPU");
+
+/// The vCPUs that have come up so far: bit `i` for vCPU `i`.
+pub fn online_vcpus() -> u32 {
+    ONLINE.load(Ordering::Acquire)
+}
 
 core::arch::global_asm!(
     ".section .text.entry, \"ax\"",
@@ -61,7 +75,10 @@ unsafe extern "C" fn ring0_main(boot: *const BootInfo, cpu: usize) -> ! {
         super::gdt::init(cpu);
         super::idt::init(cpu);
         super::apic::init();
-        let stack_top = addr_of_mut!(USER_STACKS[cpu]) as u64 + USER_STACK_SIZE as u64;
+        let stack_top = match cpu {
+            0 => addr_of_mut!(MAIN_STACK) as u64 + MAIN_STACK_SIZE as u64,
+            _ => addr_of_mut!(AP_STACKS[cpu - 1]) as u64 + AP_STACK_SIZE as u64,
+        };
         core::arch::asm!(
             "push {ss}",
             "push {rsp}",
@@ -91,6 +108,7 @@ extern "C" fn ring3_main(boot: *const BootInfo, cpu: usize) -> ! {
     // SAFETY: the core placed a BootInfo at this address before entry, and
     // nothing writes it afterwards.
     let boot: &'static BootInfo = unsafe { &*boot };
+    ONLINE.fetch_or(1 << cpu, Ordering::Release);
     if cpu == 0 {
         // A core speaking another boot protocol (a kernel built against an
         // older `protocol`, say) would have this kernel misread its devices:

@@ -164,7 +164,7 @@ impl ServiceVmDevices {
             domid: self.guest,
             guest_mmio_base: window,
             ioreq_page: self.ioreq.page_gpa(),
-            ioreq_ports: self.ioreq.ports(),
+            ioreq_slots: self.ioreq.slot_count(),
             notify_port: device.notify_port,
             irq_port: device.dom0_irq_port,
             window_base: self.window.dom0_base(),

@@ -201,7 +201,7 @@ impl Fields {
             match word {
                 "raw" | "qcow" | "qcow2" | "vhd" => set(&mut self.format, "format", word)?,
                 "tapdisk" | "tap" | "tap2" | "aio" | "ioemu" | "file" | "phy" => {}
-                "iscsi" | "nbd" | "enbd" | "drbd" => return Err(no_scripts()),
+                _ if NETWORK_PROTOCOLS.contains(&word) => return Err(network_target(word)),
                 // `hdc:cdrom`: a vdev with its device type, handled below.
                 _ if after.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) => {
                     break
@@ -246,14 +246,27 @@ impl Fields {
 
     /// Checks the parameters and applies the defaults.
     fn finish(self) -> Result<ParsedDisk, String> {
-        let target =
-            match self.target.filter(|t| !t.is_empty()) {
-                Some(t) => PathBuf::from(t),
-                None => return Err(
+        let cdrom = self.devtype.as_deref() == Some("cdrom");
+        let target = match self.target.filter(|t| !t.is_empty()) {
+            Some(t) => {
+                if let Some(protocol) = network_protocol(&t) {
+                    return Err(network_target(protocol));
+                }
+                PathBuf::from(t)
+            }
+            None if cdrom => {
+                let vdev = self.vdev.as_deref().unwrap_or("the drive");
+                return Err(format!(
+                    "{vdev} is an empty CD-ROM drive (no medium): removable media are not supported here; give the image as its target, or remove the entry"
+                ));
+            }
+            None => {
+                return Err(
                     "no target given: name the disk image, e.g. `/images/guest.img,raw,xvda,rw`"
                         .into(),
-                ),
-            };
+                )
+            }
+        };
         let format = match self.format.as_deref().unwrap_or("") {
             "" | "raw" => DiskFormat::Raw,
             f @ ("qcow" | "qcow2" | "vhd" | "qed") => {
@@ -274,9 +287,9 @@ impl Fields {
             }
             None => return Err("no vdev given: name the guest's device, e.g. xvda".into()),
         };
-        let cdrom = self.devtype.as_deref() == Some("cdrom");
         let access = match self.access.as_deref().unwrap_or("") {
-            "" if cdrom => Access::ReadOnly,
+            // A CD-ROM is read-only whatever the access, as in Xen.
+            "" | "rw" | "w" | "ro" | "r" if cdrom => Access::ReadOnly,
             "" | "rw" | "w" => Access::ReadWrite,
             "ro" | "r" => Access::ReadOnly,
             a => return Err(format!("unknown access `{a}` (expected rw, w, ro or r)")),
@@ -305,7 +318,28 @@ impl Fields {
 
 /// The error for script-based targets.
 fn no_scripts() -> String {
-    "block scripts (script=, iscsi:, nbd:, enbd:, drbd:) are not supported: a target here is an image file".into()
+    "block scripts (script=) are not supported: a target here is an image file or a block device on the host".into()
+}
+
+/// Network block protocols a target may name (Xen's script prefixes, and
+/// the URLs QEMU-backed configs carry).
+const NETWORK_PROTOCOLS: &[&str] = &[
+    "iscsi", "nbd", "enbd", "drbd", "rbd", "sheepdog", "gluster", "nfs", "http", "https", "ftp",
+    "ftps", "ssh", "vxhs",
+];
+
+/// The network protocol a target names (`rbd:pool/image`,
+/// `nbd://host/export`), if any.
+fn network_protocol(target: &str) -> Option<&str> {
+    let (scheme, _) = target.split_once(':')?;
+    NETWORK_PROTOCOLS.iter().copied().find(|&p| p == scheme)
+}
+
+/// The error for a target reached over the network.
+fn network_target(protocol: &str) -> String {
+    format!(
+        "{protocol}: targets are not supported: this host opens no network block devices; a target here is an image file or a block device on the host"
+    )
 }
 
 /// Checks an optional parameter against its valid values; empty means not given.

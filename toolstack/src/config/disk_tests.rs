@@ -100,9 +100,10 @@ fn cdrom_forms_from_the_xen_documentation() {
         want
     );
     assert_eq!(disk("raw:/root/image.iso,hdc:cdrom,ro"), want);
+    // Read-only whatever the access, as in Xen.
     assert_eq!(
         disk("/root/image.iso,raw,hdc,rw,devtype=cdrom").access,
-        Access::ReadWrite
+        Access::ReadOnly
     );
 }
 
@@ -203,8 +204,11 @@ fn bad_entries_say_what_is_wrong() {
         "unknown backendtype `magic` (expected phy, qdisk, tap, standalone)"
     );
     assert!(error("/i,raw,xvda,script=block-iscsi").contains("not supported"));
-    // Xen's empty cdrom drive has no image to serve.
-    assert!(error(",hdc:cdrom,r").starts_with("no target given"));
+    // Xen's empty cdrom drive has no medium to serve.
+    assert_eq!(
+        error(",hdc:cdrom,r"),
+        "hdc is an empty CD-ROM drive (no medium): removable media are not supported here; give the image as its target, or remove the entry"
+    );
 }
 
 #[test]

@@ -4,17 +4,22 @@
 use super::disk::parse_disk;
 use super::disk::DiskSpec;
 use super::error::ConfigError;
-use super::spec::{Action, DomainSpec, GuestType, Parsed, Placement, MAX_VCPUS};
+use super::refused;
+use super::spec::{Action, DomainSpec, Parsed, Placement, MAX_VCPUS};
 use super::syntax::{Setting, Settings};
 use super::values::{invalid, missing, value_error, Keys};
 use super::vif::parse_vif;
 use super::vif::VifSpec;
+use protocol::memory::{MAX_RAM_MIB, MIN_RAM_MIB};
 use std::path::PathBuf;
 
 /// The keys this hypervisor reads; any other key draws a warning.
 pub(crate) const USED_KEYS: &[&str] = &[
     "name",
     "type",
+    "builder",
+    "bootloader",
+    "firmware",
     "memory",
     "maxmem",
     "vcpus",
@@ -32,17 +37,22 @@ pub(crate) const USED_KEYS: &[&str] = &[
     "backend_placement",
 ];
 
-/// Memory when `memory` is not given, in MiB.
-const DEFAULT_MEMORY_MIB: u64 = 128;
+/// Memory when `memory` is not given, in MiB: xl's default (libxl's 32 MiB).
+const DEFAULT_MEMORY_MIB: u64 = 32;
 
 /// The most memory whose size in bytes fits in 64 bits, in MiB.
 const MAX_MEMORY_MIB: u64 = u64::MAX >> 20;
 
-/// Builds the domain from the settings of the file named `source`. Long
-/// because it reads each key this hypervisor takes in turn, each with its
-/// checks beside it: one place to hold against xl.cfg(5).
+/// Builds the domain from the settings of the file named `source`. What
+/// this hypervisor cannot run (an HVM guest, a bootloader, a device it
+/// does not have) is refused first, whatever else the file holds; then
+/// each key it takes is read in turn, with its checks beside it.
 pub(crate) fn build(source: &str, settings: &Settings) -> Result<Parsed, ConfigError> {
     let keys = Keys { settings };
+    let guest_type = refused::guest_type(&keys)?;
+    refused::boot_from_disk(&keys)?;
+    refused::devices(&keys)?;
+
     let mut warnings = Vec::new();
     let ignored: Vec<&str> = settings
         .keys()
@@ -55,77 +65,9 @@ pub(crate) fn build(source: &str, settings: &Settings) -> Result<Parsed, ConfigE
             ignored.join(", ")
         ));
     }
-
-    let name = match keys.string("name", "the domain name in quotes")? {
-        Some((s, v)) if v.trim().is_empty() => {
-            return Err(invalid(s, "the domain name must not be empty"))
-        }
-        Some((_, v)) => v.to_string(),
-        None => {
-            return Err(missing(
-                source,
-                "name",
-                "every domain needs a name, e.g. name = \"guest1\"",
-            ))
-        }
-    };
-    let guest_type = match keys.string("type", "a guest type in quotes")? {
-        None => GuestType::Pv,
-        Some((_, "pv")) => GuestType::Pv,
-        Some((_, "pvh")) => GuestType::Pvh,
-        Some((s, "hvm")) => return Err(invalid(s, HVM_REFUSED)),
-        Some((s, other)) => {
-            let message = format!("unknown guest type {other:?} (expected \"pv\" or \"pvh\")");
-            return Err(invalid(s, message));
-        }
-    };
-
-    let memory_mib = match keys.number("memory", "a number of MiB")? {
-        None => DEFAULT_MEMORY_MIB,
-        Some((s, n)) => memory_size(s, n)?,
-    };
-    let maxmem_mib = match keys.number("maxmem", "a number of MiB")? {
-        None => memory_mib,
-        Some((s, n)) if n < memory_mib => {
-            return Err(invalid(
-                s,
-                format!("{n} MiB is less than memory ({memory_mib} MiB)"),
-            ))
-        }
-        Some((s, n)) => memory_size(s, n)?,
-    };
-
-    let vcpus = match keys.number("vcpus", "a number of vCPUs")? {
-        None => 1,
-        Some((s, n)) => match u8::try_from(n) {
-            Ok(v) if (1..=MAX_VCPUS).contains(&v) => v,
-            _ => {
-                return Err(invalid(
-                    s,
-                    format!(
-                        "{n} is out of range: this machine allows 1 to {MAX_VCPUS} vCPUs per VM"
-                    ),
-                ))
-            }
-        },
-    };
-    let maxvcpus = match keys.number("maxvcpus", "a number of vCPUs")? {
-        None => vcpus,
-        Some((s, n)) if n > u64::from(MAX_VCPUS) => {
-            return Err(invalid(
-                s,
-                format!(
-                    "{n} is out of range: this machine allows at most {MAX_VCPUS} vCPUs per VM"
-                ),
-            ))
-        }
-        Some((s, n)) if n < u64::from(vcpus) => {
-            return Err(invalid(s, format!("{n} is less than vcpus ({vcpus})")))
-        }
-        // In range: n <= MAX_VCPUS, which is a u8.
-        Some((_, n)) => u8::try_from(n).unwrap_or(MAX_VCPUS),
-    };
-
+    let name = name(&keys, source)?;
+    let (memory_mib, maxmem_mib) = memory(&keys)?;
+    let (vcpus, maxvcpus) = vcpus(&keys, &mut warnings)?;
     let kernel = match keys.string("kernel", "the kernel's path in quotes")? {
         Some((s, "")) => return Err(invalid(s, "the kernel path must not be empty")),
         Some((_, v)) => PathBuf::from(v),
@@ -141,7 +83,7 @@ pub(crate) fn build(source: &str, settings: &Settings) -> Result<Parsed, ConfigE
         Some((_, "")) | None => None,
         Some((s, v)) => {
             warnings.push(format!(
-                "{}: ramdisk is ignored: kernels here need none",
+                "{}: ramdisk: {v} is not loaded: this hypervisor's kernels boot without an initial ramdisk",
                 s.at
             ));
             Some(PathBuf::from(v))
@@ -189,9 +131,87 @@ pub(crate) fn build(source: &str, settings: &Settings) -> Result<Parsed, ConfigE
     })
 }
 
-/// The message for `type = "hvm"`.
-const HVM_REFUSED: &str = "hvm is not supported: this hypervisor boots PV/PVH-style kernels \
-                           directly (use type = \"pv\" or \"pvh\")";
+/// `name`: required, and one the core takes
+/// ([`protocol::domain::check_name`]).
+fn name(keys: &Keys<'_>, source: &str) -> Result<String, ConfigError> {
+    match keys.string("name", "the domain name in quotes")? {
+        Some((s, v)) => match protocol::domain::check_name(v) {
+            Ok(()) => Ok(v.to_string()),
+            Err(problem) => Err(invalid(s, format!("{v:?}: {problem}"))),
+        },
+        None => Err(missing(
+            source,
+            "name",
+            "every domain needs a name, e.g. name = \"guest1\"",
+        )),
+    }
+}
+
+/// `memory` (what the core can give a domain) and `maxmem` (at least
+/// `memory`; the guest cannot balloon up to it here).
+fn memory(keys: &Keys<'_>) -> Result<(u64, u64), ConfigError> {
+    let memory_mib = match keys.number("memory", "a number of MiB")? {
+        None => DEFAULT_MEMORY_MIB,
+        Some((s, n)) if !(MIN_RAM_MIB..=MAX_RAM_MIB).contains(&n) => {
+            return Err(invalid(
+                s,
+                format!(
+                    "{n} MiB is outside what a domain may have here: {MIN_RAM_MIB} to {MAX_RAM_MIB} MiB (RAM ends where the device hole starts)"
+                ),
+            ))
+        }
+        Some((_, n)) => n,
+    };
+    let maxmem_mib = match keys.number("maxmem", "a number of MiB")? {
+        None => memory_mib,
+        Some((s, n)) if n < memory_mib => {
+            return Err(invalid(
+                s,
+                format!("{n} MiB is less than memory ({memory_mib} MiB)"),
+            ))
+        }
+        Some((s, n)) if n > MAX_MEMORY_MIB => {
+            return Err(invalid(
+                s,
+                format!("{n} MiB is more than a 64-bit machine can address"),
+            ))
+        }
+        Some((_, n)) => n,
+    };
+    Ok((memory_mib, maxmem_mib))
+}
+
+/// `vcpus` (online at boot; 0 means 1, as in Xen) and `maxvcpus` (at
+/// least `vcpus`; 0 means unset, as in Xen), each at most [`MAX_VCPUS`].
+/// A domain may have more vCPUs than the host has CPUs, as Xen allows.
+fn vcpus(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<(u8, u8), ConfigError> {
+    let too_many = |s: &Setting, n: u64| {
+        invalid(
+            s,
+            format!(
+                "{n} is more than the {MAX_VCPUS} vCPUs a domain may have here (this hypervisor's cap; KVM allows more)"
+            ),
+        )
+    };
+    let vcpus = match keys.number("vcpus", "a number of vCPUs")? {
+        None => 1,
+        Some((s, 0)) => {
+            warnings.push(format!("{}: vcpus: 0 means 1, as in Xen", s.at));
+            1
+        }
+        Some((s, n)) if n > u64::from(MAX_VCPUS) => return Err(too_many(s, n)),
+        Some((_, n)) => n as u8,
+    };
+    let maxvcpus = match keys.number("maxvcpus", "a number of vCPUs")? {
+        None | Some((_, 0)) => vcpus,
+        Some((s, n)) if n > u64::from(MAX_VCPUS) => return Err(too_many(s, n)),
+        Some((s, n)) if n < u64::from(vcpus) => {
+            return Err(invalid(s, format!("{n} is less than vcpus ({vcpus})")))
+        }
+        Some((_, n)) => n as u8,
+    };
+    Ok((vcpus, maxvcpus))
+}
 
 /// An example disk entry, for messages.
 const DISK_EXAMPLE: &str = "/images/g.img,raw,xvda,rw";
@@ -273,18 +293,6 @@ fn cmdline(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<String, Config
     .flatten()
     .collect();
     Ok(parts.join(" "))
-}
-
-/// Checks a memory size in MiB.
-fn memory_size(s: &Setting, n: u64) -> Result<u64, ConfigError> {
-    match n {
-        0 => Err(invalid(s, "must be at least 1 MiB, found 0")),
-        n if n > MAX_MEMORY_MIB => Err(invalid(
-            s,
-            format!("{n} MiB is more than a 64-bit machine can address"),
-        )),
-        n => Ok(n),
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::super::{parse, Parsed};
 use super::*;
+use crate::config::GuestType;
 
 const BASE: &str = "name = 'g'\nkernel = '/k'\n";
 
@@ -27,8 +28,8 @@ fn defaults() {
         DomainSpec {
             name: "g".into(),
             guest_type: GuestType::Pv,
-            memory_mib: 128,
-            maxmem_mib: 128,
+            memory_mib: 32,
+            maxmem_mib: 32,
             vcpus: 1,
             maxvcpus: 1,
             kernel: PathBuf::from("/k"),
@@ -89,27 +90,27 @@ fn cmdline_composition() {
 fn range_and_kind_errors() {
     assert_eq!(
         err("memory = 0"),
-        "t.cfg:3: memory: must be at least 1 MiB, found 0"
+        "t.cfg:3: memory: 0 MiB is outside what a domain may have here: 4 to 3584 MiB (RAM ends where the device hole starts)"
     );
     assert_eq!(
         err("memory = 99999999999999999999"),
         "t.cfg:3: memory: expected a number of MiB, found 99999999999999999999, which is too large"
     );
     assert_eq!(
-        err("memory = 17592186044416"),
-        "t.cfg:3: memory: 17592186044416 MiB is more than a 64-bit machine can address"
+        err("maxmem = 17592186044416"),
+        "t.cfg:3: maxmem: 17592186044416 MiB is more than a 64-bit machine can address"
     );
     assert_eq!(
-        err("memory = '512'"),
-        "t.cfg:3: memory: expected a number of MiB, found string \"512\" (write numbers without quotes)"
+        err("memory = '512M'"),
+        "t.cfg:3: memory: expected a number of MiB, found string \"512M\""
     );
     assert_eq!(
-        err("vcpus = 0"),
-        "t.cfg:3: vcpus: 0 is out of range: this machine allows 1 to 2 vCPUs per VM"
+        err("memory = '-5'"),
+        "t.cfg:3: memory: expected a number of MiB, found string \"-5\", which is negative"
     );
     assert_eq!(
         err("vcpus = 300"),
-        "t.cfg:3: vcpus: 300 is out of range: this machine allows 1 to 2 vCPUs per VM"
+        "t.cfg:3: vcpus: 300 is more than the 32 vCPUs a domain may have here (this hypervisor's cap; KVM allows more)"
     );
     assert_eq!(
         err("vcpus = 2\nmaxvcpus = 1"),
@@ -117,7 +118,7 @@ fn range_and_kind_errors() {
     );
     assert_eq!(
         err("name = ''"),
-        "t.cfg:3: name: the domain name must not be empty"
+        "t.cfg:3: name: \"\": a domain name must not be empty"
     );
     assert_eq!(
         err("kernel = ''"),
@@ -125,7 +126,7 @@ fn range_and_kind_errors() {
     );
     assert_eq!(
         err("type = 'xen'"),
-        "t.cfg:3: type: unknown guest type \"xen\" (expected \"pv\" or \"pvh\")"
+        "t.cfg:3: type: unknown value \"xen\" (expected \"pv\", \"pvh\" or \"hvm\")"
     );
 }
 

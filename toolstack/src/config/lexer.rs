@@ -9,7 +9,8 @@
 //!   and take the backslash escapes Xen takes (`\"`, `\'`, `\\`, `\a`, `\b`,
 //!   `\f`, `\n`, `\r`, `\t`, `\v`, `\xHH` and one to three octal digits);
 //! * `#` starts a comment that runs to the end of the line;
-//! * `[`, `]`, `,`, `=`, `;` and newlines are tokens of their own.
+//! * `[`, `]`, `,`, `=`, `+=`, `;` and newlines are tokens of their own
+//!   (`KEY += VALUE` adds to an earlier setting, as Xen's parser allows).
 
 use std::iter::Peekable;
 use std::str::Chars;
@@ -31,6 +32,8 @@ pub(crate) enum Tok {
     Comma,
     /// `=`
     Equals,
+    /// `+=`
+    PlusEquals,
     /// `;`
     Semi,
     /// The end of a line.
@@ -50,6 +53,7 @@ impl Tok {
             Tok::RBracket => "`]`".to_string(),
             Tok::Comma => "`,`".to_string(),
             Tok::Equals => "`=`".to_string(),
+            Tok::PlusEquals => "`+=`".to_string(),
             Tok::Semi => "`;`".to_string(),
             Tok::Newline => "the end of the line".to_string(),
             Tok::Eof => "the end of the file".to_string(),
@@ -101,6 +105,7 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, LexError> {
             ']' => Tok::RBracket,
             ',' => Tok::Comma,
             '=' => Tok::Equals,
+            '+' if chars.next_if_eq(&'=').is_some() => Tok::PlusEquals,
             ';' => Tok::Semi,
             '"' | '\'' => Tok::Str(string(&mut chars, c, line)?),
             c if c.is_ascii_alphabetic() || c == '_' => Tok::Ident(word(&mut chars, c)),
@@ -135,7 +140,8 @@ fn unexpected(c: char) -> String {
 /// Reads the rest of an identifier or number that starts with `first`.
 fn word(chars: &mut Peekable<Chars<'_>>, first: char) -> String {
     let mut out = String::from(first);
-    while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_') {
+    // Xen's keys may hold dots (`[a-z][._0-9a-z]*`).
+    while let Some(c) = chars.next_if(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.') {
         out.push(c);
     }
     out

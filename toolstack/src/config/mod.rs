@@ -19,6 +19,7 @@ mod disk;
 mod error;
 mod keys;
 mod lexer;
+mod refused;
 mod spec;
 mod syntax;
 mod values;
@@ -38,7 +39,7 @@ use std::path::Path;
 /// [`COMMAND_LINE`] in messages.
 pub fn parse(source: &str, text: &str, overrides: &[String]) -> Result<Parsed, ConfigError> {
     let mut settings = syntax::Settings::new();
-    syntax::parse_into(&mut settings, source, true, text)?;
+    let twice = syntax::parse_into(&mut settings, source, true, text)?;
     for line in overrides {
         syntax::parse_into(&mut settings, COMMAND_LINE, false, line).map_err(|e| match e {
             ConfigError::Syntax { at, message } => ConfigError::Syntax {
@@ -48,7 +49,9 @@ pub fn parse(source: &str, text: &str, overrides: &[String]) -> Result<Parsed, C
             other => other,
         })?;
     }
-    keys::build(source, &settings)
+    let mut parsed = keys::build(source, &settings)?;
+    parsed.warnings.splice(0..0, twice);
+    Ok(parsed)
 }
 
 /// Reads and parses a file (see [`parse`]); the error names the path when

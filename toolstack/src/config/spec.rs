@@ -6,7 +6,7 @@ use super::vif::VifSpec;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The most vCPUs a VM may have on this machine (the protocol's limit).
+/// The most vCPUs a domain may have ([`protocol::domain::MAX_VCPUS`]).
 pub const MAX_VCPUS: u8 = protocol::domain::MAX_VCPUS as u8;
 
 /// The result of parsing: the domain and what the user should be told.
@@ -25,17 +25,19 @@ pub struct DomainSpec {
     pub name: String,
     /// How the guest boots (`type`, default `pv`).
     pub guest_type: GuestType,
-    /// Memory at boot in MiB (`memory`, default 128).
+    /// Memory at boot in MiB (`memory`, default 32 as in xl).
     pub memory_mib: u64,
     /// The most memory the domain may have, in MiB (`maxmem`, default `memory`).
     pub maxmem_mib: u64,
     /// vCPUs online at boot (`vcpus`, default 1, at most [`MAX_VCPUS`]).
     pub vcpus: u8,
-    /// vCPUs the guest may bring up (`maxvcpus`, default `vcpus`).
+    /// vCPUs the guest may bring up (`maxvcpus`, default `vcpus`); taken
+    /// for Xen's sake, but the domain has `vcpus` vCPUs (no vCPU hotplug).
     pub maxvcpus: u8,
     /// The kernel image (`kernel`, required).
     pub kernel: PathBuf,
-    /// The ramdisk (`ramdisk`); accepted but unused, with a warning.
+    /// The ramdisk (`ramdisk`); not loaded, with a warning (this
+    /// hypervisor's kernels need none).
     pub ramdisk: Option<PathBuf>,
     /// The kernel command line: `cmdline`, or else `root=ROOT EXTRA` from `root` and `extra`.
     pub cmdline: String,

@@ -4,7 +4,11 @@
 //! one may also end at the end of the file); a value is a quoted string, a
 //! number, or a list `[ v, v, ... ]` that may span lines, end with a
 //! trailing comma and hold nested lists. The value must start on the line
-//! of its key. When a key is set twice the last setting wins, as in Xen.
+//! of its key. When a key is set twice the last setting wins, as in Xen,
+//! and a file that does so draws a warning naming both lines. `KEY +=
+//! VALUE` adds to an earlier setting instead (strings are joined, lists
+//! appended; a number cannot be added to), or sets the key if there is
+//! none, as in Xen.
 
 use super::error::{ConfigError, Location};
 use super::lexer::{tokenize, Tok, Token};
@@ -53,21 +57,24 @@ pub(crate) struct Setting {
     pub value: Value,
     /// Where the statement is.
     pub at: Location,
+    /// Set (or added to) with `+=`: not a number, whatever its digits.
+    pub added: bool,
 }
 
 /// The settings of a file and its overrides: the last one of each key.
 pub(crate) type Settings = BTreeMap<String, Setting>;
 
-/// Parses `text` and stores its statements into `settings`, replacing
-/// earlier settings of the same keys. `source` names the text in
-/// locations; `numbered` says whether its line numbers mean anything (they
-/// don't for command-line overrides).
+/// Parses `text` and stores its statements into `settings`, replacing (or,
+/// with `+=`, adding to) earlier settings of the same keys. `source` names
+/// the text in locations; `numbered` says whether its line numbers mean
+/// anything (they don't for command-line overrides, which replace the
+/// file's values on purpose). Returns the warnings: keys a file sets twice.
 pub(crate) fn parse_into(
     settings: &mut Settings,
     source: &str,
     numbered: bool,
     text: &str,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<String>, ConfigError> {
     let at = |line: usize| Location {
         source: source.to_string(),
         line: numbered.then_some(line),
@@ -77,24 +84,73 @@ pub(crate) fn parse_into(
         message: e.message,
     })?;
     let mut parser = Parser { tokens, pos: 0 };
-    while let Some(setting) = parser
-        .statement()
-        .map_err(|(line, message)| ConfigError::Syntax {
-            at: at(line),
-            message,
-        })?
+    let mut warnings = Vec::new();
+    while let Some(statement) =
+        parser
+            .statement()
+            .map_err(|(line, message)| ConfigError::Syntax {
+                at: at(line),
+                message,
+            })?
     {
-        let (key, value, line) = setting;
+        let Statement {
+            key,
+            mut value,
+            line,
+            add,
+        } = statement;
+        let earlier = settings.get(&key);
+        if let (true, Some(old)) = (add, earlier) {
+            value = joined(&old.value, value).map_err(|message| ConfigError::Syntax {
+                at: at(line),
+                message: format!("`{key} +=`: {message}"),
+            })?;
+        } else if let Some(old) = earlier.filter(|old| numbered && old.at.source == source) {
+            warnings.push(format!(
+                "{}: {key} is set again (first at line {}): the last setting wins, as in Xen",
+                at(line),
+                old.at.line.unwrap_or(0)
+            ));
+        }
         settings.insert(
             key.clone(),
             Setting {
                 key,
                 value,
                 at: at(line),
+                added: add,
             },
         );
     }
-    Ok(())
+    Ok(warnings)
+}
+
+/// `old` with `new` added to it (`+=`): strings joined, lists appended.
+fn joined(old: &Value, new: Value) -> Result<Value, String> {
+    let kind = match (&old.kind, new.kind) {
+        (ValueKind::List(items), ValueKind::List(more)) => {
+            ValueKind::List(items.iter().cloned().chain(more).collect())
+        }
+        (ValueKind::Str(a) | ValueKind::Num(a), ValueKind::Str(b) | ValueKind::Num(b)) => {
+            ValueKind::Str(format!("{a}{b}"))
+        }
+        (ValueKind::List(_), _) | (_, ValueKind::List(_)) => {
+            return Err("cannot add a list to a single value, or a single value to a list".into())
+        }
+    };
+    Ok(Value {
+        line: old.line,
+        kind,
+    })
+}
+
+/// One parsed statement.
+struct Statement {
+    key: String,
+    value: Value,
+    line: usize,
+    /// Written with `+=`.
+    add: bool,
 }
 
 /// A syntax error: the line and what was expected.
@@ -135,7 +191,7 @@ impl Parser {
     }
 
     /// Parses the next statement: `Ok(None)` at the end of the input.
-    fn statement(&mut self) -> Result<Option<(String, Value, usize)>, SyntaxError> {
+    fn statement(&mut self) -> Result<Option<Statement>, SyntaxError> {
         loop {
             let t = self.next();
             let key = match t.tok {
@@ -153,16 +209,25 @@ impl Parser {
                 }
             };
             let eq = self.next();
-            if eq.tok != Tok::Equals {
-                return Err((
-                    eq.line,
-                    format!("expected `=` after `{key}`, found {}", eq.tok.describe()),
-                ));
-            }
+            let add = match eq.tok {
+                Tok::Equals => false,
+                Tok::PlusEquals => true,
+                other => {
+                    return Err((
+                        eq.line,
+                        format!("expected `=` after `{key}`, found {}", other.describe()),
+                    ))
+                }
+            };
             let value = self.value(&key, 0)?;
             let end = self.next();
             return match end.tok {
-                Tok::Newline | Tok::Semi | Tok::Eof => Ok(Some((key, value, t.line))),
+                Tok::Newline | Tok::Semi | Tok::Eof => Ok(Some(Statement {
+                    key,
+                    value,
+                    line: t.line,
+                    add,
+                })),
                 other => Err((
                     end.line,
                     format!(

@@ -13,7 +13,7 @@ fn settings(text: &str) -> Settings {
 fn error(text: &str) -> String {
     let mut s = Settings::new();
     match parse_into(&mut s, "t.cfg", true, text) {
-        Ok(()) => panic!("expected an error, got {s:?}"),
+        Ok(_) => panic!("expected an error, got {s:?}"),
         Err(e) => e.to_string(),
     }
 }

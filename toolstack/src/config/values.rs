@@ -52,7 +52,10 @@ impl<'a> Keys<'a> {
         }
     }
 
-    /// The number value of `key`, if set.
+    /// The number value of `key`, if set. As in Xen, a number may be
+    /// written in quotes (`memory = '1024'`, as xen-tools writes them): its
+    /// text is read as C's `strtol` reads it, leading blanks and a `+`
+    /// allowed, nothing after the digits.
     pub(crate) fn number(
         &self,
         key: &str,
@@ -61,16 +64,30 @@ impl<'a> Keys<'a> {
         let Some(s) = self.settings.get(key) else {
             return Ok(None);
         };
-        let message = match &s.value.kind {
-            ValueKind::Num(n) => match parse_number(n) {
-                Ok(v) => return Ok(Some((s, v))),
-                Err(true) => format!("expected {what}, found {n}, which is too large"),
-                Err(false) => format!("expected {what}, found {n}"),
-            },
-            ValueKind::Str(v) if parse_number(v.trim()).is_ok() => {
-                format!("expected {what}, found string {v:?} (write numbers without quotes)")
+        if s.added {
+            let message = format!("expected {what}: `+=` cannot be used with numbers");
+            return Err(invalid(s, message));
+        }
+        let text = match &s.value.kind {
+            ValueKind::Num(n) => n.as_str(),
+            ValueKind::Str(v) => v.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']),
+            other => {
+                let message = format!("expected {what}, found {}", other.describe());
+                return Err(invalid(s, message));
             }
-            other => format!("expected {what}, found {}", other.describe()),
+        };
+        let digits = text.strip_prefix('+').unwrap_or(text);
+        let found = match &s.value.kind {
+            ValueKind::Num(n) => n.clone(),
+            other => other.describe(),
+        };
+        let message = match parse_number(digits) {
+            Ok(v) => return Ok(Some((s, v))),
+            Err(_) if digits.starts_with('-') => {
+                format!("expected {what}, found {found}, which is negative")
+            }
+            Err(true) => format!("expected {what}, found {found}, which is too large"),
+            Err(false) => format!("expected {what}, found {found}"),
         };
         Err(invalid(s, message))
     }
