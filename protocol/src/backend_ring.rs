@@ -22,8 +22,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::device::BackendEvent;
 
-/// Entries in the backend ring.
-pub const BACKEND_RING_ENTRIES: usize = 32;
+/// Entries in the backend ring: a power of two, so that the free-running
+/// indices stay in step with the slots when they wrap.
+pub const BACKEND_RING_ENTRIES: usize = 16;
+
+const _: () = assert!(BACKEND_RING_ENTRIES.is_power_of_two());
 
 /// The backend ring's layout in its page.
 #[repr(C)]

@@ -19,8 +19,8 @@ pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"HYPBOOT1");
 /// Version of the boot protocol described here. Version 2: a guest finds
 /// its devices in [`SharedInfo::devices`] (the boot info no longer lists
 /// them). Version 3: up to 32 vCPUs, so [`SharedInfo`]'s per-vCPU array
-/// grew.
-pub const BOOT_VERSION: u32 = 3;
+/// grew. Version 4: a device carries an IPv4 address (network devices).
+pub const BOOT_VERSION: u32 = 4;
 
 /// Longest kernel command line, in bytes.
 pub const CMDLINE_MAX: usize = 512;

@@ -38,10 +38,62 @@ const _: () = assert!(MAX_WINDOW_BYTES <= FOREIGN_STRIDE);
 
 /// Device kinds, with virtio's device ids.
 pub mod kind {
+    /// virtio-net.
+    pub const NET: u32 = 1;
     /// virtio-blk.
     pub const BLOCK: u32 = 2;
     /// virtio-console.
     pub const CONSOLE: u32 = 3;
+    /// Not a guest's device: the uplink of Domain-0's switch for one
+    /// bridge, a tap on the host's bridge served as a hardware queue
+    /// (announced on the backend ring with domid 0).
+    pub const UPLINK: u32 = 0x100;
+}
+
+/// A vif's IPv4 address and prefix length, as `ip=` gives it; a
+/// `prefix_len` of 0 means none was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Ipv4Cidr {
+    /// The address, in network order.
+    pub addr: [u8; 4],
+    /// Bits of the network part (1 to 32); 0 if there is no address.
+    pub prefix_len: u8,
+    /// Padding.
+    pub _pad: [u8; 3],
+}
+
+impl Ipv4Cidr {
+    /// True if an address was given.
+    pub fn is_set(&self) -> bool {
+        self.prefix_len != 0
+    }
+
+    /// True if `ip` is in this address's network.
+    pub fn contains(&self, ip: [u8; 4]) -> bool {
+        if !self.is_set() {
+            return false;
+        }
+        let mask = u32::MAX << (32 - u32::from(self.prefix_len.min(32)));
+        u32::from_be_bytes(ip) & mask == u32::from_be_bytes(self.addr) & mask
+    }
+}
+
+/// What Domain-0 needs of a vif (a [`kind::NET`] device) besides its
+/// window and ports: the switch it joins and the limits of its port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct NetParams {
+    /// The vif's MAC address: frames from another source are dropped.
+    pub mac: [u8; 6],
+    /// Which of Domain-0's switches (one per bridge name) the port joins.
+    pub switch: u16,
+    /// `ip=`: with an address, IPv4 sources and ARP senders must lie in it.
+    pub ip: Ipv4Cidr,
+    /// `rate=`: bytes the vif may send per interval; 0 is no limit.
+    pub rate_bytes: u32,
+    /// `rate=`: the interval in microseconds.
+    pub rate_interval_us: u32,
 }
 
 /// Longest virtual-device name (`xvda`, `console`), NUL-padded.
@@ -59,6 +111,9 @@ pub struct GuestDevice {
     pub irq_port: u32,
     /// Virtual device name, NUL-padded.
     pub vdev: [u8; VDEV_LEN],
+    /// The address the guest takes on a [`kind::NET`] device (`ip=`, or
+    /// the default the toolstack chose).
+    pub ipv4: Ipv4Cidr,
 }
 
 /// What happened to a device Dom0 serves.
@@ -112,10 +167,13 @@ pub struct BackendEvent {
     /// Dom0 port raised when the hardware queue completes requests; send
     /// on it to ring the queue's doorbell.
     pub queue_port: u32,
-    /// Virtual device name, NUL-padded.
+    /// Virtual device name, NUL-padded (for an uplink, the bridge's name).
     pub vdev: [u8; VDEV_LEN],
     /// Padding.
     pub _pad: u32,
+    /// The vif's switch port ([`kind::NET`]); for a [`kind::UPLINK`],
+    /// `switch` names the switch.
+    pub net: NetParams,
 }
 
 impl GuestDevice {
@@ -136,9 +194,13 @@ pub fn vdev_bytes(name: &str) -> [u8; VDEV_LEN] {
 
 /// Whether `vdev` looks like a Xen virtual device name (see
 /// xen-vbd-interface(7)): `xvd<letters>[N]`, `hd<letter>[N]`,
-/// `sd<letters>[N]` or `d<disk>[p<partition>]`.
+/// `sd<letters>[N]`, `d<disk>[p<partition>]`, or a raw device number as
+/// libxl takes one (decimal, `0x` hex or `0` octal, at most `INT_MAX`;
+/// `51713` is `xvda1`).
 pub fn is_disk_vdev(vdev: &str) -> bool {
-    if let Some(rest) = vdev.strip_prefix("xvd") {
+    if vdev.starts_with(|c: char| c.is_ascii_digit()) {
+        raw_device_number(vdev).is_some()
+    } else if let Some(rest) = vdev.strip_prefix("xvd") {
         letters_then_partition(rest, 4)
     } else if let Some(rest) = vdev.strip_prefix("hd") {
         letters_then_partition(rest, 1)
@@ -154,6 +216,22 @@ pub fn is_disk_vdev(vdev: &str) -> bool {
     } else {
         false
     }
+}
+
+/// A device number written as C's `strtoul` with base 0 reads it, if it
+/// is one no larger than `INT_MAX`.
+fn raw_device_number(s: &str) -> Option<u32> {
+    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None if s.len() > 1 && s.starts_with('0') => (&s[1..], 8),
+        None => (s, 10),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix)
+        .ok()
+        .filter(|&n| n <= i32::MAX as u32)
 }
 
 /// `1..=max_letters` lower-case letters, then an optional partition 1 to 255.
@@ -178,13 +256,46 @@ mod tests {
     #[test]
     fn vdev_names() {
         for good in [
-            "xvda", "xvdz", "xvdaa", "xvda1", "xvdb15", "hda", "hdc3", "sda", "sdb2", "d0", "d3p1",
+            "xvda",
+            "xvdz",
+            "xvdaa",
+            "xvda1",
+            "xvdb15",
+            "hda",
+            "hdc3",
+            "sda",
+            "sdb2",
+            "d0",
+            "d3p1",
+            "51713",
+            "0xca01",
+            "0x301",
+            "0",
+            "017",
+            "2147483647",
         ] {
             assert!(is_disk_vdev(good), "{good}");
         }
         for bad in [
-            "", "xvd", "xvdA", "xvda0", "xvda01", "hdaa", "sd", "d", "dp1", "d01", "vda", "xvda1x",
+            "",
+            "xvd",
+            "xvdA",
+            "xvda0",
+            "xvda01",
+            "hdaa",
+            "sd",
+            "d",
+            "dp1",
+            "d01",
+            "vda",
+            "xvda1x",
             "xvda256",
+            "0x",
+            "0x1g",
+            "09",
+            "2147483648",
+            "1a",
+            "-1",
         ] {
             assert!(!is_disk_vdev(bad), "{bad}");
         }

@@ -31,7 +31,7 @@ pub unsafe trait Plain: Copy {
 }
 
 // SAFETY (for each impl below): the type is `repr(C)` with only integer
-// and byte-array fields (or arrays of `Plain` structures) and explicit
+// and byte-array fields (or `Plain` structures, or arrays of them) and explicit
 // padding fields; the size checks after them equal the sum of the fields'
 // sizes, so the compiler added no padding of its own.
 // SAFETY: see above.
@@ -51,10 +51,14 @@ unsafe impl Plain for crate::hypercall::DomainInfo {}
 use core::mem::size_of;
 // 8 + 4 + 4 + 2 + 2 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + CMDLINE_MAX + 8 + 8.
 const _: () = assert!(size_of::<crate::boot::BootInfo>() == 72 + crate::boot::CMDLINE_MAX);
-// 4 + 4 + 4 + 2 + 2 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 4 + 16 + 4.
-const _: () = assert!(size_of::<crate::device::BackendEvent>() == 104);
-// 8 + 4 + 4 + 16.
-const _: () = assert!(size_of::<crate::device::GuestDevice>() == 32);
+// 4 + 1 + 3.
+const _: () = assert!(size_of::<crate::device::Ipv4Cidr>() == 8);
+// 6 + 2 + 8 + 4 + 4.
+const _: () = assert!(size_of::<crate::device::NetParams>() == 24);
+// 4 + 4 + 4 + 2 + 2 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 4 + 16 + 4 + 24.
+const _: () = assert!(size_of::<crate::device::BackendEvent>() == 128);
+// 8 + 4 + 4 + 16 + 8.
+const _: () = assert!(size_of::<crate::device::GuestDevice>() == 40);
 // 8 + 8 + 4 + 4 + 4 + 2 + 1 + 1.
 const _: () = assert!(size_of::<crate::ioreq::IoReq>() == 32);
 // 2 + 2 + 4 + 8 + 8.

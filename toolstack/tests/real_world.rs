@@ -389,4 +389,49 @@ fn the_dry_run_refuses_what_the_core_would() {
     assert_names(&error("memory = 4096\n"), "memory", &["4 to 3584 MiB"]);
     assert_names(&error("memory = 2\n"), "memory", &["4 to 3584 MiB"]);
     assert_eq!(with("memory = 3584\n").spec.memory_mib, 3584);
+    // A command line longer than the boot protocol carries.
+    let long = "x".repeat(600);
+    let e = error(&format!("root = '/dev/xvda1'\nextra = '{long}'\n"));
+    assert_names(&e, "extra", &["616 bytes, more than the 512"]);
+    assert_eq!(
+        with(&format!("extra = '{}'\n", "x".repeat(512)))
+            .spec
+            .cmdline
+            .len(),
+        512
+    );
+}
+
+#[test]
+fn numeric_vdevs_vif_leftovers_and_the_first_syntax_error() {
+    // A disk's vdev may be a raw Xen device number, as xl reads them.
+    for vdev in ["51713", "0xca01", "0x301"] {
+        let p = with(&format!("disk = [ 'phy:/dev/vg/a,{vdev},w' ]\n"));
+        assert_eq!(p.spec.disks[0].vdev, vdev);
+    }
+    assert_names(
+        &error("disk = [ 'phy:/dev/vg/a,99999999999,w' ]\n"),
+        "disk",
+        &["a device number like 51713"],
+    );
+    // Keys xl ignores in a vif (old xend ones, or unknown) are warnings
+    // naming the entry, as xl ignores them too.
+    let p = with("vif = [ 'bridge=xenbr0, gatewaydev=eth0' ]\n");
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].starts_with("g.cfg:3: vif: entry 1: ")
+            && p.warnings[0].contains("gatewaydev"),
+        "{:?}",
+        p.warnings
+    );
+    // A file in another language: the error is at its first line, not at
+    // the first character the lexer cannot read.
+    let e = parse("py.cfg", "import os\nname = 't'\nx = f(1)\n", &[]).unwrap_err();
+    assert!(e.to_string().starts_with("py.cfg:1:"), "{e}");
+    // soft-reset is in xl.cfg(5), for HVM guests only.
+    assert_names(
+        &error("on_crash = 'soft-reset'\n"),
+        "on_crash",
+        &["soft-reset is an action for HVM guests"],
+    );
 }

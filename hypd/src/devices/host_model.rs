@@ -84,6 +84,7 @@ impl HostModelDevices {
                 kind: config.backing.kind(),
                 irq_port,
                 vdev: vdev_bytes(&config.vdev),
+                ..Default::default()
             },
             notify,
             backend: match HostDevice::start(setup) {

@@ -118,6 +118,7 @@ impl ServiceVmDevices {
                 kind: config.backing.kind(),
                 irq_port: 0,
                 vdev: vdev_bytes(&config.vdev),
+                ..Default::default()
             },
             handled: false,
             notify: EventFd::new(EFD_NONBLOCK)?,

@@ -9,7 +9,9 @@
 //! * [`blk`]: virtio-blk request header, status codes, feature bits and
 //!   configuration space;
 //! * [`console`]: virtio-console configuration space, feature bits and
-//!   queue numbers.
+//!   queue numbers;
+//! * [`net`]: virtio-net header, configuration space, feature bits and
+//!   queue numbers, and the frame fields a switch reads.
 //!
 //! Every multi-byte field is little-endian on the wire (virtio 1.x has no
 //! legacy big-endian mode); the structures are `#[repr(C)]` with fixed
@@ -20,6 +22,7 @@
 pub mod blk;
 pub mod console;
 pub mod mmio;
+pub mod net;
 pub mod queue;
 
 /// Builds a feature mask with bit `bit` set (feature bits are numbered

@@ -282,7 +282,7 @@ impl Fields {
             Some(v) if is_disk_vdev(&v) => v,
             Some(v) => {
                 return Err(format!(
-                "vdev `{v}` is not a Xen virtual device name (like xvda, xvdb1, hdc, sda or d0p1)"
+                "vdev `{v}` is not a Xen virtual device name (like xvda, xvdb1, hdc, sda, d0p1, or a device number like 51713)"
             ))
             }
             None => return Err("no vdev given: name the guest's device, e.g. xvda".into()),

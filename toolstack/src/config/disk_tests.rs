@@ -184,7 +184,7 @@ fn bad_entries_say_what_is_wrong() {
     );
     assert_eq!(
         error("/i,raw,disk0"),
-        "vdev `disk0` is not a Xen virtual device name (like xvda, xvdb1, hdc, sda or d0p1)"
+        "vdev `disk0` is not a Xen virtual device name (like xvda, xvdb1, hdc, sda, d0p1, or a device number like 51713)"
     );
     assert_eq!(
         error("/i,raw,xvda,rw,extra"),

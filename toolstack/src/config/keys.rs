@@ -10,6 +10,7 @@ use super::syntax::{Setting, Settings};
 use super::values::{invalid, missing, value_error, Keys};
 use super::vif::parse_vif;
 use super::vif::VifSpec;
+use protocol::boot::CMDLINE_MAX;
 use protocol::memory::{MAX_RAM_MIB, MIN_RAM_MIB};
 use std::path::PathBuf;
 
@@ -96,7 +97,7 @@ pub(crate) fn build(source: &str, settings: &Settings) -> Result<Parsed, ConfigE
     let on_crash = keys.action("on_crash", Action::Destroy)?;
 
     let disks = disks(&keys, &mut warnings)?;
-    let vifs = vifs(&keys)?;
+    let vifs = vifs(&keys, &mut warnings)?;
 
     let placement = match keys.string("backend_placement", "\"service-vm\" or \"host\"")? {
         None | Some((_, "service-vm")) => Placement::ServiceVm,
@@ -247,13 +248,17 @@ fn disks(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<Vec<DiskSpec>, C
 }
 
 /// The network interfaces of `vif = [...]`.
-fn vifs(keys: &Keys<'_>) -> Result<Vec<VifSpec>, ConfigError> {
+fn vifs(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<Vec<VifSpec>, ConfigError> {
     let mut vifs: Vec<VifSpec> = Vec::new();
     for (at, index, entry) in keys.entries("vif", "vif specification", "bridge=xenbr0")? {
         let fail = |message: String| {
             value_error(&at, "vif", format!("entry {index} ('{entry}'): {message}"))
         };
-        let vif = parse_vif(entry).map_err(fail)?;
+        let parsed = parse_vif(entry).map_err(fail)?;
+        for ignored in &parsed.ignored {
+            warnings.push(format!("{at}: vif: entry {index}: {ignored}"));
+        }
+        let vif = parsed.spec;
         if let Some(mac) = &vif.mac {
             if let Some(first) = vifs.iter().position(|v| v.mac.as_ref() == Some(mac)) {
                 let message = format!("mac {mac} is already used by entry {}", first + 1);
@@ -270,29 +275,41 @@ fn vifs(keys: &Keys<'_>) -> Result<Vec<VifSpec>, ConfigError> {
 fn cmdline(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<String, ConfigError> {
     let root = keys.string("root", "the root device in quotes")?;
     let extra = keys.string("extra", "kernel arguments in quotes")?;
-    if let Some((s, v)) = keys.string("cmdline", "the kernel command line in quotes")? {
-        let unused: Vec<&str> = [root.map(|_| "root"), extra.map(|_| "extra")]
+    let (line, from) =
+        if let Some((s, v)) = keys.string("cmdline", "the kernel command line in quotes")? {
+            let unused: Vec<&str> = [root.map(|_| "root"), extra.map(|_| "extra")]
+                .into_iter()
+                .flatten()
+                .collect();
+            if !unused.is_empty() {
+                warnings.push(format!(
+                    "{}: cmdline is set, so {} {} ignored",
+                    s.at,
+                    unused.join(" and "),
+                    if unused.len() == 1 { "is" } else { "are" }
+                ));
+            }
+            (v.to_string(), Some(s))
+        } else {
+            let parts: Vec<String> = [
+                root.map(|(_, r)| format!("root={r}")),
+                extra.map(|(_, e)| e.to_string()),
+            ]
             .into_iter()
             .flatten()
             .collect();
-        if !unused.is_empty() {
-            warnings.push(format!(
-                "{}: cmdline is set, so {} {} ignored",
-                s.at,
-                unused.join(" and "),
-                if unused.len() == 1 { "is" } else { "are" }
-            ));
-        }
-        return Ok(v.to_string());
+            (parts.join(" "), extra.or(root).map(|(s, _)| s))
+        };
+    match from {
+        Some(s) if line.len() > CMDLINE_MAX => Err(invalid(
+            s,
+            format!(
+                "the kernel command line is {} bytes, more than the {CMDLINE_MAX} the boot protocol carries",
+                line.len()
+            ),
+        )),
+        _ => Ok(line),
     }
-    let parts: Vec<String> = [
-        root.map(|(_, r)| format!("root={r}")),
-        extra.map(|(_, e)| e.to_string()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    Ok(parts.join(" "))
 }
 
 #[cfg(test)]

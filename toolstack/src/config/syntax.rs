@@ -79,10 +79,24 @@ pub(crate) fn parse_into(
         source: source.to_string(),
         line: numbered.then_some(line),
     };
-    let tokens = tokenize(text).map_err(|e| ConfigError::Syntax {
-        at: at(e.line),
-        message: e.message,
-    })?;
+    let tokens = match tokenize(text) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            // The first error of the file is the one to name: the lines
+            // before the bad character may hold a grammar error of their
+            // own (`import os` before `x = f(1)`).
+            let before: String = text.split_inclusive('\n').take(e.line - 1).collect();
+            let earlier = match tokenize(&before) {
+                Ok(tokens) => Parser { tokens, pos: 0 }.statements().err(),
+                Err(_) => None,
+            };
+            let (line, message) = earlier.unwrap_or((e.line, e.message));
+            return Err(ConfigError::Syntax {
+                at: at(line),
+                message,
+            });
+        }
+    };
     let mut parser = Parser { tokens, pos: 0 };
     let mut warnings = Vec::new();
     while let Some(statement) =
@@ -188,6 +202,12 @@ impl Parser {
         while self.peek().tok == Tok::Newline {
             self.pos += 1;
         }
+    }
+
+    /// Parses every statement, for the first syntax error only.
+    fn statements(&mut self) -> Result<(), SyntaxError> {
+        while self.statement()?.is_some() {}
+        Ok(())
     }
 
     /// Parses the next statement: `Ok(None)` at the end of the input.

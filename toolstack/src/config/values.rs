@@ -98,13 +98,16 @@ impl<'a> Keys<'a> {
             None => Ok(default),
             Some((s, v)) => Action::from_name(v).ok_or_else(|| {
                 let valid: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
-                invalid(
-                    s,
-                    format!(
-                        "unknown action {v:?} (expected one of {})",
-                        valid.join(", ")
-                    ),
-                )
+                let valid = valid.join(", ");
+                if v == "soft-reset" {
+                    // xl.cfg(5) lists it, but only HVM guests can do it.
+                    invalid(
+                        s,
+                        format!("soft-reset is an action for HVM guests, which this hypervisor does not run (expected one of {valid})"),
+                    )
+                } else {
+                    invalid(s, format!("unknown action {v:?} (expected one of {valid})"))
+                }
             }),
         }
     }

@@ -1,6 +1,9 @@
 //! One entry of `vif = [ ... ]`, read as xl-network-configuration(5)
 //! describes: comma-separated `key=value` pairs, all optional; the empty
-//! string is a vif with every default.
+//! string is a vif with every default. As in xl, a key it does not know
+//! is ignored with a warning, not an error; so are the documented keys
+//! this hypervisor has no use for (`gatewaydev` and its old name
+//! `netdev`, `accel`, `devid`).
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,18 @@ const KEYS: &[&str] = &[
     "mac", "bridge", "model", "vifname", "ip", "rate", "mtu", "script", "backend", "type",
 ];
 
+/// Documented keys that have no effect here.
+const IGNORED_KEYS: &[&str] = &["gatewaydev", "netdev", "accel", "devid"];
+
+/// A parsed vif entry and what the user should be told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParsedVif {
+    /// The interface.
+    pub spec: VifSpec,
+    /// One sentence per key that was ignored.
+    pub ignored: Vec<String>,
+}
+
 impl Default for VifSpec {
     fn default() -> Self {
         VifSpec {
@@ -55,19 +70,25 @@ impl Default for VifSpec {
 }
 
 /// Parses one vif entry; the error says what is wrong with it.
-pub(crate) fn parse_vif(entry: &str) -> Result<VifSpec, String> {
+pub(crate) fn parse_vif(entry: &str) -> Result<ParsedVif, String> {
     let mut vif = VifSpec::default();
+    let mut ignored = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for item in entry.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let Some((key, value)) = item.split_once('=') else {
             return Err(format!("expected key=value, found `{item}`"));
         };
         let (key, value) = (key.trim(), value.trim());
+        if IGNORED_KEYS.contains(&key) {
+            ignored.push(format!("ignoring {key} (not used by this hypervisor)"));
+            continue;
+        }
         let Some(&key) = KEYS.iter().find(|k| **k == key) else {
-            return Err(format!(
-                "unknown vif key `{key}` (known: {})",
+            ignored.push(format!(
+                "ignoring unknown key `{key}`, as xl does (known: {})",
                 KEYS.join(", ")
             ));
+            continue;
         };
         if seen.contains(&key) {
             return Err(format!("{key} is given twice"));
@@ -90,7 +111,7 @@ pub(crate) fn parse_vif(entry: &str) -> Result<VifSpec, String> {
             _ => vif.vif_type = Some(vif_type(value)?),
         }
     }
-    Ok(vif)
+    Ok(ParsedVif { spec: vif, ignored })
 }
 
 /// Checks a MAC address (six colon-separated hex pairs, not multicast) and

@@ -4,7 +4,7 @@ use super::*;
 
 fn vif(entry: &str) -> VifSpec {
     match parse_vif(entry) {
-        Ok(v) => v,
+        Ok(v) => v.spec,
         Err(e) => panic!("{entry:?}: unexpected error: {e}"),
     }
 }
@@ -118,12 +118,22 @@ fn bad_values_are_refused() {
 }
 
 #[test]
-fn unknown_keys_and_malformed_items_are_refused() {
+fn unknown_and_unused_keys_are_ignored_as_xl_does() {
+    let parsed = parse_vif("bridge=xenbr1,colour=red,gatewaydev=eth0,netdev=eth1,devid=2").unwrap();
+    assert_eq!(parsed.spec.bridge, "xenbr1");
     assert_eq!(
-        error("bridge=xenbr0,colour=red"),
-        "unknown vif key `colour` (known: mac, bridge, model, vifname, ip, rate, mtu, script, backend, type)"
+        parsed.ignored,
+        [
+            "ignoring unknown key `colour`, as xl does (known: mac, bridge, model, vifname, ip, rate, mtu, script, backend, type)",
+            "ignoring gatewaydev (not used by this hypervisor)",
+            "ignoring netdev (not used by this hypervisor)",
+            "ignoring devid (not used by this hypervisor)",
+        ]
     );
-    assert!(error("gatewaydev=eth0").starts_with("unknown vif key `gatewaydev`"));
+}
+
+#[test]
+fn malformed_items_are_refused() {
     assert_eq!(error("bridge"), "expected key=value, found `bridge`");
     assert_eq!(error("bridge=a,bridge=b"), "bridge is given twice");
     assert_eq!(error("bridge="), "bridge has an empty value");
