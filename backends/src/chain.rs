@@ -100,12 +100,17 @@ impl Chain {
         out: &mut [u8],
     ) -> Result<(), MemError> {
         let mut done = 0usize;
-        for_each_piece(self.readable(), offset, out.len() as u64, |gpa, len| {
-            let end = done + len as usize;
-            p.read(gpa, &mut out[done..end])?;
-            done = end;
-            Ok(())
-        })
+        for_each_piece(
+            pieces(self.readable()),
+            offset,
+            out.len() as u64,
+            |gpa, len| {
+                let end = done + len as usize;
+                p.read(gpa, &mut out[done..end])?;
+                done = end;
+                Ok(())
+            },
+        )
     }
 
     /// Copies `data` into the writable range, from byte `offset`.
@@ -116,18 +121,23 @@ impl Chain {
         data: &[u8],
     ) -> Result<(), MemError> {
         let mut done = 0usize;
-        for_each_piece(self.writable(), offset, data.len() as u64, |gpa, len| {
-            let end = done + len as usize;
-            p.write(gpa, &data[done..end])?;
-            done = end;
-            Ok(())
-        })
+        for_each_piece(
+            pieces(self.writable()),
+            offset,
+            data.len() as u64,
+            |gpa, len| {
+                let end = done + len as usize;
+                p.write(gpa, &data[done..end])?;
+                done = end;
+                Ok(())
+            },
+        )
     }
 
     /// Guest-physical address of byte `offset` of the writable range.
     pub fn writable_addr(&self, offset: u64) -> Option<u64> {
         let mut addr = None;
-        for_each_piece(self.writable(), offset, 1, |gpa, _| {
+        for_each_piece(pieces(self.writable()), offset, 1, |gpa, _| {
             addr = Some(gpa);
             Ok(())
         })
@@ -149,36 +159,41 @@ impl Chain {
 }
 
 fn segments(bufs: &[Buffer], offset: u64, len: u64, out: &mut Vec<GuestBuf>) -> bool {
-    for_each_piece(bufs, offset, len, |gpa, len| {
+    for_each_piece(pieces(bufs), offset, len, |gpa, len| {
         out.push(GuestBuf { gpa, len });
         Ok(())
     })
     .is_ok()
 }
 
+/// The buffers as `(address, length)` pieces.
+fn pieces(bufs: &[Buffer]) -> impl Iterator<Item = (u64, u32)> + '_ {
+    bufs.iter().map(|b| (b.addr, b.len))
+}
+
 /// Calls `f(gpa, len)` for each piece of `[offset, offset + len)` of the
-/// byte range the buffers form, in order. Fails (with the range asked) if
-/// the buffers are too short.
-fn for_each_piece(
-    bufs: &[Buffer],
+/// byte range that the `(address, length)` pieces `bufs` form, in order.
+/// Fails (with the range asked) if they are too short.
+pub(crate) fn for_each_piece(
+    bufs: impl IntoIterator<Item = (u64, u32)>,
     mut offset: u64,
     len: u64,
     mut f: impl FnMut(u64, u32) -> Result<(), MemError>,
 ) -> Result<(), MemError> {
     let mut left = len;
-    for b in bufs {
+    for (addr, blen) in bufs {
         if left == 0 {
             break;
         }
-        let blen = u64::from(b.len);
+        let blen = u64::from(blen);
         if offset >= blen {
             offset -= blen;
             continue;
         }
         let take = (blen - offset).min(left);
-        // `take <= b.len`, so it fits in a u32; `b.addr + b.len` was checked
-        // against the frontend's RAM, so the sum cannot overflow.
-        f(b.addr + offset, take as u32)?;
+        // `take <= blen`, so it fits in a u32; every buffer's end was
+        // checked against the frontend's RAM, so the sum cannot overflow.
+        f(addr + offset, take as u32)?;
         left -= take;
         offset = 0;
     }

@@ -23,6 +23,16 @@ pub trait VirtioDevice {
     /// queues.
     fn queue_max_sizes(&self) -> &[u16];
 
+    /// True if buffers the driver adds to `queue` are work for the device,
+    /// which polling looks for ([`crate::MmioTransport::poll`]); false for
+    /// a queue whose buffers wait for an event of the device's own (a
+    /// network device's receive buffers wait for frames), which polling
+    /// leaves alone. The default: every queue.
+    fn buffers_are_work(&self, queue: u16) -> bool {
+        let _ = queue;
+        true
+    }
+
     /// Bytes of the configuration space.
     fn config_size(&self) -> usize;
 

@@ -1,5 +1,6 @@
-//! Device backends: the virtio-mmio transport, virtio-blk and
-//! virtio-console, as a `no_std + alloc` library.
+//! Device backends: the virtio-mmio transport, virtio-blk,
+//! virtio-console and virtio-net, and Domain-0's learning L2 switch, as a
+//! `no_std + alloc` library.
 //!
 //! The same code runs in two placements: inside Domain-0's kernel (the
 //! hybrid model: register accesses arrive as ioreqs, host I/O goes through
@@ -17,6 +18,14 @@
 //!    answered [`Submission::Done`]);
 //! 4. device-specific input, such as console bytes:
 //!    [`MmioTransport::with_device`].
+//!
+//! Networking adds one loop of the placement's own: the frames a
+//! [`Net`] device's driver transmitted wait, their chains outstanding,
+//! until the placement asks the bridge's [`Switch`] where each goes,
+//! copies it into the receivers' buffers ([`Net::receive`], from another
+//! guest's memory with [`Platform::copy_from`]) or to its uplink, and
+//! returns it ([`Net::finish_tx`]); both through
+//! [`DeviceModel::with_net`], so the transport decides the interrupts.
 //!
 //! The devices read the rings as a hostile guest may have written them:
 //! see [`queue`] for the rules. A broken rule sets `DEVICE_NEEDS_RESET`
@@ -36,8 +45,10 @@ pub mod device;
 pub mod inflight;
 pub mod mmio;
 pub mod model;
+pub mod net;
 pub mod platform;
 pub mod queue;
+pub mod switch;
 
 #[cfg(test)]
 mod tests;
@@ -48,5 +59,10 @@ pub use console::Console;
 pub use device::VirtioDevice;
 pub use mmio::MmioTransport;
 pub use model::DeviceModel;
+pub use net::{FrameSource, GuestFrame, Net, NetConfig, NetStats, Received, TxFrame};
 pub use platform::{GuestBuf, HostIo, Interrupt, IoKind, IoResult, MemError, Platform, Submission};
 pub use queue::{Queue, QueueError};
+pub use switch::{
+    DropReason, Drops, Forward, PortConfig, PortId, PortStats, Rate, Switch, SwitchConfig,
+    SwitchError,
+};

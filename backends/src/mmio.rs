@@ -256,6 +256,12 @@ impl<D: VirtioDevice> MmioTransport<D> {
         let mut work = false;
         for i in 0..self.queues.len() {
             let live = self.is_live();
+            // A queue whose buffers are not work (a receive queue) is not
+            // polled: it manages its notifications itself, and asking for
+            // one must still work while the others are polled.
+            if !self.device.buffers_are_work(i as u16) {
+                continue;
+            }
             let q = &mut self.queues[i];
             if q.polled() == polling {
                 continue;
@@ -288,7 +294,10 @@ impl<D: VirtioDevice> MmioTransport<D> {
     pub fn poll<P: Platform>(&mut self, p: &mut P) -> bool {
         let mut work = false;
         for i in 0..self.queues.len() {
-            if !self.is_live() || !self.queues[i].polled() {
+            if !self.is_live()
+                || !self.queues[i].polled()
+                || !self.device.buffers_are_work(i as u16)
+            {
                 continue;
             }
             match self.queues[i].has_available(p) {

@@ -2,19 +2,24 @@
 //! holds for each device it serves, so that Domain-0 and the host model
 //! drive the devices with the same few calls.
 
+use alloc::collections::vec_deque;
+
 use crate::blk::{Blk, BlkConfig};
 use crate::console::Console;
 use crate::mmio::{MmioTransport, TransportStats};
+use crate::net::{Net, NetConfig, TxFrame};
 use crate::platform::{IoResult, Platform};
-use crate::queue::QueueError;
+use crate::queue::{Queue, QueueError};
 
-/// A virtio-blk or virtio-console device and its transport.
+/// A virtio-blk, virtio-console or virtio-net device and its transport.
 #[derive(Debug)]
 pub enum DeviceModel {
     /// A virtio-blk disk.
     Blk(MmioTransport<Blk>),
     /// A virtio-console.
     Console(MmioTransport<Console>),
+    /// A virtio-net interface (a vif).
+    Net(MmioTransport<Net>),
 }
 
 /// Runs `$body` with `$t` bound to the transport, whatever the model.
@@ -23,6 +28,7 @@ macro_rules! with_transport {
         match $model {
             DeviceModel::Blk($t) => $body,
             DeviceModel::Console($t) => $body,
+            DeviceModel::Net($t) => $body,
         }
     };
 }
@@ -36,6 +42,47 @@ impl DeviceModel {
     /// A console with queues of `queue_size`.
     pub fn console(queue_size: u16) -> Self {
         Self::Console(MmioTransport::new(Console::new(queue_size)))
+    }
+
+    /// A network interface.
+    pub fn net(config: NetConfig) -> Self {
+        Self::Net(MmioTransport::new(Net::new(config)))
+    }
+
+    /// The network device, if this is one (for its counters).
+    pub fn as_net(&self) -> Option<&Net> {
+        match self {
+            Self::Net(t) => Some(t.device()),
+            _ => None,
+        }
+    }
+
+    /// The frames a network device's driver transmitted and the placement
+    /// has not switched yet, oldest first ([`Net::pending_tx`]); none for
+    /// another kind of device, or while the device is not running (its
+    /// frames wait for the reset that drops them).
+    pub fn tx_frames(&self) -> vec_deque::Iter<'_, TxFrame> {
+        match self {
+            Self::Net(t) if t.is_live() => t.device().pending_tx(),
+            _ => vec_deque::Iter::default(),
+        }
+    }
+
+    /// Runs `f` on a network device with its queues, through the
+    /// transport's [`MmioTransport::with_device`], which then raises the
+    /// interrupts the device earned (or `DEVICE_NEEDS_RESET` on an error):
+    /// how a placement delivers frames ([`Net::receive`]) and returns
+    /// switched ones ([`Net::finish_tx`]). `None` for another kind of
+    /// device, or a network device that is not running or just failed.
+    pub fn with_net<P: Platform, R>(
+        &mut self,
+        p: &mut P,
+        f: impl FnOnce(&mut Net, &mut P, &mut [Queue]) -> Result<R, QueueError>,
+    ) -> Option<R> {
+        match self {
+            Self::Net(t) => t.with_device(p, f),
+            _ => None,
+        }
     }
 
     /// A register read of `size` bytes at `offset` in the window.

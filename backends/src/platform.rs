@@ -1,6 +1,7 @@
 //! What a placement (Domain-0's kernel or the core's host model) lends the
-//! backends: the frontend's memory, its interrupt, the host's block I/O
-//! and a console sink.
+//! backends: the frontend's memory (and copies from another frontend's,
+//! for the switch), its interrupt, the host's block I/O and a console
+//! sink.
 //!
 //! Every guest address here is a guest-physical address *of the frontend
 //! domain*. The Domain-0 placement adds its foreign-window base before it
@@ -8,6 +9,9 @@
 //! must refuse (with [`MemError`]) any range that is not entirely inside
 //! the frontend's RAM: the backends rely on it and never trust an address
 //! the guest wrote.
+
+/// Bytes [`Platform::copy_from`]'s default moves per step.
+const COPY_CHUNK: usize = 256;
 
 /// An access to frontend memory that falls (partly) outside its RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +127,37 @@ pub trait Platform {
     /// [`Platform::read_u16`], override with one aligned 16-bit store.
     fn write_u16(&mut self, gpa: u64, value: u16) -> Result<(), MemError> {
         self.write(gpa, &value.to_le_bytes())
+    }
+
+    /// Copies `len` bytes at `src_gpa` of another frontend's memory
+    /// (`src`, a platform of the same placement) into this frontend's
+    /// memory at `gpa`: how a switch moves a frame from one guest's
+    /// transmit buffers into another guest's receive buffers. Either range
+    /// outside its RAM is refused with [`MemError`] (some bytes may have
+    /// been copied by then).
+    ///
+    /// The default bounces through a small buffer on the stack
+    /// ([`Platform::read`] of `src`, then [`Platform::write`]). A placement
+    /// that maps every frontend's memory in one address space (Domain-0,
+    /// through its foreign windows) overrides it with one direct copy:
+    /// Xen's grant copy, the frame copied once.
+    fn copy_from(&mut self, gpa: u64, src: &Self, src_gpa: u64, len: u64) -> Result<(), MemError>
+    where
+        Self: Sized,
+    {
+        let refused = MemError { gpa: src_gpa, len };
+        if gpa.checked_add(len).is_none() || src_gpa.checked_add(len).is_none() {
+            return Err(refused);
+        }
+        let mut bounce = [0u8; COPY_CHUNK];
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(COPY_CHUNK as u64) as usize;
+            src.read(src_gpa + done, &mut bounce[..n])?;
+            self.write(gpa + done, &bounce[..n])?;
+            done += n as u64;
+        }
+        Ok(())
     }
 
     /// Raises the device's interrupt in the frontend.

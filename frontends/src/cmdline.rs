@@ -3,12 +3,14 @@
 //! | key | meaning |
 //! |---|---|
 //! | `workload=NAME` | what to run (default: `disk` with a block device, else `pingpong`) |
-//! | `count=N` | iterations (pingpong, flood), most rounds (durable) or most requests per benchmark run (disk) |
+//! | `count=N` | iterations (pingpong, flood; pings and round trips of net), most rounds (durable), most requests per benchmark run (disk), frames of each forged kind (netspoof, default 100) or frames to broadcast (netflood, default: until shut down) |
 //! | `bench=quick\|full\|off\|MSms` | block benchmark length: ~250 ms or ~3 s per run, `MS` milliseconds, or none (`none` = `off`) |
 //! | `runs=A,B,...` | only these benchmark runs (names as in the reports, e.g. `randread-4k-qd1`) |
 //! | `poll_us=N` | longest adaptive spin before sleeping on a device (default 100, 0: never spin) |
 //! | `seed=N` | seed of the disk pattern (default: from the TSC) |
 //! | `verify_mib=N` | check only the first N MiB of the disk (default: all of it) |
+//! | `peer=A.B.C.D` | the address `workload=net` measures against; the victim of `workload=netspoof` |
+//! | `net_mib=N` | MiB each TCP stream of `workload=net` carries (default 32) |
 
 /// How long the block benchmark runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +53,10 @@ pub struct Args<'a> {
     pub verify_mib: Option<u64>,
     /// The benchmark runs to do (all of them when `None`), comma-separated.
     pub runs: Option<&'a str>,
+    /// The peer of `workload=net` and `workload=netspoof`.
+    pub peer: Option<[u8; 4]>,
+    /// MiB per TCP stream of `workload=net`.
+    pub net_mib: u64,
 }
 
 impl<'a> Args<'a> {
@@ -64,6 +70,8 @@ impl<'a> Args<'a> {
             seed: None,
             verify_mib: None,
             runs: None,
+            peer: None,
+            net_mib: 32,
         };
         for word in cmdline.split_ascii_whitespace() {
             match word.split_once('=') {
@@ -81,6 +89,8 @@ impl<'a> Args<'a> {
                 Some(("poll_us", value)) => args.poll_us = value.parse().unwrap_or(args.poll_us),
                 Some(("seed", value)) => args.seed = value.parse().ok(),
                 Some(("verify_mib", value)) => args.verify_mib = value.parse().ok(),
+                Some(("peer", value)) => args.peer = parse_ipv4(value),
+                Some(("net_mib", value)) => args.net_mib = value.parse().unwrap_or(args.net_mib),
                 _ => {}
             }
         }
@@ -97,4 +107,18 @@ impl<'a> Args<'a> {
     pub fn poll_ns(&self) -> u64 {
         self.poll_us.saturating_mul(1000)
     }
+}
+
+/// Parses a dotted-quad IPv4 address (`10.0.0.2`).
+pub fn parse_ipv4(text: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = text.split('.');
+    for byte in &mut out {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *byte = part.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }

@@ -16,9 +16,18 @@
 //! | `flood` | refused hypercalls and console lines, as fast as it can |
 //! | `forge` | crashes with a message that tries to forge a log line |
 //! | `vcpus` | every vCPU reports in ([`vcpus`]) |
-//! | `panic`, `fault`, `spin`, `idle` | misbehave, or just run |
+//! | `net` | ping, TCP round trips and streams toward `peer=`, then serves ([`netbench`]) |
+//! | `netspoof` | frames with a forged source MAC, a forged source IP and ARP claims on `peer=`'s address, then pings, then serves ([`netspoof`]) |
+//! | `netflood` | broadcasts full-size frames as fast as it can, `count=` of them or until shut down ([`netflood`]) |
+//! | `nethostile` | attacks on the network device's transmit ring, then serves ([`hostile::net`]) |
+//! | `panic`, `fault`, `spin`, `idle` | misbehave, or just run (`idle` serves the network until shut down) |
 //!
-//! The virtio drivers are in [`virtio`].
+//! The virtio drivers are in [`virtio`]. A guest with network devices
+//! brings them up before its workload and serves ARP, ICMP echo, TCP and
+//! UDP echo (port 7), TCP discard (9) and HTTP (80) on each, whatever the
+//! workload, from wherever it waits ([`net`]); a workload that ends by
+//! powering off still does. `idle` (and every network workload once it
+//! is done) also takes in devices attached and detached ([`hotplug`]).
 #![no_std]
 #![no_main]
 
@@ -32,6 +41,10 @@ mod dma;
 mod durable;
 mod hostile;
 mod hotplug;
+mod net;
+mod netbench;
+mod netflood;
+mod netspoof;
 mod out;
 mod pattern;
 mod pingpong;
@@ -53,6 +66,7 @@ fn main(boot: &'static BootInfo) -> ! {
         None => "pingpong",
     });
     println!("frontends: domain {} up, workload {workload}", boot.domid);
+    net::init(boot, &args);
     match workload {
         "pingpong" => pingpong::run(boot, args.count.unwrap_or(1000)),
         "disk" => disk::run(&args),
@@ -78,6 +92,10 @@ fn main(boot: &'static BootInfo) -> ! {
         ),
         "idle" => idle(&args),
         "vcpus" => vcpus::run(boot),
+        "net" => netbench::run(&args),
+        "netspoof" => netspoof::run(&args),
+        "netflood" => netflood::run(&args),
+        "nethostile" => hostile::net::run(boot, &args),
         other => {
             println!("frontends: unknown workload '{other}'");
             guest_runtime::hypercall::shutdown(ShutdownReason::Crash, b"unknown workload")
@@ -92,8 +110,11 @@ fn spin() -> ! {
     loop {
         count += 1;
         control::set_progress(count);
-        if count.is_multiple_of(4096) && event::poll().control() {
-            control::obey("frontends");
+        if count.is_multiple_of(4096) {
+            if event::poll().control() {
+                control::obey("frontends");
+            }
+            net::poll();
         }
     }
 }
@@ -110,13 +131,14 @@ fn flood(count: u32) -> ! {
     guest_runtime::hypercall::shutdown(ShutdownReason::Poweroff, b"")
 }
 
-/// Sleeps until asked to shut down.
+/// Sleeps until asked to shut down, serving the network meanwhile and
+/// taking in devices attached and detached.
 fn idle(args: &cmdline::Args) -> ! {
     let mut hotplug = hotplug::Hotplug::new();
     loop {
-        if event::wait_until(0).control() {
+        if !net::serve_once() && event::wait_until(0).control() {
             control::obey("frontends");
-            hotplug.check(args);
         }
+        hotplug.check(args);
     }
 }

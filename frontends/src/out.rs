@@ -71,14 +71,21 @@ impl Out {
         }
     }
 
-    /// Waits for the console to take every line, then shuts the domain
-    /// down with `reason`.
-    pub fn finish(mut self, reason: ShutdownReason, message: &[u8]) -> ! {
+    /// Waits for the console to take every line (before this is dropped
+    /// with the domain still running: the device reads the lines from
+    /// this sink's buffers).
+    pub fn drain(&mut self) {
         if let Some(console) = self.console.as_mut() {
             if let Err(e) = console.drain() {
                 println!("frontends: virtio console did not drain: {e:?}");
             }
         }
+    }
+
+    /// Waits for the console to take every line, then shuts the domain
+    /// down with `reason`.
+    pub fn finish(mut self, reason: ShutdownReason, message: &[u8]) -> ! {
+        self.drain();
         hypercall::shutdown(reason, message)
     }
 }

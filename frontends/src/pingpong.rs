@@ -35,7 +35,7 @@ pub fn run(boot: &BootInfo, count: u32) -> ! {
         }
         let deadline = start + time::ns_to_ticks(ANSWER_TIMEOUT_NS);
         loop {
-            let events = event::wait_until(deadline);
+            let events = event::wait_until(deadline.min(crate::net::before_sleep()));
             if events.control() {
                 control::obey("frontends");
             }

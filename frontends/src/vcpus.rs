@@ -25,7 +25,8 @@ pub fn run(boot: &BootInfo) -> ! {
     let deadline = time::rdtsc() + time::ns_to_ticks(WAIT_NS);
     while online_vcpus() & all != all && time::rdtsc() < deadline {
         // Sleep a millisecond at a time: the others need the host's CPUs.
-        guest_runtime::event::wait_until(time::rdtsc() + time::ns_to_ticks(1_000_000));
+        let ms = time::rdtsc() + time::ns_to_ticks(1_000_000);
+        guest_runtime::event::wait_until(ms.min(crate::net::before_sleep()));
     }
     let online = online_vcpus() & all;
     for vcpu in 0..want {

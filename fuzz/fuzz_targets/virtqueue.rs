@@ -1,12 +1,13 @@
 //! A hostile driver against the backends: a device is brought up as a
 //! driver would, then the input is a script of register accesses, writes
 //! to guest memory (descriptors, rings, requests), notifications and host
-//! completions in any order. The device must never panic, never hand the
-//! host a buffer outside guest RAM or an I/O outside the disk, and never
-//! complete a tag it was not given.
+//! completions in any order (and, for a network device, frames received
+//! and transmitted frames switched). The device must never panic, never
+//! hand the host a buffer outside guest RAM or an I/O outside the disk,
+//! and never complete a tag it was not given.
 #![no_main]
 
-use backends::{BlkConfig, DeviceModel, Platform};
+use backends::{BlkConfig, DeviceModel, NetConfig, Platform};
 use hyp_fuzz::{bring_up, FuzzPlatform, Script, DISK, QUEUE_SIZE};
 use libfuzzer_sys::fuzz_target;
 use protocol::virtio::feature;
@@ -16,12 +17,14 @@ use protocol::virtio::mmio::WINDOW_SIZE;
 fuzz_target!(|data: &[u8]| {
     let mut script = Script(data);
     let Some(setup) = script.byte() else { return };
-    let (mut model, queues) = if setup & 1 == 0 {
-        let mut config = BlkConfig::new(DISK as u64);
-        config.read_only = setup & 2 != 0;
-        (DeviceModel::blk(config), 1)
-    } else {
-        (DeviceModel::console(QUEUE_SIZE), 2)
+    let (mut model, queues) = match setup % 3 {
+        0 => {
+            let mut config = BlkConfig::new(DISK as u64);
+            config.read_only = setup & 16 != 0;
+            (DeviceModel::blk(config), 1)
+        }
+        1 => (DeviceModel::console(QUEUE_SIZE), 2),
+        _ => (DeviceModel::net(NetConfig::new([2, 0, 0, 0, 0, 1])), 2),
     };
     let mut features = feature(VIRTIO_F_VERSION_1);
     if setup & 4 != 0 {
@@ -79,6 +82,8 @@ fuzz_target!(|data: &[u8]| {
                         console.push_input(&input);
                         console.deliver_input(p, queues)
                     });
+                } else {
+                    switch_frames(&mut model, &mut p, &input);
                 }
             }
             _ => {
@@ -98,3 +103,24 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = (model.needs_reset(), model.last_error(), model.stats());
 });
+
+/// What a placement does with a network device: reads every frame the
+/// driver transmitted (each must lie in guest RAM or fail cleanly), hands
+/// some back, and delivers `input` as a received frame.
+fn switch_frames(model: &mut DeviceModel, p: &mut FuzzPlatform, input: &[u8]) {
+    let mut buf = [0u8; protocol::virtio::net::MAX_FRAME];
+    let mut frames = 0usize;
+    for frame in model.tx_frames() {
+        assert!(
+            frame.len() <= buf.len(),
+            "a frame longer than the device takes"
+        );
+        let _ = frame.read(p, 0, &mut buf[..frame.len()]);
+        frames += 1;
+    }
+    let keep = input.first().map_or(0, |&b| usize::from(b % 4));
+    model.with_net(p, |net, p, queues| {
+        net.finish_tx(p, queues, frames.saturating_sub(keep))?;
+        net.receive(p, queues, input)
+    });
+}

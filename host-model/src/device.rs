@@ -6,8 +6,9 @@
 //! notifications and completions. The lock is never held across
 //! `io_uring_enter`.
 
-use backends::{BlkConfig, DeviceModel};
+use backends::{BlkConfig, DeviceModel, NetConfig};
 use hyp::{ConsoleSink, GuestRam, MmioAccess, MmioHandler};
+use protocol::device::NetParams;
 use protocol::domain::DomId;
 use protocol::report::{heapless_name::Name, BackendStats};
 use protocol::virtio::blk::ID_BYTES;
@@ -22,6 +23,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::error::{host, HostModelError};
 use crate::platform::HostPlatform;
 use crate::shared::{Shared, State};
+use crate::tap::TapIo;
 use crate::uring::{new_ring, RingIo};
 use crate::worker;
 
@@ -39,6 +41,15 @@ pub enum HostBacking {
     },
     /// A console whose output reaches the guest's console log.
     Console,
+    /// A vif: its tap (one frame per read or write, already on its
+    /// bridge; the device makes it non-blocking) and its port's MAC and
+    /// limits.
+    Net {
+        /// The tap.
+        tap: File,
+        /// The vif's MAC, `ip=` and `rate=`.
+        params: NetParams,
+    },
 }
 
 /// What a device needs from whoever sets it up.
@@ -76,6 +87,7 @@ impl HostDevice {
     /// worker.
     pub fn start(setup: HostDeviceSetup) -> Result<Self, HostModelError> {
         let (ram_host, ram_bytes) = (setup.memory.host_address(), setup.memory.size());
+        let mut net = None;
         let (model, disk) = match setup.backing {
             HostBacking::Disk {
                 file,
@@ -93,6 +105,10 @@ impl HostDevice {
                 (DeviceModel::blk(config), Some(file))
             }
             HostBacking::Console => (DeviceModel::console(OFFERED_QUEUE_SIZE), None),
+            HostBacking::Net { tap, params } => {
+                net = Some(params);
+                (DeviceModel::net(NetConfig::new(params.mac)), Some(tap))
+            }
         };
         let ring = new_ring(disk.as_ref().map(AsRawFd::as_raw_fd), ram_host, ram_bytes)?;
         let stop = EventFd::new(EFD_NONBLOCK).map_err(host("eventfd"))?;
@@ -104,8 +120,14 @@ impl HostDevice {
             stop.try_clone().map_err(host("eventfd"))?,
         );
         io.arm();
+        let tap = match (net, disk.as_ref()) {
+            (Some(params), Some(file)) => Some(TapIo::new(&params, file.as_raw_fd(), |entry| {
+                io.queue(entry)
+            })?),
+            _ => None,
+        };
         let platform = HostPlatform::new(setup.memory, ram_bytes, setup.console, io);
-        let shared = Arc::new(Shared::new(ring, model, platform, disk));
+        let shared = Arc::new(Shared::new(ring, model, platform, tap, disk));
         let worker = {
             let shared = Arc::clone(&shared);
             let (domid, vdev) = (setup.domid, setup.vdev.clone());
@@ -180,6 +202,22 @@ impl Drop for HostDevice {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+        let state = self.shared.lock();
+        if let (Some(tap), Some(net)) = (state.tap.as_ref(), state.model.as_net()) {
+            let (tap, port) = tap.stats();
+            tracing::info!(
+                domid = self.domid,
+                "host model: {}: {}; tap {} frames read ({} held for a receive buffer), {} written ({} times every write buffer busy), {} errors; port: {port}",
+                self.vdev,
+                net.stats(),
+                tap.reads,
+                tap.held,
+                tap.writes,
+                tap.tx_full,
+                tap.errors,
+            );
+        }
+        drop(state);
         let s = self.stats();
         tracing::info!(
             domid = self.domid,

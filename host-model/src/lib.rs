@@ -15,7 +15,9 @@
 //!   with the disk as a fixed file and the guest's RAM as fixed buffers,
 //!   the same kinds of requests Domain-0's hardware queue makes;
 //! * the device interrupt is a write to the guest's irqfd, itself queued
-//!   on the io_uring so it costs no extra system call.
+//!   on the io_uring so it costs no extra system call;
+//! * a vif's tap is polled and written through the same io_uring, and
+//!   read, in order, by the worker itself ([`tap`]).
 //!
 //! Guest memory is read through `vm-memory` ([`platform`]), with every
 //! range checked against the guest's RAM.
@@ -24,6 +26,7 @@ mod device;
 mod error;
 mod platform;
 mod shared;
+mod tap;
 mod uring;
 mod worker;
 

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::platform::HostPlatform;
+use crate::tap::TapIo;
 
 /// What the vCPU threads and the worker share.
 pub(crate) struct Shared {
@@ -20,7 +21,8 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     /// Times the worker's wait returned.
     pub wakeups: AtomicU64,
-    /// The backing file, open for as long as the ring may use it.
+    /// The backing file (a disk or a tap), open for as long as the ring
+    /// may use it.
     _disk: Option<File>,
 }
 
@@ -28,6 +30,8 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     pub model: DeviceModel,
     pub platform: HostPlatform,
+    /// A vif's tap (network devices only).
+    pub tap: Option<TapIo>,
     pub accesses: u64,
     pub reset_logged: bool,
     /// A guest that breaks its rings again and again logs a few lines.
@@ -40,6 +44,7 @@ impl Shared {
         ring: IoUring,
         model: DeviceModel,
         platform: HostPlatform,
+        tap: Option<TapIo>,
         disk: Option<File>,
     ) -> Self {
         Self {
@@ -47,6 +52,7 @@ impl Shared {
             state: Mutex::new(State {
                 model,
                 platform,
+                tap,
                 accesses: 0,
                 reset_logged: false,
                 log_limit: hyp::LogLimit::default(),

@@ -33,6 +33,18 @@ pub const IRQ: u64 = u64::MAX - 2;
 /// `user_data` of the cancellation of the notify read, at stop.
 pub const CANCEL: u64 = u64::MAX - 3;
 
+/// `user_data` of a vif's multishot poll saying its tap has frames
+/// ([`crate::tap`]).
+pub const POLL_TAG: u64 = 1 << 40;
+/// `user_data` tag of a write to a vif's tap (slot in the low bits).
+pub const TX_TAG: u64 = 2 << 40;
+/// `user_data` of a vif's rate timer.
+pub const TIMER_TAG: u64 = 3 << 40;
+/// `user_data` of a vif's cancellations at stop.
+pub const CANCEL_TAG: u64 = 4 << 40;
+/// Mask of the slot in a tag.
+pub const SLOT_MASK: u64 = (1 << 40) - 1;
+
 /// What an interrupt writes to the irqfd; static, so the kernel may read
 /// it whenever it runs the write.
 static IRQ_VALUE: u64 = 1;
@@ -67,6 +79,13 @@ pub enum Completion {
     Stop,
     /// A block request finished: hand `(tag, result)` to the device.
     Request(u64, IoResult),
+    /// The vif's tap has frames to read (the poll's events or a negative
+    /// errno, and the completion's flags: whether the poll goes on).
+    TapReadable(i32, u32),
+    /// A write to the vif's tap finished (slot, bytes or negative errno).
+    TapWritten(usize, i32),
+    /// The vif's rate timer fired (or was removed).
+    Timer,
     /// Nothing for the device (an interrupt written, a part of a request,
     /// a cancellation).
     Nothing,
@@ -92,10 +111,11 @@ pub struct RingIo {
     stats: RingStats,
 }
 
-/// Creates a device's ring: `disk` (if any) as fixed file 0 and the
-/// guest's RAM (`ram_bytes` at host address `ram_host`) as fixed buffers.
+/// Creates a device's ring: `file` (a disk or a tap, if any) as fixed
+/// file 0 and the guest's RAM (`ram_bytes` at host address `ram_host`) as
+/// fixed buffers.
 pub fn new_ring(
-    disk: Option<RawFd>,
+    file: Option<RawFd>,
     ram_host: u64,
     ram_bytes: u64,
 ) -> Result<IoUring, HostModelError> {
@@ -103,10 +123,10 @@ pub fn new_ring(
         .setup_cqsize(RING_ENTRIES * 2)
         .build(RING_ENTRIES)
         .map_err(host("io_uring_setup"))?;
-    if let Some(fd) = disk {
+    if let Some(fd) = file {
         ring.submitter()
             .register_files(&[fd])
-            .map_err(host("registering the disk with the io_uring"))?;
+            .map_err(host("registering the device's file with the io_uring"))?;
         let iovecs: Vec<libc::iovec> = (0..ram_bytes.div_ceil(FIXED_BUFFER_BYTES))
             .map(|i| libc::iovec {
                 iov_base: (ram_host + i * FIXED_BUFFER_BYTES) as *mut libc::c_void,
@@ -172,6 +192,12 @@ impl RingIo {
         opcode::Read::new(types::Fd(fd), target, 8)
             .build()
             .user_data(user_data)
+    }
+
+    /// Queues an entry built elsewhere (the vif's tap reads and writes)
+    /// for [`RingIo::push`].
+    pub fn queue(&mut self, entry: squeue::Entry) {
+        self.waiting.push_back(entry);
     }
 
     /// Asks for the device interrupt to be raised (once per round, however
@@ -256,7 +282,9 @@ impl RingIo {
             // SAFETY: every entry points at memory that outlives its
             // completion: guest RAM (kept mapped by the platform),
             // `self.buffers` (dropped only once the reads are done, see
-            // `wind_down`) or a static.
+            // `wind_down`), a static, or a vif's buffers and timer, which
+            // live in the device's state until its worker saw every one of
+            // them complete (`TapIo::wind_down`).
             if unsafe { sq.push(entry) }.is_err() {
                 break;
             }
@@ -294,6 +322,12 @@ impl RingIo {
                     Completion::Nothing
                 }
                 CANCEL => Completion::Nothing,
+                POLL_TAG => Completion::TapReadable(cqe.result(), cqe.flags()),
+                tag if tag & !SLOT_MASK == TX_TAG => {
+                    Completion::TapWritten((tag & SLOT_MASK) as usize, cqe.result())
+                }
+                TIMER_TAG => Completion::Timer,
+                CANCEL_TAG => Completion::Nothing,
                 slot => match self.inflight.part_done(slot as u32, cqe.result()) {
                     PartDone::Stray => {
                         self.stats.stray += 1;

@@ -39,23 +39,36 @@ pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
         let submit = {
             let mut state = shared.lock();
             let State {
-                model, platform, ..
+                model,
+                platform,
+                tap,
+                ..
             } = &mut *state;
             platform.io.complete(&shared.ring, &mut done);
             let mut work = false;
             for completion in done.drain(..) {
-                match completion {
-                    Completion::Notify => model.notify_all(platform),
-                    Completion::Request(tag, result) => model.complete(platform, tag, result),
-                    Completion::Stop => {
+                match (completion, tap.as_mut()) {
+                    (Completion::Notify, _) => model.notify_all(platform),
+                    (Completion::Request(tag, result), _) => model.complete(platform, tag, result),
+                    (Completion::Stop, _) => {
                         stop_at.get_or_insert_with(Instant::now);
                     }
-                    Completion::Nothing => continue,
+                    (Completion::TapReadable(result, flags), Some(tap)) => {
+                        tap.poll_done(result, flags)
+                    }
+                    (Completion::TapWritten(slot, result), Some(tap)) => {
+                        tap.write_done(slot, result)
+                    }
+                    (Completion::Timer, Some(tap)) => tap.timer_done(),
+                    _ => continue,
                 }
                 work = true;
             }
             if polling {
                 work |= model.poll(platform);
+            }
+            if let Some(tap) = tap.as_mut().filter(|_| stop_at.is_none()) {
+                work |= tap.pump(model, platform);
             }
             let now = Instant::now();
             if work {
@@ -73,11 +86,14 @@ pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
                 }
             }
             state.check_health(domid, vdev);
-            let State {
-                model: _, platform, ..
-            } = &mut *state;
-            if stop_at.is_some() && platform.io.wind_down() {
-                return;
+            let State { platform, tap, .. } = &mut *state;
+            if stop_at.is_some() {
+                let tap_done = tap
+                    .as_mut()
+                    .is_none_or(|tap| tap.wind_down(|entry| platform.io.queue(entry)));
+                if platform.io.wind_down() && tap_done {
+                    return;
+                }
             }
             let submit = platform.io.push(&shared.ring);
             if submit || !polling {

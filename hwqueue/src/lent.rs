@@ -74,6 +74,17 @@ impl LentQueue {
         self.drain()
     }
 
+    /// Takes back a queue whose requests in flight are reads that only
+    /// a device's input ends (a tap's posted reads): stops the doorbell
+    /// and closes the ring without waiting, which cancels them. Their
+    /// buffers must stay out of use for a while afterwards, as for
+    /// [`LentQueue::close`]; returns how many were in flight.
+    pub fn close_cancelling_reads(mut self) -> u32 {
+        self.drained = true;
+        self.doorbell.stop();
+        self.queue.in_flight()
+    }
+
     /// Stops the doorbell and waits for what the kernel took, once.
     fn drain(&mut self) -> u32 {
         if !self.drained {

@@ -7,6 +7,7 @@
 use crate::devices::backend_ring::BackendRingWriter;
 use crate::devices::claims::ImageClaims;
 use crate::devices::set::DeviceSet;
+use crate::devices::uplink::Uplinks;
 use crate::devices::{table, DeviceConfig, DeviceError, Placement};
 use hyp::{Domain, DomainConfig, Hypervisor};
 use protocol::device::GuestDevice;
@@ -51,6 +52,8 @@ pub struct Machine {
     ring: Mutex<Option<Arc<BackendRingWriter>>>,
     /// Who uses which disk image.
     claims: ImageClaims,
+    /// Domain-0's switches' uplinks, while Domain-0 runs.
+    uplinks: Uplinks,
 }
 
 impl Machine {
@@ -61,6 +64,7 @@ impl Machine {
             guests: Mutex::default(),
             ring: Mutex::default(),
             claims: ImageClaims::default(),
+            uplinks: Uplinks::default(),
         })
     }
 
@@ -128,12 +132,30 @@ impl Machine {
         devices: &[DeviceConfig],
     ) -> Result<(), DeviceError> {
         let domain = self.domain(domid)?;
-        let ring = self.ring();
         for device in devices {
-            record.add(&self.core, ring.as_deref(), &self.claims, &domain, device)?;
+            self.add_device(record, &domain, device)?;
         }
         record.publish(&domain);
         Ok(())
+    }
+
+    /// Gives `domain` the device `config` in `record`'s placement (not yet
+    /// in its table).
+    fn add_device(
+        &self,
+        record: &DeviceSet,
+        domain: &Domain,
+        config: &DeviceConfig,
+    ) -> Result<(), DeviceError> {
+        let ring = self.ring();
+        record.add(
+            &self.core,
+            ring.as_deref(),
+            &self.claims,
+            &self.uplinks,
+            domain,
+            config,
+        )
     }
 
     fn domain(&self, domid: DomId) -> Result<Arc<Domain>, DeviceError> {
@@ -158,8 +180,7 @@ impl Machine {
     /// and its control vector.
     pub fn attach_device(&self, domid: DomId, device: DeviceConfig) -> Result<(), DeviceError> {
         let (domain, record) = self.running_guest(domid)?;
-        let ring = self.ring();
-        record.add(&self.core, ring.as_deref(), &self.claims, &domain, &device)?;
+        self.add_device(&record, &domain, &device)?;
         record.publish(&domain);
         self.core.raise_control(domid)?;
         tracing::info!(
@@ -204,12 +225,19 @@ impl Machine {
             record.detach(&self.core, self.ring().as_deref(), domid);
         }
         if domid == DOM0 {
+            self.uplinks.clear(&self.core, None);
             *self.ring.lock().expect("backend ring lock") = None;
         }
         match (destroyed, record) {
             (Err(e), None) => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    /// Domain-0's switches: each bridge with the tap of its uplink, in
+    /// switch order.
+    pub fn dom0_switches(&self) -> Vec<(String, String)> {
+        self.uplinks.list()
     }
 
     /// The guest's current devices.

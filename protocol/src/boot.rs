@@ -11,7 +11,7 @@
 //! All structures are `#[repr(C)]` and fixed-size so both sides agree on
 //! every byte.
 
-use crate::domain::{DomId, MAX_VCPUS};
+use crate::domain::{DomId, MAX_VCPUS, NAME_MAX};
 
 /// Value of [`BootInfo::magic`]: "HYPBOOT1" in ASCII.
 pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"HYPBOOT1");
@@ -19,7 +19,8 @@ pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"HYPBOOT1");
 /// Version of the boot protocol described here. Version 2: a guest finds
 /// its devices in [`SharedInfo::devices`] (the boot info no longer lists
 /// them). Version 3: up to 32 vCPUs, so [`SharedInfo`]'s per-vCPU array
-/// grew. Version 4: a device carries an IPv4 address (network devices).
+/// grew. Version 4: a device carries an IPv4 address (network devices), and
+/// the boot info the domain's name.
 pub const BOOT_VERSION: u32 = 4;
 
 /// Longest kernel command line, in bytes.
@@ -68,6 +69,13 @@ pub struct BootInfo {
     pub reserved_start: u64,
     /// Dom0 only: Dom0-physical address of the [`crate::device::BackendRing`].
     pub backend_ring: u64,
+    /// Length of the name in [`BootInfo::name`].
+    pub name_len: u32,
+    /// Padding.
+    pub _pad2: u32,
+    /// The domain's name at creation (UTF-8, not NUL-terminated), as a Xen
+    /// guest reads it from xenstore's `name`.
+    pub name: [u8; NAME_MAX],
 }
 
 impl BootInfo {
@@ -75,6 +83,12 @@ impl BootInfo {
     pub fn cmdline(&self) -> &str {
         let len = (self.cmdline_len as usize).min(CMDLINE_MAX);
         core::str::from_utf8(&self.cmdline[..len]).unwrap_or("")
+    }
+
+    /// The domain's name at creation; empty if it is not valid UTF-8.
+    pub fn name(&self) -> &str {
+        let len = (self.name_len as usize).min(NAME_MAX);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("")
     }
 
     /// True if this domain is the privileged service VM.

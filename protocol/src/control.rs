@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomId;
 
 /// Version of this message set; bump on any incompatible change.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -55,6 +55,45 @@ pub struct DiskRequest {
     pub readonly: bool,
 }
 
+/// A network interface to give a guest, as parsed from a vif spec, with
+/// the toolstack's defaults filled in (as libxl fills them in).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VifRequest {
+    /// The device id (`xl network-list`'s Idx); `None`: the next free one.
+    pub devid: Option<u32>,
+    /// The guest's MAC address.
+    pub mac: [u8; 6],
+    /// The host bridge it joins.
+    pub bridge: String,
+    /// The host model's tap name (`None`: `vif<domid>.<devid>`).
+    pub vifname: Option<String>,
+    /// `ip=`'s first IPv4 address and its prefix length, if given.
+    pub ip: Option<([u8; 4], Option<u8>)>,
+    /// `rate=`: bytes per interval and the interval in microseconds.
+    pub rate: Option<(u32, u32)>,
+}
+
+/// One vif, as `xl network-list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VifRecord {
+    /// The device id.
+    pub devid: u32,
+    /// The backend domain (0: Domain-0 serves it; the host model's vifs
+    /// too are listed as 0, the domain of the toolstack, as in Xen).
+    pub backend: DomId,
+    /// The guest's MAC address.
+    pub mac: [u8; 6],
+    /// The guest's port for the device's interrupts.
+    pub irq_port: u32,
+    /// The bridge.
+    pub bridge: String,
+    /// The address the guest took, `a.b.c.d/n`.
+    pub ip: String,
+    /// Where the backend runs (`service-vm` or `host`), and for the host
+    /// model its tap's name.
+    pub placement: String,
+}
+
 /// Everything `hypd` needs to create a domain (from an xl.cfg file).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CreateRequest {
@@ -78,6 +117,8 @@ pub struct CreateRequest {
     pub on_crash: Action,
     /// Disks.
     pub disks: Vec<DiskRequest>,
+    /// Network interfaces.
+    pub vifs: Vec<VifRequest>,
     /// Where the device backends run: `true` for the host model.
     pub host_backends: bool,
     /// The parsed configuration as JSON, kept for `xl list -l`.
@@ -141,6 +182,22 @@ pub enum Request {
         /// Its virtual device name.
         vdev: String,
     },
+    /// The domain's vifs (`xl network-list`).
+    NetworkList(DomRef),
+    /// Give a running guest a vif (`xl network-attach`).
+    NetworkAttach {
+        /// The guest.
+        domain: DomRef,
+        /// The vif.
+        vif: VifRequest,
+    },
+    /// Take a vif away from a running guest (`xl network-detach`).
+    NetworkDetach {
+        /// The guest.
+        domain: DomRef,
+        /// Its device id or its MAC address, as the user typed it.
+        vif: String,
+    },
 }
 
 /// One disk, as `xl block-list` shows it.
@@ -183,6 +240,8 @@ pub struct DomainRecord {
     pub message: Option<String>,
     /// The configuration as JSON (`null` for Domain-0).
     pub config_json: String,
+    /// The network interfaces it has, as `xl network-list` shows them.
+    pub vifs: Vec<VifRecord>,
 }
 
 /// One vCPU, as `xl vcpu-list` shows it.
@@ -219,6 +278,8 @@ pub enum Response {
     Vcpus(Vec<VcpuRecord>),
     /// Disks.
     Disks(Vec<DiskRecord>),
+    /// Network interfaces.
+    Vifs(Vec<VifRecord>),
     /// Console output bytes (never empty).
     Console(Vec<u8>),
     /// The console's domain is gone: the last frame of a console stream.

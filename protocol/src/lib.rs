@@ -44,5 +44,6 @@ pub mod memory;
 pub mod pattern;
 pub mod plain;
 pub mod report;
+pub mod stream;
 pub mod text;
 pub mod virtio;

@@ -1,11 +1,16 @@
 //! A [`Backend`]: one device Dom0 serves, that is the backend model (a
-//! virtio-mmio transport around virtio-blk or virtio-console) and the
-//! platform it runs on. [`crate::device_table`] keeps them and routes
-//! ports to them.
+//! virtio-mmio transport around virtio-blk, virtio-console or virtio-net)
+//! and the platform it runs on. [`crate::device_table`] keeps them and
+//! routes ports to them; a network device's frames are switched by
+//! [`crate::switches`].
 
+use alloc::collections::vec_deque;
 use alloc::vec::Vec;
 
-use backends::{BlkConfig, DeviceModel, IoResult};
+use backends::{
+    BlkConfig, DeviceModel, DropReason, FrameSource, IoResult, NetConfig, PortStats, Received,
+    TxFrame,
+};
 use guest_runtime::{hypercall, println};
 use protocol::device::{kind, BackendEvent, VDEV_LEN};
 use protocol::domain::DomId;
@@ -31,6 +36,7 @@ pub fn model_for(event: &BackendEvent) -> Option<DeviceModel> {
             Some(DeviceModel::blk(config))
         }
         kind::CONSOLE => Some(DeviceModel::console(OFFERED_QUEUE_SIZE)),
+        kind::NET => Some(DeviceModel::net(NetConfig::new(event.net.mac))),
         _ => None,
     }
 }
@@ -40,6 +46,8 @@ pub fn kind_name(kind: u32) -> &'static str {
     match kind {
         kind::BLOCK => "block",
         kind::CONSOLE => "console",
+        kind::NET => "network",
+        kind::UPLINK => "uplink",
         _ => "unknown",
     }
 }
@@ -187,6 +195,45 @@ impl Backend {
         usize::from(work)
     }
 
+    /// The frames a network device's driver transmitted and the switch has
+    /// not taken yet, oldest first; none for another kind of device, or a
+    /// network device that is not running (a hostile guest's device that
+    /// needs a reset is not pumped).
+    pub fn tx_frames(&self) -> vec_deque::Iter<'_, TxFrame> {
+        self.model.tx_frames()
+    }
+
+    /// The device's platform: the sender's memory, for
+    /// [`backends::GuestFrame`].
+    pub fn platform(&self) -> &GuestPlatform {
+        &self.platform
+    }
+
+    /// Delivers a frame into the network device's next receive buffer;
+    /// anything but [`Received::Delivered`] is a drop for want of a
+    /// (usable) buffer at this port.
+    pub fn receive<S>(&mut self, source: &S) -> Result<(), DropReason>
+    where
+        S: FrameSource<GuestPlatform> + ?Sized,
+    {
+        let received = self
+            .model
+            .with_net(&mut self.platform, |net, p, q| net.receive(p, q, source));
+        self.check_health();
+        match received {
+            Some(Received::Delivered) => Ok(()),
+            _ => Err(DropReason::NoBuffer),
+        }
+    }
+
+    /// Returns the `n` oldest transmitted frames' chains to the driver
+    /// (they were switched).
+    pub fn finish_tx(&mut self, n: usize) {
+        self.model
+            .with_net(&mut self.platform, |net, p, q| net.finish_tx(p, q, n));
+        self.check_health();
+    }
+
     /// Logs, once per occurrence, a device that gave up on its guest's
     /// rings (`DEVICE_NEEDS_RESET`). It stays stopped until the guest
     /// resets it; nothing else is affected.
@@ -211,8 +258,9 @@ impl Backend {
 
     /// Logs what the device did, when it is removed, and reports it (a
     /// [`Report::BackendStats`]) to whoever watches Domain-0; `now` is
-    /// Domain-0's activity at the removal.
-    pub fn log_removal(&self, now: Dom0Activity) {
+    /// Domain-0's activity at the removal, `port` the final counters of a
+    /// network device's switch port.
+    pub fn log_removal(&self, now: Dom0Activity, port: Option<PortStats>) {
         let s = self.model.stats();
         println!(
             "service-vm: removed {} of domain {}: {} notifies, {} found by polling, {} interrupts, {} bad accesses",
@@ -253,8 +301,25 @@ impl Backend {
             stats.submits = h.doorbells;
             stats.fsyncs = h.fsyncs;
         }
+        if let Some(net) = self.model.as_net() {
+            println!(
+                "service-vm: {} of domain {}: {}",
+                self.name(),
+                self.event.domid,
+                net.stats()
+            );
+        }
+        if let Some(p) = port {
+            log_port(self.name(), self.event.domid, &p);
+        }
         if let Err(errno) = hypercall::report(&Report::BackendStats(stats)) {
             println!("service-vm: report of {}: {}", self.name(), errno.name());
         }
     }
+}
+
+/// Logs a switch port's final counters (`name` of domain `domid`: a vif,
+/// or the uplink, domain 0).
+pub fn log_port(name: &str, domid: DomId, p: &PortStats) {
+    println!("service-vm: port of {name} (domain {domid}): {p}");
 }

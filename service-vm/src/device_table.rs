@@ -7,12 +7,17 @@
 //! hardware-queue port and its interrupt port (Dom0 only sends on that
 //! one). A port of a removed device is [`Route::Retired`]: Dom0 never
 //! touches it again, until the core hands it out for something else.
+//!
+//! Network devices also hold a port of one of Domain-0's switches
+//! ([`Switches`]), which move their frames; a switch's uplink (a
+//! [`kind::UPLINK`] event, Domain-0's own) is no guest's device: its
+//! queue port is a [`Route::Uplink`].
 
 use alloc::vec::Vec;
 
-use guest_runtime::{evtchn, println};
+use guest_runtime::{evtchn, println, time};
 use protocol::device::{kind, BackendEvent};
-use protocol::domain::{DomId, MAX_VCPUS};
+use protocol::domain::{DomId, DOM0, MAX_VCPUS};
 use protocol::evtchn::{is_valid_port, NR_PORTS};
 use protocol::ioreq::SLOT_SIZE;
 use protocol::virtio::mmio::WINDOW_SIZE;
@@ -22,6 +27,7 @@ use crate::hwqueue::HwQueue;
 use crate::ioreq::Slot;
 use crate::platform::GuestPlatform;
 use crate::reserved::Reserved;
+use crate::switches::Switches;
 use crate::window::Window;
 
 /// What a Dom0 port is for.
@@ -44,6 +50,13 @@ pub enum Route {
     Queue(usize),
     /// The interrupt port of the device at this index (send only).
     Irq(usize),
+    /// The queue port of the uplink of the switch at this index.
+    Uplink(usize),
+}
+
+/// Nanoseconds on the TSC: the switches' clock.
+fn now_ns() -> u64 {
+    time::ticks_to_ns(time::rdtsc())
 }
 
 /// The table of backends and port routes.
@@ -52,6 +65,7 @@ pub struct DeviceTable {
     slots: Vec<Option<Backend>>,
     routes: [Route; NR_PORTS as usize],
     ioreq_ports: Vec<u32>,
+    switches: Switches,
     reserved: Reserved,
     send_failed: bool,
     polling: bool,
@@ -66,6 +80,7 @@ impl DeviceTable {
             slots: Vec::new(),
             routes: [Route::Free; NR_PORTS as usize],
             ioreq_ports: Vec::new(),
+            switches: Switches::default(),
             reserved,
             send_failed: false,
             polling: false,
@@ -77,7 +92,12 @@ impl DeviceTable {
     pub fn apply(&mut self, event: &BackendEvent) {
         match event.event {
             protocol::device::event::ADDED => {
-                if let Err(why) = self.add(event) {
+                let added = if event.kind == kind::UPLINK {
+                    self.add_uplink(event)
+                } else {
+                    self.add(event)
+                };
+                if let Err(why) = added {
                     println!(
                         "service-vm: refused {} device {} ({}) of domain {}: {why}",
                         kind_name(event.kind),
@@ -175,9 +195,10 @@ impl DeviceTable {
             .unwrap_or(self.slots.len());
         let wanted = self.wanted(event, index)?;
         let hw = if event.kind == kind::BLOCK {
-            if live()
-                .any(|d| d.event.kind == kind::BLOCK && d.event.queue_layout == event.queue_layout)
-            {
+            let same = |d: &Backend| {
+                d.event.kind == kind::BLOCK && d.event.queue_layout == event.queue_layout
+            };
+            if live().any(same) || self.switches.uses_layout(event.queue_layout) {
                 return Err("hardware queue already in use");
             }
             // SAFETY: no live device uses this queue (checked above), and
@@ -194,6 +215,10 @@ impl DeviceTable {
         } else {
             None
         };
+        if event.kind == kind::NET {
+            // The last step that may refuse: nothing to undo after it.
+            self.switches.join(index, event)?;
+        }
         let platform = GuestPlatform::new(event.domid, window, event.irq_port, hw);
         for (port, route) in wanted {
             self.routes[port as usize] = route;
@@ -223,15 +248,44 @@ impl DeviceTable {
         Ok(())
     }
 
+    /// Gives Domain-0's switch `event.net.switch` the uplink `event`
+    /// announces (the switch is made if it is new).
+    fn add_uplink(&mut self, event: &BackendEvent) -> Result<(), &'static str> {
+        let port = event.queue_port;
+        if !is_valid_port(port) || !matches!(self.route(port), Route::Free | Route::Retired(_)) {
+            return Err("invalid port, or one in use");
+        }
+        let live = || self.slots.iter().flatten();
+        let same =
+            |d: &Backend| d.event.kind == kind::BLOCK && d.event.queue_layout == event.queue_layout;
+        if live().any(same) || self.switches.uses_layout(event.queue_layout) {
+            return Err("hardware queue already in use");
+        }
+        // SAFETY: no device and no other uplink uses this queue (checked
+        // above); the uplink is its only user from now on.
+        let at = unsafe { self.switches.add_uplink(event, self.reserved) }?;
+        self.routes[port as usize] = Route::Uplink(at);
+        Ok(())
+    }
+
     fn remove(&mut self, device_id: u32) {
+        if let Some(at) = self.switches.remove_uplink(device_id) {
+            for route in self.routes.iter_mut() {
+                if *route == Route::Uplink(at) {
+                    *route = Route::Retired(DOM0);
+                }
+            }
+            return;
+        }
         let found = self
             .slots
             .iter()
             .position(|d| d.as_ref().is_some_and(|d| d.event.device_id == device_id));
-        let Some(device) = found.and_then(|index| self.slots[index].take()) else {
+        let Some((index, device)) = found.and_then(|i| Some((i, self.slots[i].take()?))) else {
             println!("service-vm: removal of unknown device {device_id}: ignored");
             return;
         };
+        let switch_port = self.switches.leave(index);
         let domid = device.domid();
         let e = &device.event;
         for port in [e.notify_port, e.irq_port, e.queue_port] {
@@ -252,7 +306,7 @@ impl DeviceTable {
             self.ioreq_ports
                 .retain(|&p| matches!(routes[p as usize], Route::Ioreq { .. }));
         }
-        device.log_removal(self.activity);
+        device.log_removal(self.activity, switch_port);
     }
 
     /// Serves the request waiting in the ioreq slot of `port`, if any, and
@@ -288,6 +342,13 @@ impl DeviceTable {
         true
     }
 
+    /// Reaps the uplink of the switch at `at` (its queue port fired):
+    /// frames from the bridge go to the guests. Returns the completions
+    /// popped.
+    pub fn reap_uplink(&mut self, at: usize) -> usize {
+        self.switches.reap(at, &mut self.slots, now_ns())
+    }
+
     /// The device at `index`, if it is still there.
     pub fn get_mut(&mut self, index: usize) -> Option<&mut Backend> {
         self.slots.get_mut(index).and_then(Option::as_mut)
@@ -295,7 +356,9 @@ impl DeviceTable {
 
     /// Serves what waits without an event having arrived (yet): ready
     /// ioreq slots, posted completions and, while polling, the requests
-    /// guests queued without a notification. Returns how many were served.
+    /// guests queued without a notification; then the uplinks'
+    /// completions and the frames guests transmitted (the switches'
+    /// pump). Returns how many were served.
     pub fn sweep(&mut self) -> usize {
         let mut served = 0;
         for i in 0..self.ioreq_ports.len() {
@@ -314,15 +377,27 @@ impl DeviceTable {
                 served += device.poll();
             }
         }
-        served
+        served + self.switches.sweep(&mut self.slots, now_ns())
     }
 
-    /// True if a ready ioreq or a completion waits (checked before halting).
+    /// True if a ready ioreq, a completion or frames to switch wait
+    /// (checked before halting).
     pub fn has_work(&self) -> bool {
         let ioreq = self.ioreq_ports.iter().any(|&port| {
             matches!(self.routes[port as usize], Route::Ioreq { slot, .. } if slot.is_ready())
         });
-        ioreq || self.slots.iter().flatten().any(Backend::has_completions)
+        ioreq
+            || self.slots.iter().flatten().any(Backend::has_completions)
+            || self.switches.has_work(&self.slots, now_ns())
+    }
+
+    /// The TSC deadline a halt must end by (0: none): when a vif's
+    /// `rate=` credit returns for the frames it holds.
+    pub fn wake_at(&self) -> u64 {
+        self.switches.deadline(&self.slots).map_or(0, |ns| {
+            // A microsecond late rather than early: early finds no credit.
+            time::ns_to_ticks(ns) + time::ns_to_ticks(1_000)
+        })
     }
 
     /// End of a round: doorbells and console output.
@@ -330,18 +405,26 @@ impl DeviceTable {
         for device in self.slots.iter_mut().flatten() {
             device.flush();
         }
+        self.switches.flush();
     }
 
-    /// Enters or leaves polling on every device ([`Backend::set_polling`]):
-    /// no completion interrupts and no queue notifications while Dom0
-    /// polls; both back on before it halts. Returns the work leaving found
-    /// (served already).
+    /// Enters or leaves polling on every device ([`Backend::set_polling`])
+    /// and uplink: no completion interrupts and no queue notifications
+    /// while Dom0 polls; both back on before it halts. Returns the work
+    /// leaving found (served already, frames switched included).
     pub fn set_polling(&mut self, polling: bool) -> usize {
         self.polling = polling;
-        self.slots
+        self.switches.set_interrupts(!polling);
+        let work: usize = self
+            .slots
             .iter_mut()
             .flatten()
             .map(|device| device.set_polling(polling))
-            .sum()
+            .sum();
+        if polling {
+            work
+        } else {
+            work + self.switches.sweep(&mut self.slots, now_ns())
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! A block device's hardware queue, Dom0's side: SQEs written straight
-//! into the io_uring rings `hypd` set up in Dom0's reserved RAM, CQEs read
-//! back, and the bookkeeping that turns one virtio-blk request into SQEs
-//! and their completions back into one result.
+//! A block device's hardware queue, Dom0's side: on the rings
+//! ([`HwRing`]: SQEs written straight into the io_uring rings `hypd` set
+//! up in Dom0's reserved RAM, CQEs read back), the bookkeeping that turns
+//! one virtio-blk request into SQEs and their completions back into one
+//! result.
 //!
 //! A request ([`HostIo`]) becomes one `READ_FIXED`/`WRITE_FIXED` per guest
 //! buffer (split further where a buffer crosses two fixed buffers), with
@@ -12,18 +13,18 @@
 //! parts still out, their bytes and the first error; when the last part
 //! completes, [`HwQueue::reap`] reports `Ok(bytes)` or `Err(errno)`.
 //!
-//! SQEs that do not fit in the SQ wait in an overflow list, in order, and
-//! go out as the kernel frees slots. The doorbell (a send on the queue's
-//! port) is rung once per round of the main loop, not once per SQE.
+//! SQEs that do not fit in the SQ wait in the ring's overflow list, in
+//! order, and go out as the kernel frees slots. The doorbell (a send on
+//! the queue's port) is rung once per round of the main loop, not once per
+//! SQE.
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use backends::inflight::{Inflight, PartDone};
 use backends::{HostIo, IoKind, IoResult, Submission};
-use guest_runtime::{evtchn, println};
-use protocol::hwqueue::{QueueLayout, QueueView, Sqe, CQE_SIZE, MAX_FIXED_BUFFERS, SQE_SIZE};
+use protocol::hwqueue::Sqe;
 
+use crate::hwring::{HwRing, LayoutError};
 use crate::reserved::Reserved;
 use crate::window::Window;
 
@@ -48,139 +49,56 @@ pub struct HwStats {
     pub fsyncs: u64,
 }
 
-/// Dom0's end of one hardware queue.
+/// Dom0's end of one block device's hardware queue.
 #[derive(Debug)]
 pub struct HwQueue {
-    layout: QueueLayout,
-    view: QueueView,
-    port: u32,
+    ring: HwRing,
     device_id: u32,
     inflight: Inflight,
-    overflow: VecDeque<Sqe>,
     scratch: Vec<Sqe>,
-    doorbell: bool,
-    interrupts: bool,
-    doorbell_failed: bool,
     stats: HwStats,
 }
 
-/// Why a queue layout was refused.
-pub type LayoutError = &'static str;
-
-/// True if a `u32` ring field at `off` lies inside a ring area of `bytes`.
-fn field_ok(off: u32, bytes: u64) -> bool {
-    off.is_multiple_of(4) && u64::from(off) + 4 <= bytes
-}
-
-/// True if an array of `n` entries of `size` bytes at `off`, aligned to
-/// `align`, lies inside a ring area of `bytes`.
-fn array_ok(off: u32, n: u32, size: u64, align: u32, bytes: u64) -> bool {
-    off.is_multiple_of(align) && u64::from(off) + u64::from(n) * size <= bytes
-}
-
-/// Copies the [`QueueLayout`] at Dom0-physical `addr` and checks that
-/// everything it describes lies in the reserved RAM.
-fn read_layout(addr: u64, reserved: Reserved) -> Result<QueueLayout, LayoutError> {
-    if !reserved.holds(addr, core::mem::size_of::<QueueLayout>() as u64, 8) {
-        return Err("layout outside the reserved RAM");
-    }
-    // SAFETY: a `QueueLayout` `hypd` wrote in the reserved region
-    // (checked above); it is plain data, read-only for Dom0.
-    let l = unsafe { (addr as *const QueueLayout).read_volatile() };
-    let (sq, cq) = (l.sq_entries, l.cq_entries);
-    if !sq.is_power_of_two() || !cq.is_power_of_two() {
-        return Err("ring sizes are not powers of two");
-    }
-    let rings_ok = reserved.holds(l.sq_ring_gpa, l.rings_bytes, 8)
-        && reserved.holds(l.cq_ring_gpa, l.rings_bytes, 8)
-        && reserved.holds(l.sqes_gpa, l.sqes_bytes, 8)
-        && u64::from(sq) * SQE_SIZE as u64 <= l.sqes_bytes;
-    if !rings_ok {
-        return Err("rings outside the reserved RAM");
-    }
-    let (s, c, bytes) = (&l.sq_off, &l.cq_off, l.rings_bytes);
-    let fields_ok = [s.head, s.tail, s.flags, c.head, c.tail, c.flags, c.overflow]
-        .iter()
-        .all(|&off| field_ok(off, bytes))
-        && (s.array == 0 || array_ok(s.array, sq, 4, 4, bytes))
-        && array_ok(c.cqes, cq, CQE_SIZE as u64, 8, bytes);
-    if !fields_ok {
-        return Err("ring offsets outside the ring area");
-    }
-    if l.nr_buffers as usize > MAX_FIXED_BUFFERS {
-        return Err("too many fixed buffers");
-    }
-    Ok(l)
-}
-
 impl HwQueue {
-    /// Dom0's end of the queue whose [`QueueLayout`] `hypd` put at
-    /// Dom0-physical `layout_addr`, for device `device_id`, with doorbell
-    /// and completions on Dom0 port `port`.
+    /// Dom0's end of the queue whose [`protocol::hwqueue::QueueLayout`]
+    /// `hypd` put at Dom0-physical `layout_addr`, for device `device_id`,
+    /// with doorbell and completions on Dom0 port `port`.
     ///
     /// # Safety
     ///
-    /// No other `HwQueue` of the same queue may exist while this one does.
+    /// No other `HwQueue` (or [`HwRing`]) of the same queue may exist
+    /// while this one does.
     pub unsafe fn new(
         layout_addr: u64,
         port: u32,
         device_id: u32,
         reserved: Reserved,
     ) -> Result<Self, LayoutError> {
-        let layout = read_layout(layout_addr, reserved)?;
-        // SAFETY: `read_layout` checked that the rings and the SQE array
-        // lie in the reserved RAM (identity-mapped, user-accessible), with
-        // every field inside and aligned; the caller guarantees this is
-        // the queue's only view.
-        let mut view = unsafe {
-            QueueView::new(
-                &layout,
-                layout.sq_ring_gpa as *mut u8,
-                layout.cq_ring_gpa as *mut u8,
-                layout.sqes_gpa as *mut u8,
-            )
-        };
-        // Start from a known state: completions interrupt.
-        view.set_completion_interrupts(true);
+        // SAFETY: the caller's guarantee, passed on.
+        let ring = unsafe { HwRing::new(layout_addr, port, device_id, reserved) }?;
         Ok(Self {
-            layout,
-            view,
-            port,
+            ring,
             device_id,
             inflight: Inflight::new(),
-            overflow: VecDeque::new(),
             scratch: Vec::new(),
-            doorbell: false,
-            interrupts: true,
-            doorbell_failed: false,
             stats: HwStats::default(),
         })
     }
 
     /// Counters.
     pub fn stats(&self) -> HwStats {
-        self.stats
+        let ring = self.ring.stats();
+        HwStats {
+            sqes: ring.sqes,
+            doorbells: ring.doorbells,
+            overflowed: ring.overflowed,
+            ..self.stats
+        }
     }
 
     /// Requests submitted and not yet completed.
     pub fn in_flight(&self) -> usize {
         self.inflight.len()
-    }
-
-    /// The fixed-buffer slot, [`Sqe::addr`] and length of the longest
-    /// prefix (at most `len` bytes) of Dom0-physical `addr` that one fixed
-    /// buffer holds.
-    fn translate(&self, addr: u64, len: u64) -> Option<(u16, u64, u64)> {
-        let used = (self.layout.nr_buffers as usize).min(MAX_FIXED_BUFFERS);
-        self.layout.buffers[..used]
-            .iter()
-            .enumerate()
-            .find_map(|(slot, buf)| {
-                let offset = addr.checked_sub(buf.gpa)?;
-                let n = buf.len.checked_sub(offset)?.min(len);
-                let io_addr = buf.io_addr_of(addr, n)?;
-                (n > 0).then_some((slot as u16, io_addr, n))
-            })
     }
 
     /// Turns `io` into SQEs in `self.scratch`; false if a buffer is not
@@ -200,7 +118,7 @@ impl HwQueue {
                     };
                     let mut left = u64::from(buf.len);
                     while left > 0 {
-                        let Some((slot, io_addr, n)) = self.translate(addr, left) else {
+                        let Some((slot, io_addr, n)) = self.ring.translate(addr, left) else {
                             ok = false;
                             break 'buffers;
                         };
@@ -232,41 +150,16 @@ impl HwQueue {
             .then_some(self.scratch.len() as u32);
         let submission = self.inflight.settle(slot, io, parts);
         if submission == Submission::Pending {
-            let sqes = core::mem::take(&mut self.scratch);
-            for sqe in &sqes {
-                self.enqueue(sqe);
+            for sqe in &self.scratch {
+                self.ring.push(sqe);
             }
-            self.scratch = sqes;
         }
         submission
     }
 
-    /// Pushes `sqe`, or queues it behind earlier SQEs still waiting.
-    fn enqueue(&mut self, sqe: &Sqe) {
-        if self.overflow.is_empty() && self.view.push(sqe).is_ok() {
-            self.stats.sqes += 1;
-        } else {
-            self.stats.overflowed += 1;
-            self.overflow.push_back(*sqe);
-        }
-        self.doorbell = true;
-    }
-
-    /// Pushes waiting SQEs into the slots the kernel freed.
-    fn drain_overflow(&mut self) {
-        while let Some(sqe) = self.overflow.front() {
-            if self.view.push(sqe).is_err() {
-                break;
-            }
-            self.overflow.pop_front();
-            self.stats.sqes += 1;
-            self.doorbell = true;
-        }
-    }
-
     /// True if completions wait in the CQ (one acquire load).
     pub fn has_completions(&self) -> bool {
-        self.view.cq_ready() != 0
+        self.ring.has_completions()
     }
 
     /// Pops completions (at most [`MAX_REAP_PER_CALL`]); appends `(tag, result)` to `done` for each
@@ -277,7 +170,7 @@ impl HwQueue {
         // A CQ whose indices went wrong must not keep Dom0 busy: reap at most
         // one ring's worth per call.
         while popped < MAX_REAP_PER_CALL {
-            let Some(cqe) = self.view.pop() else { break };
+            let Some(cqe) = self.ring.pop() else { break };
             popped += 1;
             let ours = cqe.user_data >> 32 == u64::from(self.device_id);
             let outcome = if ours {
@@ -297,42 +190,18 @@ impl HwQueue {
                 }
             }
         }
-        self.drain_overflow();
-        if self.view.cq_overflowed() {
-            // The kernel holds completions back until it is entered again.
-            self.doorbell = true;
-        }
+        self.ring.after_reap();
         popped
     }
 
     /// Retries waiting SQEs and rings the doorbell if anything was pushed
     /// since the last ring: once per round of the main loop.
     pub fn flush(&mut self) {
-        if !self.overflow.is_empty() {
-            self.drain_overflow();
-        }
-        if !core::mem::take(&mut self.doorbell) {
-            return;
-        }
-        self.stats.doorbells += 1;
-        if let Err(errno) = evtchn::send(self.port) {
-            if !self.doorbell_failed {
-                println!(
-                    "service-vm: doorbell of device {} on port {} failed: {}",
-                    self.device_id,
-                    self.port,
-                    errno.name()
-                );
-                self.doorbell_failed = true;
-            }
-        }
+        self.ring.flush();
     }
 
     /// Turns completion interrupts on or off (off while Dom0 polls).
     pub fn set_interrupts(&mut self, enabled: bool) {
-        if self.interrupts != enabled {
-            self.view.set_completion_interrupts(enabled);
-            self.interrupts = enabled;
-        }
+        self.ring.set_interrupts(enabled);
     }
 }

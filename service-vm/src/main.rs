@@ -12,11 +12,14 @@
 //!      performs it on its virtio-mmio transport, Dom0 answers;
 //!    * a notify port: the guest kicked a queue of the device;
 //!    * a hardware-queue port: the host completed block I/O ([`hwqueue`]);
+//!    * an uplink's queue port: frames came from the host's bridge, or
+//!      went to it ([`uplink`]);
 //!    * any other port (a guest's control channel): an echo on the same
 //!      port, as before devices existed;
 //! 3. a sweep of the ioreq slots and the completion rings (and, while
 //!    polling, the guests' available rings), for work that is there before
-//!    (or without) its interrupt;
+//!    (or without) its interrupt, then the switches' pump ([`switches`]):
+//!    the frames guests transmitted go to other guests and the uplink;
 //! 4. the end of the round: one doorbell per hardware queue that got SQEs,
 //!    console output passed on.
 //!
@@ -25,7 +28,9 @@
 //! a short spin. While it polls, the hardware queues' completions raise no
 //! interrupt and the guests are asked not to notify their queues (the sweep
 //! reads the rings' indices instead); then it turns both back on, looks
-//! once more, and halts. A control request
+//! once more, and halts: until an interrupt, or until a vif's `rate=`
+//! credit returns for frames it holds. A round that switched frames is
+//! work. A control request
 //! from the core (`xl shutdown`) shuts Dom0 down.
 #![no_std]
 #![no_main]
@@ -36,9 +41,12 @@ mod backend;
 mod backend_ring;
 mod device_table;
 mod hwqueue;
+mod hwring;
 mod ioreq;
 mod platform;
 mod reserved;
+mod switches;
+mod uplink;
 mod window;
 
 use guest_runtime::{control, event, evtchn, hypercall, println, time, BootInfo};
@@ -83,7 +91,7 @@ fn main(boot: &'static BootInfo) -> ! {
     loop {
         let events = if halt {
             devices.activity.wakeups += 1;
-            event::wait_until(0)
+            event::wait_until(devices.wake_at())
         } else {
             event::poll()
         };
@@ -150,6 +158,7 @@ fn dispatch(port: u32, devices: &mut DeviceTable, channels: &mut Channels) -> us
             1
         }),
         Route::Queue(index) => devices.get_mut(index).map_or(0, |d| d.complete()),
+        Route::Uplink(at) => devices.reap_uplink(at),
         // Dom0 only sends on a device's interrupt port.
         Route::Irq(_) => 0,
         Route::Retired(domid) => {

@@ -142,6 +142,27 @@ enum Command {
         /// The virtual device (`xvdb`).
         vdev: String,
     },
+    /// List a domain's network interfaces.
+    NetworkList {
+        /// The domains (names or ids).
+        #[arg(required = true)]
+        domains: Vec<String>,
+    },
+    /// Give a running guest a network interface.
+    NetworkAttach {
+        /// The domain (name or id).
+        domain: String,
+        /// The vif specification (as in xl.cfg's `vif`: `key=value`, one
+        /// per argument or comma-joined); none gives every default.
+        spec: Vec<String>,
+    },
+    /// Take a network interface away from a running guest.
+    NetworkDetach {
+        /// The domain (name or id).
+        domain: String,
+        /// The vif's device id or its MAC address.
+        vif: String,
+    },
     /// List vCPUs.
     VcpuList {
         /// Domains (all when none).
@@ -157,9 +178,9 @@ enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         round_trips: u32,
     },
-    /// Measure block I/O natively, through the host model and through the
-    /// service VM, interleaved over rounds; print tables (or JSON) and
-    /// optionally write a plot.
+    /// Measure block I/O and networking natively, through the host model
+    /// and through the service VM, interleaved over rounds; print tables
+    /// (or JSON) and optionally write a plot.
     Bench {
         /// Print a JSON summary on stdout (progress goes to stderr).
         #[arg(long)]
@@ -179,9 +200,17 @@ enum Command {
         /// Directory for the disk image (its filesystem sets the cost of a flush).
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
-        /// Only these workloads (comma-separated, e.g. randread-4k-qd1,seqread-1m-qd4).
+        /// Only these workloads (comma-separated, e.g. randread-4k-qd1,net-ping;
+        /// `block` and `net` name each group: net-ping, net-tcp-rr, net-tcp-rx,
+        /// net-tcp-tx).
         #[arg(long, value_delimiter = ',')]
         workloads: Vec<String>,
+        /// Pings and 1-byte TCP round trips per network run [default: 1000; 200 with --quick].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+        net_count: Option<u32>,
+        /// MiB each network stream carries [default: 32; 4 with --quick].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        net_mib: Option<u64>,
     },
     /// Xen commands this hypervisor does not support yet.
     #[command(external_subcommand)]
@@ -202,9 +231,6 @@ const NOT_YET: &[(&str, &str)] = &[
         "block-detach",
         "block devices arrive with the service-VM I/O path",
     ),
-    ("network-list", "networking is not implemented yet"),
-    ("network-attach", "networking is not implemented yet"),
-    ("network-detach", "networking is not implemented yet"),
     ("mem-set", "memory ballooning is not implemented"),
     ("mem-max", "memory ballooning is not implemented"),
     ("vcpu-set", "vCPU hotplug is not implemented"),
@@ -259,6 +285,12 @@ fn run(
             overrides,
         } => {
             let parsed = commands::create::parse(&file, &overrides, quiet)?;
+            let mut warnings = Vec::new();
+            // With -c the domain starts paused and runs once the console is
+            // attached, so its first lines are not lost (as Xen's xl does).
+            let request =
+                commands::create::request(&parsed.spec, paused || console, &mut warnings)?;
+            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             if dry_run {
                 // What hypd would refuse about the kernel, said now.
                 let ram = parsed.spec.memory_mib.saturating_mul(1 << 20);
@@ -270,11 +302,6 @@ fn run(
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut warnings = Vec::new();
-            // With -c the domain starts paused and runs once the console is
-            // attached, so its first lines are not lost (as Xen's xl does).
-            let request = commands::create::request(&parsed.spec, paused || console, &mut warnings);
-            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             let mut client = connect()?;
             let Response::Created(domid) = client.call(Request::Create(request))? else {
                 return Err("unexpected reply from hypd".into());
@@ -374,6 +401,28 @@ fn run(
         Command::BlockDetach { domain, vdev } => {
             commands::simple(&mut connect()?, Request::BlockDetach { domain, vdev })?;
         }
+        Command::NetworkList { domains } => {
+            let mut client = connect()?;
+            let mut rows = Vec::new();
+            for domain in domains {
+                match client.call(Request::NetworkList(domain))? {
+                    Response::Vifs(vifs) => rows.extend(vifs),
+                    other => return Err(format!("unexpected reply from hypd: {other:?}")),
+                }
+            }
+            print!("{}", format::vifs(&rows));
+        }
+        Command::NetworkAttach { domain, spec } => {
+            let (vif, ignored) = toolstack::config::parse_vif_entry(&spec.join(","))
+                .map_err(|e| format!("vif spec: {e}"))?;
+            let mut warnings = ignored;
+            let vif = commands::vif::request(&vif, 1, &mut warnings)?;
+            warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+            commands::simple(&mut connect()?, Request::NetworkAttach { domain, vif })?;
+        }
+        Command::NetworkDetach { domain, vif } => {
+            commands::simple(&mut connect()?, Request::NetworkDetach { domain, vif })?;
+        }
         Command::VcpuList { domains } => match connect()?.call(Request::VcpuList(domains))? {
             Response::Vcpus(vcpus) => print!("{}", format::vcpus(&vcpus)),
             other => return Err(format!("unexpected reply from hypd: {other:?}")),
@@ -387,6 +436,8 @@ fn run(
             run_ms,
             dir,
             workloads,
+            net_count,
+            net_mib,
         } => {
             let mut options = if quick {
                 bench::BenchOptions::quick()
@@ -397,6 +448,8 @@ fn run(
             options.run_ms = run_ms.unwrap_or(options.run_ms);
             options.dir = dir.unwrap_or(options.dir);
             options.workloads = workloads;
+            options.net_count = net_count.unwrap_or(options.net_count);
+            options.net_mib = net_mib.unwrap_or(options.net_mib);
             options.quiet = json;
             return Ok(bench_command(&options, json, plot.as_deref(), socket));
         }

@@ -3,12 +3,15 @@
 //! in-memory disk.
 
 mod blk;
+mod bridge;
 mod console;
 mod driver;
 mod hostile;
 mod mmio;
+mod net;
 mod polling;
 mod reference;
+mod switch;
 
 use std::sync::atomic::Ordering;
 use std::vec::Vec;

@@ -1,14 +1,12 @@
 //! The attacks of the hostile workload: each writes one malformed
-//! request straight into the block device's rings (see [`super`]).
+//! request straight into the block device's rings (see [`super`]) with
+//! the shared helpers of [`super::ring`].
 
 use protocol::virtio::blk::{S_IOERR, S_UNSUPP, T_FLUSH, T_IN, T_OUT};
-use protocol::virtio::queue::{Descriptor, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
+use protocol::virtio::queue::{DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE};
 
-use crate::dma::DmaBuf;
-use crate::virtio::queue::RawQueue;
+use super::ring::{Ctx, Expect, Reaction, FAR};
 
-/// An address far outside any guest's RAM.
-pub const FAR: u64 = 0x7FFF_0000_0000;
 /// Scratch offset of the request header.
 pub const HDR: usize = 0;
 /// Scratch offset of the status byte.
@@ -25,35 +23,13 @@ pub const SCRATCH_BYTES: usize = 8192;
 /// Status byte value before the device answers.
 pub const UNSET: u8 = 0xFF;
 
-/// What the device did with an attack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// The status register showed DEVICE_NEEDS_RESET.
-    pub needs_reset: bool,
-    /// The device returned the chain in the used ring.
-    pub used: bool,
-    /// The used length it reported.
-    pub used_len: u32,
-    /// The request's status byte ([`UNSET`] if untouched).
-    pub status_byte: u8,
-}
-
-/// True if `outcome` is a refusal of an attack expecting `expect`.
-pub fn refused(expect: Expect, outcome: &Outcome) -> bool {
-    let error_status = matches!(outcome.status_byte, S_IOERR | S_UNSUPP);
-    let no_status = outcome.used_len == 0 && outcome.status_byte == UNSET;
-    outcome.needs_reset
-        || (expect == Expect::Refusal && outcome.used && (error_status || no_status))
-}
-
-/// What the device must do with an attack.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// A ring rule is broken: DEVICE_NEEDS_RESET.
-    RingRule,
-    /// A malformed request: DEVICE_NEEDS_RESET, an error status, or no
-    /// status at all when there is nowhere to put one.
-    Refusal,
+/// True if the device's `reaction` (and the request's status byte) is a
+/// refusal of an attack expecting `expect`.
+pub fn refused(expect: Expect, reaction: &Reaction, status_byte: u8) -> bool {
+    let error_status = matches!(status_byte, S_IOERR | S_UNSUPP);
+    let no_status = reaction.used_len == 0 && status_byte == UNSET;
+    reaction.needs_reset
+        || (expect == Expect::Refusal && reaction.used && (error_status || no_status))
 }
 
 /// One attack: its name, the request type in its header, what the device
@@ -69,50 +45,16 @@ pub struct Attack {
     pub build: fn(&mut Ctx),
 }
 
-/// What an attack writes with.
-pub struct Ctx<'a> {
-    /// The device's request queue, raw.
-    pub raw: RawQueue<'a>,
-    /// Driver memory the requests point into (see the offsets above).
-    pub scratch: &'a mut DmaBuf,
-    /// The queue size.
-    pub size: u16,
-    /// The guest's RAM size.
-    pub ram_bytes: u64,
+/// Block requests written in an attack's context.
+trait BlkRequests {
+    /// A valid read request (header, 512 bytes of data, status) as
+    /// entries 0..3 of the indirect table at `table`.
+    fn valid_table(&mut self, table: usize);
+    /// A valid read request as ring descriptors 0..3.
+    fn valid_chain(&mut self);
 }
 
-impl Ctx<'_> {
-    fn addr(&self, offset: usize) -> u64 {
-        self.scratch.addr(offset)
-    }
-
-    /// Writes descriptor `idx` of the ring's table.
-    fn d(&mut self, idx: u16, addr: u64, len: u32, flags: u16, next: u16) {
-        self.raw.desc(
-            idx,
-            Descriptor {
-                addr,
-                len,
-                flags,
-                next,
-            },
-        );
-    }
-
-    /// Writes entry `i` of the indirect table at scratch offset `table`.
-    fn t(&mut self, table: usize, i: usize, addr: u64, len: u32, flags: u16, next: u16) {
-        let d = Descriptor {
-            addr,
-            len,
-            flags,
-            next,
-        };
-        let at = table + 16 * i;
-        self.scratch.bytes_mut()[at..at + 16].copy_from_slice(&d.to_bytes());
-    }
-
-    /// A valid read request (header, 512 bytes of data, status) as entries
-    /// 0..3 of the indirect table at `table`.
+impl BlkRequests for Ctx<'_> {
     fn valid_table(&mut self, table: usize) {
         let (hdr, data, status) = (self.addr(HDR), self.addr(DATA), self.addr(STATUS));
         self.t(table, 0, hdr, 16, DESC_F_NEXT, 1);
@@ -120,19 +62,11 @@ impl Ctx<'_> {
         self.t(table, 2, status, 1, DESC_F_WRITE, 0);
     }
 
-    /// A valid read request as ring descriptors 0..3.
     fn valid_chain(&mut self) {
         let (hdr, data, status) = (self.addr(HDR), self.addr(DATA), self.addr(STATUS));
         self.d(0, hdr, 16, DESC_F_NEXT, 1);
         self.d(1, data, 512, DESC_F_WRITE | DESC_F_NEXT, 2);
         self.d(2, status, 1, DESC_F_WRITE, 0);
-    }
-
-    /// Makes `head` available and publishes the index.
-    fn publish(&mut self, head: u16) {
-        self.raw.push(head);
-        let idx = self.raw.avail_shadow();
-        self.raw.publish(idx);
     }
 }
 
@@ -178,14 +112,8 @@ pub const ATTACKS: &[Attack] = &[
         kind: T_OUT,
         expect: Expect::RingRule,
         build: |c| {
-            // Every descriptor of the table, the last one leading back to
-            // the first: size + 1 buffers.
             let (hdr, data) = (c.addr(HDR), c.addr(DATA));
-            for i in 0..c.size {
-                let (addr, len) = if i == 0 { (hdr, 16) } else { (data, 512) };
-                c.d(i, addr, len, DESC_F_NEXT, (i + 1) % c.size);
-            }
-            c.publish(0);
+            c.chain_all((hdr, 16), (data, 512));
         },
     },
     Attack {
@@ -235,10 +163,7 @@ pub const ATTACKS: &[Attack] = &[
         expect: Expect::RingRule,
         build: |c| {
             c.valid_chain();
-            c.raw.push(0);
-            // More entries than the ring holds.
-            let idx = c.size.wrapping_add(1);
-            c.raw.publish(idx);
+            c.jump_avail_idx(0);
         },
     },
     Attack {

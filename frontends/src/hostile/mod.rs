@@ -1,4 +1,6 @@
-//! `workload=hostile`: a guest that attacks its block device's ring.
+//! `workload=hostile`: a guest that attacks its block device's ring
+//! ([`attacks`]); `workload=nethostile` does the same to its network
+//! device ([`net`]). Both write the rings with the helpers of [`ring`].
 //!
 //! Each attack runs on a freshly reset device: the driver resets it
 //! (status 0), brings it up again, writes a malformed request straight
@@ -17,10 +19,9 @@
 //! device refused it as expected and recovered; `value` is the status
 //! register read after the attack.
 
-use guest_runtime::{control, event, time, BootInfo};
+use guest_runtime::{control, time, BootInfo};
 use protocol::domain::ShutdownReason;
 use protocol::virtio::blk::{RequestHeader, S_OK};
-use protocol::virtio::mmio::STATUS_DEVICE_NEEDS_RESET;
 
 use crate::cmdline::Args;
 use crate::disk;
@@ -30,11 +31,11 @@ use crate::virtio::blk::Blk;
 use crate::virtio::blk::TIMEOUT_NS;
 
 mod attacks;
+pub mod net;
+mod ring;
 
-use attacks::{refused, Attack, Ctx, Outcome, ATTACKS, DATA, HDR, SCRATCH_BYTES, STATUS, UNSET};
-
-/// How long to wait for the device's reaction to an attack.
-const REACTION_NS: u64 = 1_000_000_000;
+use attacks::{refused, Attack, ATTACKS, DATA, HDR, SCRATCH_BYTES, STATUS, UNSET};
+use ring::{forget_interrupts, recovery, wait_reaction, Ctx, Reaction};
 
 /// Runs the workload.
 pub fn run(boot: &BootInfo, args: &Args) -> ! {
@@ -71,10 +72,7 @@ fn run_attack(out: &mut Out, blk: &mut Blk, scratch: &mut DmaBuf, ram_bytes: u64
         );
         return;
     }
-    // Forget interrupts left over from earlier requests.
-    if event::poll().control() {
-        control::obey("frontends");
-    }
+    forget_interrupts();
     scratch.zero();
     let header = RequestHeader {
         kind: attack.kind,
@@ -93,74 +91,26 @@ fn run_attack(out: &mut Out, blk: &mut Blk, scratch: &mut DmaBuf, ram_bytes: u64
             ram_bytes,
         };
         (attack.build)(&mut ctx);
-        ctx.raw.arm();
-        ctx.raw.notify();
+        ctx.launch();
     }
-    let interrupted = wait_reaction(blk, port);
+    let interrupted = wait_reaction(port, || blk.queue().raw().used_idx() != 0);
     let status = blk.transport().status();
-    let raw = blk.queue().raw();
-    let outcome = Outcome {
-        needs_reset: status & STATUS_DEVICE_NEEDS_RESET != 0,
-        used: raw.used_idx() != 0,
-        used_len: raw.used_elem(0).len,
-        status_byte: scratch.bytes()[STATUS],
-    };
-    let Outcome {
-        needs_reset,
-        used,
-        used_len,
-        status_byte,
-    } = outcome;
-    let what = if needs_reset {
-        alloc::format!("device status {status:#x}: needs reset")
-    } else if used {
-        alloc::format!("completed with status byte {status_byte:#x}, used length {used_len}")
-    } else {
+    let reaction = Reaction::observe(status, &blk.queue().raw(), interrupted);
+    let status_byte = scratch.bytes()[STATUS];
+    let what = reaction.describe(|| {
         alloc::format!(
-            "no reaction (status {status:#x}, {})",
-            if interrupted {
-                "interrupted"
-            } else {
-                "no interrupt"
-            }
+            "completed with status byte {status_byte:#x}, used length {}",
+            reaction.used_len
         )
-    };
+    });
     let recovered = blk.reinit().is_ok()
         && blk
             .read(0, scratch, DATA, 4096, TIMEOUT_NS)
             .is_ok_and(|c| c.status == S_OK);
     out.check(
         attack.name,
-        refused(attack.expect, &outcome) && recovered,
+        refused(attack.expect, &reaction, status_byte) && recovered,
         i64::from(status),
-        format_args!(
-            "{what}; {}",
-            if recovered {
-                "recovered after reset"
-            } else {
-                "did NOT recover"
-            }
-        ),
+        format_args!("{what}; {}", recovery(recovered)),
     );
-}
-
-/// Waits for the device's interrupt or a used entry, at most
-/// [`REACTION_NS`]; true if the interrupt came.
-fn wait_reaction(blk: &mut Blk, port: u32) -> bool {
-    let deadline = time::rdtsc() + time::ns_to_ticks(REACTION_NS);
-    loop {
-        if blk.queue().raw().used_idx() != 0 {
-            return false;
-        }
-        let events = event::wait_until(deadline);
-        if events.control() {
-            control::obey("frontends");
-        }
-        if events.has_port(port) {
-            return true;
-        }
-        if time::rdtsc() >= deadline {
-            return false;
-        }
-    }
 }

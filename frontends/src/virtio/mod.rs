@@ -2,11 +2,13 @@
 //!
 //! Read in this order: [`mmio`] (registers and bring-up), [`queue`] (the
 //! split virtqueue, driver side), [`wait`] (spin, then sleep until the
-//! device's interrupt), then the devices: [`blk`] and [`console`].
+//! device's interrupt), then the devices: [`blk`], [`console`] and
+//! [`net`].
 
 pub mod blk;
 pub mod console;
 pub mod mmio;
+pub mod net;
 pub mod queue;
 pub mod wait;
 

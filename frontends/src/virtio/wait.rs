@@ -10,11 +10,51 @@
 //! shrinks it (the spin was wasted). With `VIRTIO_F_EVENT_IDX` the device
 //! sends no interrupt at all for a completion caught while spinning,
 //! because the driver writes `used_event` only right before it sleeps.
+//!
+//! [`AdaptivePoll::wait`] waits for one queue with a timeout (the block and
+//! console drivers); [`AdaptivePoll::wait_on`] waits for anything a
+//! [`Waitable`] reports, or a deadline (the network stack, whose timers
+//! set the deadline). Both keep the network served: a block wait polls
+//! the stack when it starts and before each sleep, and lets the stack's
+//! interrupt and next timer end the sleep, through the [`Background`]
+//! work the network registers at boot ([`serve_on_the_side`]); with no
+//! network device that is one load.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use guest_runtime::{control, event, time};
 
 use super::mmio::{Transport, TransportError};
 use super::queue::VirtQueue;
+
+/// Work every wait serves on the side: the network's stacks, which
+/// register it at boot, so that block and console waits keep the network
+/// served without this module knowing the network.
+pub struct Background {
+    /// Serves what is due (cheap when nothing is).
+    pub poll: fn(),
+    /// Serves what is due, arms the interrupts it waits for, and returns
+    /// the TSC by which a sleep must end (`u64::MAX`: no bound).
+    pub before_sleep: fn() -> u64,
+}
+
+/// The registered [`Background`], or null.
+static BACKGROUND: AtomicPtr<Background> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Makes `work` what every wait serves on the side.
+pub fn serve_on_the_side(work: &'static Background) {
+    BACKGROUND.store(
+        work as *const Background as *mut Background,
+        Ordering::Release,
+    );
+}
+
+/// The registered background work, if any.
+fn background() -> Option<&'static Background> {
+    // SAFETY: the pointer is null or was made from a `&'static
+    // Background` (`serve_on_the_side`), never freed nor written through.
+    unsafe { BACKGROUND.load(Ordering::Acquire).as_ref() }
+}
 
 /// How often a wait with no progress reads the status register to see
 /// whether the device gave up (DEVICE_NEEDS_RESET).
@@ -32,6 +72,18 @@ pub enum WaitError {
     Timeout,
     /// The device set DEVICE_NEEDS_RESET.
     Device(TransportError),
+}
+
+/// A device a driver sleeps on: work is ready, or an interrupt is asked
+/// for before sleeping.
+pub trait Waitable {
+    /// True if there is work.
+    fn ready(&self) -> bool;
+    /// Asks for an interrupt when work comes; returns true if it is
+    /// already there (then do not sleep).
+    fn arm(&mut self) -> bool;
+    /// Withdraws the request (where the device needs to be told).
+    fn disarm(&mut self);
 }
 
 /// The adaptive spin and what it observed.
@@ -96,6 +148,9 @@ impl AdaptivePoll {
         if q.has_used() {
             return Ok(());
         }
+        if let Some(work) = background() {
+            (work.poll)();
+        }
         let start = time::rdtsc();
         let spin_end = start + time::ns_to_ticks(self.spin_ns);
         while time::rdtsc() < spin_end {
@@ -114,7 +169,8 @@ impl AdaptivePoll {
                 self.slept(time::ticks_to_ns(time::rdtsc() - start));
                 return Ok(());
             }
-            let events = event::wait_until(deadline.min(check_at));
+            let net_at = background().map_or(u64::MAX, |work| (work.before_sleep)());
+            let events = event::wait_until(deadline.min(check_at).min(net_at));
             if events.control() {
                 control::obey("frontends");
             }
@@ -143,5 +199,46 @@ impl AdaptivePoll {
                 return Err(WaitError::Timeout);
             }
         }
+    }
+
+    /// Waits until `w` is ready or the TSC reaches `deadline` (`u64::MAX`:
+    /// no deadline): spins (not past the deadline), then arms `w` and
+    /// sleeps until an interrupt. Returns true if `w` is ready. A control
+    /// request is obeyed; `port`'s interrupts are counted in
+    /// `interrupts`, any interrupt ends the wait.
+    pub fn wait_on(&mut self, w: &mut impl Waitable, port: u32, deadline: u64) -> bool {
+        if w.ready() {
+            return true;
+        }
+        let start = time::rdtsc();
+        let spin_end = (start + time::ns_to_ticks(self.spin_ns)).min(deadline);
+        while time::rdtsc() < spin_end {
+            if w.ready() {
+                self.spin_hits += 1;
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        if time::rdtsc() >= deadline {
+            return false;
+        }
+        if w.arm() {
+            w.disarm();
+            self.slept(time::ticks_to_ns(time::rdtsc() - start));
+            return true;
+        }
+        let events = event::wait_until(if deadline == u64::MAX { 0 } else { deadline });
+        if events.control() {
+            control::obey("frontends");
+        }
+        if events.has_port(port) {
+            self.interrupts += 1;
+        }
+        w.disarm();
+        let ready = w.ready();
+        if ready {
+            self.slept(time::ticks_to_ns(time::rdtsc() - start));
+        }
+        ready
     }
 }

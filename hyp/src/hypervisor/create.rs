@@ -17,6 +17,7 @@ use crate::{boot, elf, irq, vcpu};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{VcpuFd, VmFd};
 use protocol::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION, CMDLINE_MAX, FLAG_PRIVILEGED};
+use protocol::domain::NAME_MAX;
 use protocol::domain::{DomId, DOM0, DOMID_MAX};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -335,6 +336,10 @@ fn allocate_domid(registry: &mut Registry) -> Result<DomId> {
 fn boot_info(config: &DomainConfig, built: &BuiltVm, domid: DomId, control_port: u32) -> BootInfo {
     let mut cmdline = [0u8; CMDLINE_MAX];
     cmdline[..config.cmdline.len()].copy_from_slice(config.cmdline.as_bytes());
+    // Checked at admission: at most NAME_MAX bytes.
+    let mut name = [0u8; NAME_MAX];
+    let name_len = config.name.len().min(NAME_MAX);
+    name[..name_len].copy_from_slice(&config.name.as_bytes()[..name_len]);
     BootInfo {
         magic: BOOT_MAGIC,
         version: BOOT_VERSION,
@@ -351,5 +356,8 @@ fn boot_info(config: &DomainConfig, built: &BuiltVm, domid: DomId, control_port:
         cmdline,
         reserved_start: built.ram.size(),
         backend_ring: 0,
+        name_len: name_len as u32,
+        _pad2: 0,
+        name,
     }
 }

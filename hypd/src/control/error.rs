@@ -31,6 +31,12 @@ pub enum ControlError {
     /// A restart needs the configuration the domain was made from.
     #[error("no configuration to restart domain {0} from")]
     NoRecord(DomId),
+    /// `xl network-attach` with a MAC another vif of the guest has.
+    #[error("the guest already has a vif with mac {}", mac_text(.0))]
+    VifMacInUse([u8; 6]),
+    /// `xl network-detach` of a vif the guest does not have.
+    #[error("no vif {0} (give its device id or its MAC, as `xl network-list` shows them)")]
+    NoSuchVif(String),
     /// The console is streamed on its own connection.
     #[error("the console is a stream; it is served separately")]
     ConsoleIsStream,
@@ -40,4 +46,10 @@ pub enum ControlError {
     /// The core refused.
     #[error(transparent)]
     Core(#[from] hyp::Error),
+}
+
+/// A MAC as Xen prints it.
+fn mac_text(mac: &[u8; 6]) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
 }

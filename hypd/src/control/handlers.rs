@@ -3,6 +3,7 @@
 use super::console::missed_notice;
 use super::daemon::Daemon;
 use super::error::ControlError;
+use super::network;
 use super::records::resolve;
 use crate::devices::{DeviceConfig, Placement};
 use crate::machine::GuestConfig;
@@ -74,6 +75,15 @@ fn answer(daemon: &Daemon, request: Request) -> Result<Response, ControlError> {
                 .update_disks(id, |disks| disks.retain(|d| d.vdev != vdev));
             Ok(())
         })?,
+        Request::NetworkList(domain) => {
+            Response::Vifs(network::list(daemon, resolve(core, &domain)?))
+        }
+        Request::NetworkAttach { domain, vif } => {
+            with_domain(daemon, &domain, |id| network::attach(daemon, id, vif))?
+        }
+        Request::NetworkDetach { domain, vif } => {
+            with_domain(daemon, &domain, |id| network::detach(daemon, id, &vif))?
+        }
         Request::Console(_) => return Err(ControlError::ConsoleIsStream),
     })
 }
@@ -87,7 +97,8 @@ fn with_domain(
 }
 
 /// Creates a domain from a request; on failure nothing is left behind.
-pub fn create(daemon: &Daemon, request: CreateRequest) -> Result<DomId, ControlError> {
+pub fn create(daemon: &Daemon, mut request: CreateRequest) -> Result<DomId, ControlError> {
+    network::assign_devids(&mut request.vifs);
     let ram = request.memory_mib.saturating_mul(1 << 20);
     let kernel = crate::files::read_kernel(std::path::Path::new(&request.kernel), ram)
         .map_err(ControlError::Kernel)?;
@@ -123,6 +134,7 @@ fn devices(request: &CreateRequest) -> Vec<DeviceConfig> {
     if !devices.is_empty() {
         devices.push(DeviceConfig::console());
     }
+    devices.extend(request.vifs.iter().map(network::device));
     devices
 }
 
@@ -178,6 +190,7 @@ fn list(daemon: &Daemon, domains: &[DomRef]) -> Result<Vec<DomainRecord>, Contro
             config_json: record
                 .and_then(|r| r.request)
                 .map_or("null".into(), |r| r.config_json),
+            vifs: network::list(daemon, domid),
         });
     }
     Ok(records)
@@ -268,7 +281,21 @@ fn info(daemon: &Daemon) -> Vec<(String, String)> {
             "max_vcpus_per_domain".into(),
             protocol::domain::MAX_VCPUS.to_string(),
         ),
+        ("dom0_switches".into(), switches(daemon)),
     ]
+}
+
+/// Domain-0's switches as `xl info` shows them: `bridge (uplink)`, or `-`.
+fn switches(daemon: &Daemon) -> String {
+    let switches = daemon.machine.dom0_switches();
+    if switches.is_empty() {
+        return "-".into();
+    }
+    let named: Vec<String> = switches
+        .iter()
+        .map(|(bridge, tap)| format!("{bridge} ({tap})"))
+        .collect();
+    named.join(", ")
 }
 
 /// Streams a domain's console until it is gone or the client leaves.

@@ -9,6 +9,7 @@ mod error;
 mod handlers;
 mod lifecycle;
 pub mod log;
+mod network;
 mod records;
 mod server;
 mod socket;

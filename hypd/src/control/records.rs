@@ -80,6 +80,18 @@ impl Records {
         }
     }
 
+    /// Changes the vifs remembered for `domid` (hotplug), as
+    /// [`Records::update_disks`] does for disks.
+    pub fn update_vifs(
+        &self,
+        domid: DomId,
+        change: impl FnOnce(&mut Vec<protocol::control::VifRequest>),
+    ) {
+        if let Some(request) = self.lock().get_mut(&domid).and_then(|r| r.request.as_mut()) {
+            change(&mut request.vifs);
+        }
+    }
+
     /// Forgets a destroyed domain.
     pub fn remove(&self, domid: DomId) -> Option<Record> {
         self.lock().remove(&domid)

@@ -6,8 +6,9 @@
 //! answered on the vCPU thread that trapped them.
 
 use super::image::DiskImage;
+use super::tap::Tap;
 use super::window::{add_notify, place, remove_notify};
-use super::{DeviceConfig, DeviceError};
+use super::{Backing, DeviceConfig, DeviceError};
 use host_model::{HostBacking, HostDevice, HostDeviceSetup};
 use hyp::{Domain, Hypervisor};
 use protocol::device::{vdev_bytes, GuestDevice};
@@ -64,13 +65,29 @@ impl HostModelDevices {
         let setup = HostDeviceSetup {
             domid: guest.id,
             vdev: config.vdev.clone(),
-            backing: match image {
-                Some(image) => HostBacking::Disk {
+            backing: match (image, &config.backing) {
+                (Some(image), _) => HostBacking::Disk {
                     file: image.file,
                     bytes: image.bytes,
                     readonly: image.readonly,
                 },
-                None => HostBacking::Console,
+                (None, Backing::Net(net)) => {
+                    let name = net
+                        .vifname
+                        .clone()
+                        .unwrap_or_else(|| format!("vif{}.{}", guest.id, net.devid));
+                    let tap = Tap::create(&name, &net.bridge)?;
+                    tracing::info!(
+                        domid = guest.id,
+                        "host model: tap {name} on bridge {}",
+                        net.bridge
+                    );
+                    HostBacking::Net {
+                        tap: tap.into_file(),
+                        params: net.params(0),
+                    }
+                }
+                (None, _) => HostBacking::Console,
             },
             memory: guest.ram().clone(),
             notify: notify.try_clone()?,
@@ -84,7 +101,10 @@ impl HostModelDevices {
                 kind: config.backing.kind(),
                 irq_port,
                 vdev: vdev_bytes(&config.vdev),
-                ..Default::default()
+                ipv4: match &config.backing {
+                    Backing::Net(net) => net.address_of(guest.id),
+                    _ => Default::default(),
+                },
             },
             notify,
             backend: match HostDevice::start(setup) {
@@ -111,8 +131,9 @@ impl HostModelDevices {
             "host model: serving {} ({})",
             config.vdev,
             match &config.backing {
-                super::Backing::Disk { path, .. } => path.display().to_string(),
-                super::Backing::Console => "console".into(),
+                Backing::Disk { path, .. } => path.display().to_string(),
+                Backing::Console => "console".into(),
+                Backing::Net(net) => format!("bridge {}", net.bridge),
             }
         );
         let guest_device = device.guest;

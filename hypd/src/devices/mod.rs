@@ -20,11 +20,14 @@
 
 pub(crate) mod backend_ring;
 pub(crate) mod claims;
+mod dom0_queue;
 mod host_model;
 mod image;
 mod service_vm;
 pub(crate) mod set;
 pub(crate) mod table;
+pub mod tap;
+pub(crate) mod uplink;
 mod window;
 
 use std::path::PathBuf;
@@ -58,6 +61,14 @@ impl DeviceConfig {
         }
     }
 
+    /// A vif, seen by the guest as `eth<devid>`.
+    pub fn net(net: NetBacking) -> Self {
+        Self {
+            vdev: format!("eth{}", net.devid),
+            backing: Backing::Net(net),
+        }
+    }
+
     /// A guest's standard device list: one disk as `xvda` and a console.
     pub fn disk_and_console(path: impl Into<PathBuf>, readonly: bool) -> Vec<Self> {
         vec![Self::disk("xvda", path, readonly), Self::console()]
@@ -76,6 +87,8 @@ pub enum Backing {
     },
     /// A console whose output reaches the guest's console log.
     Console,
+    /// A network interface (a vif) on a host bridge.
+    Net(NetBacking),
 }
 
 impl Backing {
@@ -84,7 +97,60 @@ impl Backing {
         match self {
             Self::Disk { .. } => protocol::device::kind::BLOCK,
             Self::Console => protocol::device::kind::CONSOLE,
+            Self::Net(_) => protocol::device::kind::NET,
         }
+    }
+}
+
+/// A vif: what its port on the bridge is, and what the guest is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetBacking {
+    /// The device id (`xl network-list`'s Idx); the guest sees `eth<devid>`.
+    pub devid: u32,
+    /// The guest's MAC address: frames from another source are dropped.
+    pub mac: [u8; 6],
+    /// The Linux bridge the vif joins.
+    pub bridge: String,
+    /// The host-side interface's name, for the host model's tap
+    /// (`vif<domid>.<devid>` unless `vifname=` gave one).
+    pub vifname: Option<String>,
+    /// The address the guest takes (`None`: [`NetBacking::default_ip`]).
+    pub guest_ip: Option<protocol::device::Ipv4Cidr>,
+    /// `ip=`: the sources the vif may use (none: any).
+    pub allowed_ip: Option<protocol::device::Ipv4Cidr>,
+    /// `rate=`: bytes per interval and the interval in microseconds.
+    pub rate: Option<(u32, u32)>,
+}
+
+impl NetBacking {
+    /// The address a guest takes on a vif without `ip=`: link-local
+    /// (RFC 3927, what a host without DHCP picks), `169.254.(1 +
+    /// domid / 256).(domid % 256)/16`, distinct for every domain.
+    pub fn default_ip(domid: protocol::domain::DomId) -> protocol::device::Ipv4Cidr {
+        protocol::device::Ipv4Cidr {
+            addr: [169, 254, 1 + (domid >> 8) as u8, domid as u8],
+            prefix_len: 16,
+            _pad: [0; 3],
+        }
+    }
+
+    /// What the vif's switch port needs: its MAC and limits, and which
+    /// of Domain-0's switches it joins (0 in the host model, whose vifs
+    /// each have a switch of their own).
+    pub fn params(&self, switch: u16) -> protocol::device::NetParams {
+        let (rate_bytes, rate_interval_us) = self.rate.unwrap_or((0, 0));
+        protocol::device::NetParams {
+            mac: self.mac,
+            switch,
+            ip: self.allowed_ip.unwrap_or_default(),
+            rate_bytes,
+            rate_interval_us,
+        }
+    }
+
+    /// The address the guest `domid` takes on this vif.
+    pub fn address_of(&self, domid: protocol::domain::DomId) -> protocol::device::Ipv4Cidr {
+        self.guest_ip.unwrap_or_else(|| Self::default_ip(domid))
     }
 }
 
@@ -164,6 +230,12 @@ pub enum DeviceError {
     /// The core refused a step.
     #[error(transparent)]
     Core(#[from] hyp::Error),
+    /// Domain-0 serves this many bridges already.
+    #[error("Domain-0 serves at most {0} bridges")]
+    TooManyBridges(usize),
+    /// A vif's tap or bridge could not be set up.
+    #[error("vif: {0}")]
+    Tap(#[from] tap::TapError),
     /// A host resource (an eventfd) could not be had.
     #[error("host: {0}")]
     Host(#[from] std::io::Error),

@@ -12,35 +12,18 @@
 //! * tells Dom0 about it all on the backend ring.
 
 use super::backend_ring::BackendRingWriter;
+use super::dom0_queue::Dom0Queue;
 use super::image::DiskImage;
+use super::uplink::Uplinks;
 use super::window::{add_notify, place, remove_notify};
-use super::{DeviceConfig, DeviceError};
-use hwqueue::{BufferRegion, HwQueueConfig, LentQueue, QueueNotify, RingRegion};
-use hyp::{Domain, ForeignWindow, Hypervisor, IoreqServer, ReservedPages};
+use super::{Backing, DeviceConfig, DeviceError};
+use hwqueue::BufferRegion;
+use hyp::{Domain, ForeignWindow, Hypervisor, IoreqServer};
 use protocol::device::{event, vdev_bytes, BackendEvent, GuestDevice, MAX_WINDOW_BYTES};
 use protocol::domain::{DomId, DOM0};
-use protocol::evtchn::port_vector;
-use protocol::memory::{DOORBELL_ADDR, PAGE_SIZE};
 use protocol::virtio::mmio::WINDOW_SIZE;
 use std::sync::Arc;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-
-/// Entries in each hardware queue's submission ring.
-const QUEUE_ENTRIES: u32 = 128;
-
-/// A disk's hardware queue lent to Dom0, and the pages it lives in. The
-/// queue is declared first: dropped, it drains before its pages go, and
-/// they go through the quarantine.
-struct Dom0Queue {
-    lent: LentQueue,
-    /// Dom0's port: its completions raise it, Dom0's sends ring the
-    /// doorbell.
-    port: u32,
-    /// The pages of the rings (held, never read here: the queue uses them).
-    _ring: ReservedPages,
-    /// The page of the layout Dom0 reads.
-    layout: ReservedPages,
-}
 
 /// One device's wiring to Dom0. Every field starts empty (0, `None`), so
 /// a device wired part of the way is unwired by the same code.
@@ -107,9 +90,15 @@ impl ServiceVmDevices {
         &mut self,
         core: &Hypervisor,
         ring: &BackendRingWriter,
+        uplinks: &Uplinks,
         config: &DeviceConfig,
         image: Option<DiskImage>,
     ) -> Result<GuestDevice, DeviceError> {
+        // A vif's switch (and its uplink) first: it outlives the device.
+        let net = match &config.backing {
+            Backing::Net(net) => Some((net, uplinks.switch_for(core, ring, &net.bridge)?)),
+            _ => None,
+        };
         let window = place(&self.guest_devices(), &config.vdev)?;
         let mut device = Dom0Device {
             id: ring.device_id(),
@@ -118,7 +107,7 @@ impl ServiceVmDevices {
                 kind: config.backing.kind(),
                 irq_port: 0,
                 vdev: vdev_bytes(&config.vdev),
-                ..Default::default()
+                ipv4: net.map_or_else(Default::default, |(net, _)| net.address_of(self.guest)),
             },
             handled: false,
             notify: EventFd::new(EFD_NONBLOCK)?,
@@ -126,9 +115,12 @@ impl ServiceVmDevices {
             dom0_irq_port: 0,
             queue: None,
         };
-        let announced = self
-            .wire(core, &mut device, image)
-            .and_then(|event| ring.post(&event));
+        let announced = self.wire(core, &mut device, image).and_then(|mut event| {
+            if let Some((net, switch)) = net {
+                event.net = net.params(switch);
+            }
+            ring.post(&event)
+        });
         match announced {
             Ok(()) => {
                 let guest = device.guest;
@@ -176,7 +168,15 @@ impl ServiceVmDevices {
         if let Some(image) = image {
             let readonly = image.readonly;
             let bytes = image.bytes;
-            let queue = self.lend_queue(core, image)?;
+            let guest_ram = BufferRegion {
+                host_addr: self.window.host_addr(),
+                guest_addr: self.window.dom0_base() + self.window.start(),
+                len: self.window.bytes(),
+            };
+            // SAFETY: the window's memory stays mapped while the queue
+            // lives: `ServiceVmDevices` unwires every device (closing its
+            // queue) before the window goes.
+            let queue = unsafe { Dom0Queue::lend(core, image.file.into(), Some(guest_ram)) }?;
             announcement.readonly = u16::from(readonly);
             announcement.disk_bytes = bytes;
             announcement.queue_layout = queue.layout.gpa();
@@ -184,68 +184,6 @@ impl ServiceVmDevices {
             device.queue = Some(queue);
         }
         Ok(announcement)
-    }
-
-    /// A hardware queue for `image` in Dom0's reserved RAM, with Dom0's
-    /// own RAM and the guest's window as its fixed buffers, wired to a new
-    /// Dom0 port, its layout published for Dom0.
-    fn lend_queue(&self, core: &Hypervisor, image: DiskImage) -> Result<Dom0Queue, DeviceError> {
-        let bytes = hwqueue::HardwareQueue::region_bytes_for(QUEUE_ENTRIES)?;
-        let mut ring = core.dom0_pages(bytes.div_ceil(PAGE_SIZE) as usize)?;
-        let mut layout = core.dom0_pages(1)?;
-        ring.quarantine_when_dropped();
-        layout.quarantine_when_dropped();
-        let dom0 = core.domain(DOM0).ok_or(DeviceError::NoDom0)?;
-        let config = HwQueueConfig {
-            region: RingRegion {
-                host_addr: ring.host_addr(),
-                guest_addr: ring.gpa(),
-                len: ring.bytes(),
-            },
-            entries: QUEUE_ENTRIES,
-            file: image.file.into(),
-            buffers: vec![
-                Some(BufferRegion {
-                    host_addr: dom0.ram().host_address(),
-                    guest_addr: 0,
-                    len: core.dom0_reserved_start()?,
-                }),
-                Some(BufferRegion {
-                    host_addr: self.window.host_addr(),
-                    guest_addr: self.window.dom0_base() + self.window.start(),
-                    len: self.window.bytes(),
-                }),
-            ],
-            notify: QueueNotify {
-                doorbell_addr: DOORBELL_ADDR,
-                doorbell_value: 0,
-                completion_vector: 0,
-            },
-        };
-        // SAFETY: the ring pages are reserved Dom0 RAM lent to this queue
-        // alone (and quarantined after it is dropped), and both buffers are
-        // guest memory no Rust reference covers. Dom0's RAM stays mapped
-        // while `ring` (a handle on the reserved region and so on Dom0's
-        // RAM) lives, and the guest's while the foreign window does; both
-        // outlive the queue: `Dom0Queue` drops the queue before its pages,
-        // and `ServiceVmDevices` unwires every device before its window
-        // goes.
-        let lent = unsafe { LentQueue::new(config) }?;
-        let port = core.bind_eventfd_port(
-            DOM0,
-            Some(lent.completion_eventfd()),
-            Some(lent.doorbell_eventfd()),
-        )?;
-        let mut described = lent.layout();
-        described.doorbell_value = port;
-        described.completion_vector = u32::from(port_vector(port));
-        layout.write_struct(0, &described);
-        Ok(Dom0Queue {
-            lent,
-            port,
-            _ring: ring,
-            layout,
-        })
     }
 
     /// Takes one device's wiring apart, however far it got.
@@ -265,11 +203,7 @@ impl ServiceVmDevices {
             core.remove_mmio_handler(self.guest, device.guest.mmio_base);
         }
         if let Some(queue) = device.queue {
-            let left = queue.lent.close();
-            if left != 0 {
-                tracing::warn!("hardware queue closed with {left} requests in flight");
-            }
-            // Its pages go now, through the quarantine.
+            queue.close();
         }
     }
 

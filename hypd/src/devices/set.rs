@@ -7,6 +7,7 @@ use super::host_model::HostModelDevices;
 use super::image::DiskImage;
 use super::service_vm::ServiceVmDevices;
 use super::table::TableWriter;
+use super::uplink::Uplinks;
 use super::{Backing, DeviceConfig, DeviceError, Placement};
 use hyp::{Domain, Hypervisor};
 use protocol::device::GuestDevice;
@@ -84,12 +85,14 @@ impl DeviceSet {
 
     /// Gives `guest` the device `config` (not yet in its table: see
     /// [`DeviceSet::publish`]). A disk's image is opened and claimed in
-    /// `claims` first. `ring` is Domain-0's backend ring, if it runs.
+    /// `claims` first. `ring` is Domain-0's backend ring, if it runs, and
+    /// `uplinks` its switches' uplinks.
     pub fn add(
         &self,
         core: &Hypervisor,
         ring: Option<&BackendRingWriter>,
         claims: &ImageClaims,
+        uplinks: &Uplinks,
         guest: &Domain,
         config: &DeviceConfig,
     ) -> Result<(), DeviceError> {
@@ -105,6 +108,8 @@ impl DeviceSet {
             }
             Backing::Console if config.vdev == "console" => (None, None),
             Backing::Console => return Err(DeviceError::BadVdev(config.vdev.clone())),
+            Backing::Net(net) if config.vdev == format!("eth{}", net.devid) => (None, None),
+            Backing::Net(_) => return Err(DeviceError::BadVdev(config.vdev.clone())),
         };
         let mut state = self.state();
         if state.placed.is_none() {
@@ -118,7 +123,7 @@ impl DeviceSet {
         match state.placed.as_mut().expect("made above") {
             PlacedDevices::ServiceVm(devices) => {
                 let ring = ring.ok_or(DeviceError::NoDom0)?;
-                devices.add(core, ring, config, image)?;
+                devices.add(core, ring, uplinks, config, image)?;
             }
             PlacedDevices::Host(devices) => {
                 devices.add(core, guest, config, image)?;

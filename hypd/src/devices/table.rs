@@ -77,6 +77,7 @@ mod tests {
             kind: protocol::device::kind::BLOCK,
             irq_port: 5,
             vdev: vdev_bytes("xvda"),
+            ..Default::default()
         };
         assert_eq!(table.publish(&ram, &[disk]), 1);
         assert_eq!(read_u32(&ram, offset_of!(SharedInfo, device_count)), 1);

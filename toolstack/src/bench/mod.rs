@@ -16,9 +16,16 @@
 //! workload and powers off, so the core's counts over its life belong to
 //! that workload; a guest that only boots and powers off, in the same
 //! placement and round, is subtracted from them ([`guest`]).
+//!
+//! The network workloads ([`net`]) run after the block rounds, in rounds
+//! of their own, on the same machine: guest to guest through Domain-0's
+//! switch and through the host bridge, guest to host, and native, all in
+//! network namespaces of the benchmark's own. `--workloads` selects from
+//! both (`block` and `net` name each group); by default both run.
 
 mod guest;
 mod native;
+mod net;
 mod options;
 mod plot;
 mod sample;
@@ -48,25 +55,66 @@ fn make_disk(dir: &Path, mib: u64) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// The block and network workloads `names` select (each network one
+/// with its index in [`net::NET_WORKLOADS`]): every one when `names` is
+/// empty; `block` and `net` name each group.
+fn select(names: &[String]) -> Result<(Vec<Workload>, net::NetSelection), String> {
+    let all_net = || net::NET_WORKLOADS.into_iter().enumerate();
+    if names.is_empty() {
+        return Ok((WORKLOADS.to_vec(), all_net().collect()));
+    }
+    let (mut block, mut network) = (Vec::new(), Vec::new());
+    for name in names {
+        let mut found = false;
+        for w in WORKLOADS
+            .iter()
+            .filter(|w| name == "block" || w.name == name)
+        {
+            found = true;
+            if !block.contains(w) {
+                block.push(*w);
+            }
+        }
+        for (i, w) in all_net().filter(|(_, w)| name == "net" || w.name == name) {
+            found = true;
+            if !network.iter().any(|&(j, _)| j == i) {
+                network.push((i, w));
+            }
+        }
+        if !found {
+            let known: Vec<&str> = WORKLOADS
+                .iter()
+                .map(|w| w.name)
+                .chain(net::NET_WORKLOADS.iter().map(|w| w.name))
+                .collect();
+            return Err(format!(
+                "unknown workload '{name}' (known: block, net, {})",
+                known.join(", ")
+            ));
+        }
+    }
+    network.sort_by_key(|&(i, _)| i);
+    Ok((block, network))
+}
+
 /// Runs the benchmark with an embedded core and returns its summary.
 pub fn run(options: &BenchOptions) -> Result<BenchSummary, String> {
-    let workloads: Vec<Workload> = if options.workloads.is_empty() {
-        WORKLOADS.to_vec()
-    } else {
-        options
-            .workloads
-            .iter()
-            .map(|name| {
-                Workload::named(name).copied().ok_or_else(|| {
-                    let known: Vec<&str> = WORKLOADS.iter().map(|w| w.name).collect();
-                    format!("unknown workload '{name}' (known: {})", known.join(", "))
-                })
-            })
-            .collect::<Result<_, _>>()?
-    };
+    let (workloads, net_selected) = select(&options.workloads)?;
     let say = |text: String| match options.quiet {
         true => eprintln!("{text}"),
         false => println!("{text}"),
+    };
+    // Before the machine and its threads exist: they inherit the namespace.
+    let net_env = match net_selected.is_empty() {
+        true => None,
+        false => match net::NetEnv::new() {
+            Ok(env) => Some(env),
+            Err(e) if options.workloads.is_empty() => {
+                eprintln!("xl bench: no network workloads: {e}");
+                None
+            }
+            Err(e) => return Err(format!("network workloads: {e}")),
+        },
     };
     let machine = Machine::new().map_err(|e| e.to_string())?;
     let events = machine.core().subscribe();
@@ -78,6 +126,26 @@ pub fn run(options: &BenchOptions) -> Result<BenchSummary, String> {
         ))
         .map_err(|e| format!("booting Domain-0: {e}"))?;
     wait_for_console(&events)?;
+    let mut summary = match workloads.is_empty() {
+        true => summary::summarize(options, &Vec::new()),
+        false => run_block(options, &machine, &events, &workloads, &say)?,
+    };
+    if let Some(env) = &net_env {
+        let plan = (options.rounds, options.net_count, options.net_mib);
+        summary.net = Some(env.run(&machine, &events, plan, &net_selected, &say));
+    }
+    Ok(summary)
+}
+
+/// The block rounds: every workload natively, in the host model and
+/// through the service VM, interleaved.
+fn run_block(
+    options: &BenchOptions,
+    machine: &Machine,
+    events: &std::sync::mpsc::Receiver<Event>,
+    workloads: &[Workload],
+    say: &dyn Fn(String),
+) -> Result<BenchSummary, String> {
     let disk = make_disk(&options.dir, options.disk_mib)?;
     let removal = RemoveOnDrop(disk.clone());
     let file = std::fs::OpenOptions::new()
@@ -93,8 +161,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchSummary, String> {
     for round in 1..=options.rounds {
         say(format!("xl bench: round {round} of {}", options.rounds));
         let baselines = [Placement::Host, Placement::ServiceVm].map(|placement| {
-            guest::run(&machine, &events, placement, &disk, None, options.run_ms)
-                .map(|r| r.counters)
+            guest::run(machine, events, placement, &disk, None, options.run_ms).map(|r| r.counters)
         });
         let [host_base, svm_base] = baselines;
         let (host_base, svm_base) = (host_base?, svm_base?);
@@ -105,7 +172,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchSummary, String> {
                 (2, Placement::ServiceVm, &svm_base),
             ] {
                 let result =
-                    guest::run(&machine, &events, placement, &disk, Some(w), options.run_ms)?;
+                    guest::run(machine, events, placement, &disk, Some(w), options.run_ms)?;
                 let sample = guest::sample(result, base).ok_or_else(|| {
                     format!("the {} guest did not report {}", placement.name(), w.name)
                 })?;
@@ -140,4 +207,43 @@ impl Drop for RemoveOnDrop {
 /// Writes the plot of `summary` to `path` (SVG).
 pub fn write_plot(summary: &BenchSummary, path: &Path) -> Result<(), String> {
     plot::write(summary, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select;
+
+    fn names(list: &[&str]) -> (Vec<&'static str>, Vec<&'static str>) {
+        let given: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        let (block, net) = select(&given).unwrap();
+        (
+            block.iter().map(|w| w.name).collect(),
+            net.iter().map(|(_, w)| w.name).collect(),
+        )
+    }
+
+    #[test]
+    fn workloads_are_selected_by_name_or_group() {
+        let (block, net) = names(&[]);
+        assert_eq!((block.len(), net.len()), (6, 4), "everything by default");
+        assert_eq!(
+            names(&["net"]),
+            (
+                vec![],
+                vec!["net-ping", "net-tcp-rr", "net-tcp-rx", "net-tcp-tx"]
+            )
+        );
+        assert_eq!(names(&["block"]).1, Vec::<&str>::new());
+        assert_eq!(names(&["block"]).0.len(), 6);
+        assert_eq!(
+            names(&["net-tcp-tx", "randread-4k-qd1", "net-ping", "net-ping"]),
+            (vec!["randread-4k-qd1"], vec!["net-ping", "net-tcp-tx"]),
+            "in run order, once each"
+        );
+        let unknown = select(&["net-udp".to_string()]).unwrap_err();
+        assert!(
+            unknown.contains("'net-udp'") && unknown.contains("net-tcp-rr"),
+            "{unknown}"
+        );
+    }
 }

@@ -17,8 +17,13 @@ pub struct BenchOptions {
     /// Where the disk image lives (its filesystem decides what a flush
     /// costs).
     pub dir: PathBuf,
-    /// The workloads to run (all when empty).
+    /// The workloads to run (all when empty; `block` and `net` name each
+    /// group).
     pub workloads: Vec<String>,
+    /// Pings and 1-byte TCP round trips per network run.
+    pub net_count: u32,
+    /// MiB each network stream carries.
+    pub net_mib: u64,
     /// Progress goes to stderr instead of stdout (stdout has the JSON).
     pub quiet: bool,
 }
@@ -32,6 +37,8 @@ impl BenchOptions {
             disk_mib: 32,
             dir: std::env::temp_dir(),
             workloads: Vec::new(),
+            net_count: 200,
+            net_mib: 4,
             quiet: false,
         }
     }
@@ -42,6 +49,8 @@ impl BenchOptions {
             rounds: 5,
             run_ms: 1000,
             disk_mib: 64,
+            net_count: 1000,
+            net_mib: 32,
             ..Self::quick()
         }
     }

@@ -17,22 +17,48 @@ fn err(e: impl std::fmt::Display) -> String {
     format!("plot: {e}")
 }
 
-/// Writes the plot of `summary` to `path`.
+/// Height of the block panels.
+const BLOCK_HEIGHT: u32 = 1000;
+/// Height of the network panel.
+const NET_HEIGHT: u32 = 440;
+
+/// Writes the plot of `summary` to `path`: the block panels (if block
+/// workloads ran), then the network panel (if the network ones did).
 pub fn write(summary: &BenchSummary, path: &Path) -> Result<(), String> {
-    let root = SVGBackend::new(path, (1260, 1040)).into_drawing_area();
+    let block = !summary.workloads.is_empty();
+    let net = summary.net.as_ref();
+    let height =
+        40 + if block { BLOCK_HEIGHT } else { 0 } + if net.is_some() { NET_HEIGHT } else { 0 };
+    let root = SVGBackend::new(path, (1260, height)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let title = format!(
-        "xl bench: native vs host model vs service VM ({} rounds x {} ms)",
-        summary.rounds, summary.run_ms
-    );
+    let title = match block {
+        true => format!(
+            "xl bench: native vs host model vs service VM ({} rounds x {} ms)",
+            summary.rounds, summary.run_ms
+        ),
+        false => "xl bench: network, native vs host model vs service VM".to_string(),
+    };
     let root = root.titled(&title, ("sans-serif", 22)).map_err(err)?;
-    let (top, bottom) = root.split_vertically(640);
-    let columns = summary.workloads.len().div_ceil(2).max(1);
-    let panels = top.split_evenly((2, columns));
-    for (panel, w) in panels.iter().zip(&summary.workloads) {
-        latency_panel(panel, summary, w)?;
+    let (block_area, net_area) = match (block, net.is_some()) {
+        (true, true) => {
+            let (b, n) = root.split_vertically(BLOCK_HEIGHT);
+            (Some(b), Some(n))
+        }
+        (true, false) => (Some(root.clone()), None),
+        (false, _) => (None, Some(root.clone())),
+    };
+    if let Some(area) = block_area {
+        let (top, bottom) = area.split_vertically(640);
+        let columns = summary.workloads.len().div_ceil(2).max(1);
+        let panels = top.split_evenly((2, columns));
+        for (panel, w) in panels.iter().zip(&summary.workloads) {
+            latency_panel(panel, summary, w)?;
+        }
+        throughput_panel(&bottom, summary)?;
     }
-    throughput_panel(&bottom, summary)?;
+    if let (Some(area), Some(net)) = (net_area, net) {
+        super::net::plot::draw(&area, net)?;
+    }
     root.present().map_err(err)
 }
 

@@ -21,8 +21,11 @@ pub struct BenchSummary {
     pub disk_mib: u64,
     /// Lower bounds of the latency histogram buckets, in µs.
     pub histogram_bounds_us: Vec<f64>,
-    /// One entry per workload.
+    /// One entry per block workload.
     pub workloads: Vec<WorkloadSummary>,
+    /// The network benchmark, if it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net: Option<super::net::NetSummary>,
 }
 
 /// One workload in every placement.
@@ -166,11 +169,22 @@ pub fn summarize(options: &BenchOptions, samples: &Samples) -> BenchSummary {
             .map(|i| LatencyHistogram::lower_bound_ns(i) as f64 / 1e3)
             .collect(),
         workloads,
+        net: None,
     }
 }
 
-/// Prints the tables.
+/// Prints the tables: the block workloads', then the network's.
 pub fn print(summary: &BenchSummary) {
+    if !summary.workloads.is_empty() {
+        print_block(summary);
+    }
+    if let Some(net) = &summary.net {
+        super::net::print(net);
+    }
+}
+
+/// Prints the block workloads' tables.
+fn print_block(summary: &BenchSummary) {
     println!(
         "xl bench: {} rounds of {} ms per run, placements interleaved; medians over rounds ({} MiB image in the page cache)",
         summary.rounds, summary.run_ms, summary.disk_mib

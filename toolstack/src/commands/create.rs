@@ -35,15 +35,20 @@ fn absolute(path: &Path) -> String {
         .to_string()
 }
 
-/// The request `hypd` gets for a parsed configuration.
-pub fn request(spec: &DomainSpec, paused: bool, warnings: &mut Vec<String>) -> CreateRequest {
-    if !spec.vifs.is_empty() {
-        warnings.push(format!(
-            "vif: {} network interface(s) configured, but this hypervisor has no networking yet: the guest gets no network device",
-            spec.vifs.len()
-        ));
-    }
-    CreateRequest {
+/// The request `hypd` gets for a parsed configuration; an error names
+/// the vif whose spec `hypd` could not use.
+pub fn request(
+    spec: &DomainSpec,
+    paused: bool,
+    warnings: &mut Vec<String>,
+) -> Result<CreateRequest, String> {
+    let vifs = spec
+        .vifs
+        .iter()
+        .enumerate()
+        .map(|(i, vif)| super::vif::request(vif, i + 1, warnings))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CreateRequest {
         name: spec.name.clone(),
         kernel: absolute(&spec.kernel),
         memory_mib: spec.memory_mib,
@@ -62,9 +67,10 @@ pub fn request(spec: &DomainSpec, paused: bool, warnings: &mut Vec<String>) -> C
                 readonly: d.access == Access::ReadOnly,
             })
             .collect(),
+        vifs,
         host_backends: spec.placement == Placement::Host,
         config_json: serde_json::to_string(spec).expect("a DomainSpec serializes"),
-    }
+    })
 }
 
 /// Parses `file` with the command-line overrides, printing warnings.
@@ -84,20 +90,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_vif_draws_a_warning_until_networking_exists() {
+    fn vifs_go_to_hypd_with_xls_defaults() {
         let text =
-            "name = 'n'\nkernel = '/k'\nvif = [ 'bridge=xenbr0', 'mac=00:16:3e:00:00:01' ]\n";
+            "name = 'n'\nkernel = '/k'\nvif = [ 'bridge=xenbr1', 'mac=00:16:3e:00:00:01', '' ]\n";
         let parsed = config::parse("n.cfg", text, &[]).unwrap();
         let mut warnings = Vec::new();
-        request(&parsed.spec, false, &mut warnings);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0].starts_with("vif: 2 network interface(s)"),
-            "{warnings:?}"
-        );
-        let parsed = config::parse("n.cfg", "name = 'n'\nkernel = '/k'\n", &[]).unwrap();
-        let mut warnings = Vec::new();
-        request(&parsed.spec, false, &mut warnings);
+        let r = request(&parsed.spec, false, &mut warnings).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(r.vifs.len(), 3);
+        assert_eq!(r.vifs[0].bridge, "xenbr1");
+        assert_eq!(r.vifs[1].mac, [0, 0x16, 0x3e, 0, 0, 1]);
+        assert_eq!(
+            (r.vifs[2].bridge.as_str(), r.vifs[2].mac[..3].to_vec()),
+            ("xenbr0", vec![0, 0x16, 0x3e])
+        );
+        let text = "name = 'n'\nkernel = '/k'\nvif = [ 'ip=fe80::1' ]\n";
+        let parsed = config::parse("n.cfg", text, &[]).unwrap();
+        let e = request(&parsed.spec, false, &mut Vec::new()).unwrap_err();
+        assert!(e.starts_with("vif 1: ip `fe80::1`"), "{e}");
     }
 }

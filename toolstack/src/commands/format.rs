@@ -108,6 +108,23 @@ pub fn disks(records: &[protocol::control::DiskRecord]) -> String {
     out
 }
 
+/// `xl network-list`, with Xen's columns (fields with no meaning here
+/// print as Xen prints unknowns) and, after the BE-path, where the
+/// backend runs, its bridge and the guest's address.
+pub fn vifs(records: &[protocol::control::VifRecord]) -> String {
+    let mut out =
+        String::from("Idx BE Mac Addr.         handle state evt-ch   tx-/rx-ring-ref BE-path\n");
+    for v in records {
+        let mac = super::vif::mac_text(&v.mac);
+        let path = format!("/local/domain/{}/backend/vif/{}", v.backend, v.devid);
+        out.push_str(&format!(
+            "{:<3} {:<2} {mac}  {:<6} {:<5} {:<8} {:<15} {path} ({} {} {})\n",
+            v.devid, v.backend, v.devid, 4, v.irq_port, "-1/-1", v.placement, v.bridge, v.ip
+        ));
+    }
+    out
+}
+
 /// `xl info`.
 pub fn info(pairs: &[(String, String)]) -> String {
     pairs
@@ -133,6 +150,7 @@ mod tests {
             uptime_seconds: 90061.0,
             message: None,
             config_json: "null".into(),
+            vifs: Vec::new(),
         }
     }
 

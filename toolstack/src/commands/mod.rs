@@ -3,6 +3,7 @@
 pub mod console;
 pub mod create;
 pub mod format;
+pub mod vif;
 
 use crate::client::Client;
 use protocol::control::{Request, Response};
@@ -43,6 +44,15 @@ pub fn list_long(records: &[protocol::control::DomainRecord]) -> String {
                 "cpu_seconds": r.cpu_seconds,
                 "uptime_seconds": r.uptime_seconds,
                 "config": serde_json::from_str::<serde_json::Value>(&r.config_json).unwrap_or(serde_json::Value::Null),
+                "vifs": r.vifs.iter().map(|v| serde_json::json!({
+                    "devid": v.devid,
+                    "backend": v.backend,
+                    "mac": vif::mac_text(&v.mac),
+                    "bridge": v.bridge,
+                    "ip": v.ip,
+                    "evtchn": v.irq_port,
+                    "placement": v.placement,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

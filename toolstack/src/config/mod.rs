@@ -28,7 +28,9 @@ mod vif;
 pub use disk::{Access, DiskFormat, DiskSpec};
 pub use error::{ConfigError, Location, COMMAND_LINE};
 pub use spec::{Action, DomainSpec, GuestType, Parsed, Placement, MAX_VCPUS};
-pub use vif::{VifSpec, DEFAULT_BRIDGE};
+pub use vif::{
+    first_ipv4, parse_vif_entry, rate_credit, VifSpec, DEFAULT_BRIDGE, DEFAULT_RATE_INTERVAL_US,
+};
 
 use std::path::Path;
 

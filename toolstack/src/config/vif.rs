@@ -69,6 +69,12 @@ impl Default for VifSpec {
     }
 }
 
+/// Parses one vif entry as `xl network-attach` takes it; returns the vif
+/// and one sentence per key it ignored, or what is wrong with it.
+pub fn parse_vif_entry(entry: &str) -> Result<(VifSpec, Vec<String>), String> {
+    parse_vif(entry).map(|p| (p.spec, p.ignored))
+}
+
 /// Parses one vif entry; the error says what is wrong with it.
 pub(crate) fn parse_vif(entry: &str) -> Result<ParsedVif, String> {
     let mut vif = VifSpec::default();
@@ -211,6 +217,72 @@ pub(crate) fn rate(value: &str) -> Result<String, String> {
         }
     }
     Ok(value.to_string())
+}
+
+/// Xen's default `rate=` interval, in microseconds (50 ms).
+pub const DEFAULT_RATE_INTERVAL_US: u32 = 50_000;
+
+/// A rate that [`rate`] accepted as the credit libxl makes of it: bytes
+/// per interval and the interval in microseconds (`10Mb/s@20ms` is 25000
+/// bytes every 20000 µs). The units are decimal, as in xl (`K` is 1000);
+/// a lower-case `b` counts bits. None if the credit does not fit in 32 bits.
+pub fn rate_credit(value: &str) -> Option<(u32, u32)> {
+    let (amount, interval) = match value.split_once('@') {
+        Some((a, i)) => (a, Some(i)),
+        None => (value, None),
+    };
+    let per_second = amount.strip_suffix("/s")?;
+    let unit = per_second.trim_start_matches(|c: char| c.is_ascii_digit());
+    let number: u64 = per_second
+        .get(..per_second.len() - unit.len())?
+        .parse()
+        .ok()?;
+    let (scale, bits) = match unit {
+        "GB" | "Gb" => (1_000_000_000, unit.ends_with('b')),
+        "MB" | "Mb" => (1_000_000, unit.ends_with('b')),
+        "KB" | "Kb" => (1_000, unit.ends_with('b')),
+        "B" | "b" => (1, unit == "b"),
+        _ => return None,
+    };
+    let mut bytes_per_second = number.checked_mul(scale)?;
+    if bits {
+        bytes_per_second /= 8;
+    }
+    let interval_us = match interval {
+        None => u64::from(DEFAULT_RATE_INTERVAL_US),
+        Some(i) => {
+            let unit = i.trim_start_matches(|c: char| c.is_ascii_digit());
+            let n: u64 = i.get(..i.len() - unit.len())?.parse().ok()?;
+            n.checked_mul(match unit {
+                "" | "s" => 1_000_000,
+                "ms" => 1_000,
+                "us" => 1,
+                _ => return None,
+            })?
+        }
+    };
+    let credit = bytes_per_second.checked_mul(interval_us)? / 1_000_000;
+    Some((
+        u32::try_from(credit.max(1)).ok()?,
+        u32::try_from(interval_us).ok()?,
+    ))
+}
+
+/// The first IPv4 address of an `ip=` value (space-separated addresses,
+/// each with an optional `/prefix`), with its prefix length if given.
+pub fn first_ipv4(value: &str) -> Option<([u8; 4], Option<u8>)> {
+    value.split_whitespace().find_map(|addr| {
+        let (host, prefix) = match addr.split_once('/') {
+            Some((h, p)) => (h, Some(p)),
+            None => (addr, None),
+        };
+        let ip: std::net::Ipv4Addr = host.parse().ok()?;
+        let prefix = match prefix {
+            Some(p) => Some(p.parse::<u8>().ok().filter(|n| (1..=32).contains(n))?),
+            None => None,
+        };
+        Some((ip.octets(), prefix))
+    })
 }
 
 /// Checks an MTU (68, IPv4's minimum, to 65535).

@@ -138,3 +138,25 @@ fn malformed_items_are_refused() {
     assert_eq!(error("bridge=a,bridge=b"), "bridge is given twice");
     assert_eq!(error("bridge="), "bridge has an empty value");
 }
+
+#[test]
+fn rates_become_libxls_credits() {
+    assert_eq!(rate_credit("10Mb/s@20ms"), Some((25_000, 20_000)));
+    assert_eq!(rate_credit("10Mb/s"), Some((62_500, 50_000)));
+    assert_eq!(rate_credit("1MB/s@1s"), Some((1_000_000, 1_000_000)));
+    assert_eq!(rate_credit("250KB/s@100us"), Some((25, 100)));
+    assert_eq!(rate_credit("8b/s@1us"), Some((1, 1)));
+    assert_eq!(rate_credit("100GB/s@1s"), None);
+    assert_eq!(rate_credit("10Mb"), None);
+}
+
+#[test]
+fn the_first_ipv4_address_of_ip() {
+    assert_eq!(first_ipv4("10.0.0.2/24"), Some(([10, 0, 0, 2], Some(24))));
+    assert_eq!(
+        first_ipv4("fe80::1 192.0.2.7"),
+        Some(([192, 0, 2, 7], None))
+    );
+    assert_eq!(first_ipv4("fe80::1/64"), None);
+    assert_eq!(first_ipv4("10.0.0.2/0"), None);
+}
