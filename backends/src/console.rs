@@ -16,7 +16,7 @@ use protocol::virtio::{feature, mmio::DEVICE_ID_CONSOLE};
 
 use crate::chain::Chain;
 use crate::device::VirtioDevice;
-use crate::platform::{IoResult, Platform};
+use crate::platform::Platform;
 use crate::queue::{Queue, QueueError};
 
 /// Bytes of input held while the driver has no receive buffer posted.
@@ -194,16 +194,5 @@ impl VirtioDevice for Console {
             TRANSMITQ => self.transmit(p, &mut queues[usize::from(TRANSMITQ)]),
             _ => Ok(()),
         }
-    }
-
-    fn complete<P: Platform>(
-        &mut self,
-        _p: &mut P,
-        _queues: &mut [Queue],
-        _tag: u64,
-        _result: IoResult,
-    ) -> Result<(), QueueError> {
-        // The console never submits host I/O.
-        Ok(())
     }
 }

@@ -54,7 +54,7 @@ use protocol::virtio::{feature, mmio::DEVICE_ID_NET};
 
 use crate::chain::{for_each_piece, Chain};
 use crate::device::VirtioDevice;
-use crate::platform::{GuestBuf, IoResult, MemError, Platform};
+use crate::platform::{GuestBuf, MemError, Platform};
 use crate::queue::{Queue, QueueError};
 
 /// How a network device is set up.
@@ -587,16 +587,5 @@ impl VirtioDevice for Net {
             TRANSMITQ => self.transmit(p, &mut queues[usize::from(TRANSMITQ)]),
             _ => Ok(()),
         }
-    }
-
-    fn complete<P: Platform>(
-        &mut self,
-        _p: &mut P,
-        _queues: &mut [Queue],
-        _tag: u64,
-        _result: IoResult,
-    ) -> Result<(), QueueError> {
-        // The device never submits host I/O.
-        Ok(())
     }
 }

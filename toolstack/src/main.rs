@@ -288,8 +288,8 @@ fn run(
             let mut warnings = Vec::new();
             // With -c the domain starts paused and runs once the console is
             // attached, so its first lines are not lost (as Xen's xl does).
-            let request =
-                commands::create::request(&parsed.spec, paused || console, &mut warnings)?;
+            let request = commands::create::request(&parsed.spec, paused || console, &mut warnings)
+                .map_err(|e| e.to_string())?;
             warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             if dry_run {
                 // What hypd would refuse about the kernel, said now.
@@ -416,7 +416,7 @@ fn run(
             let (vif, ignored) = toolstack::config::parse_vif_entry(&spec.join(","))
                 .map_err(|e| format!("vif spec: {e}"))?;
             let mut warnings = ignored;
-            let vif = commands::vif::request(&vif, 1, &mut warnings)?;
+            let vif = commands::vif::request(&vif, 1, &mut warnings).map_err(|e| e.to_string())?;
             warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             commands::simple(&mut connect()?, Request::NetworkAttach { domain, vif })?;
         }

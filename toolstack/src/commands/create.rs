@@ -41,7 +41,7 @@ pub fn request(
     spec: &DomainSpec,
     paused: bool,
     warnings: &mut Vec<String>,
-) -> Result<CreateRequest, String> {
+) -> Result<CreateRequest, super::vif::VifError> {
     let vifs = spec
         .vifs
         .iter()
@@ -106,7 +106,9 @@ mod tests {
         );
         let text = "name = 'n'\nkernel = '/k'\nvif = [ 'ip=fe80::1' ]\n";
         let parsed = config::parse("n.cfg", text, &[]).unwrap();
-        let e = request(&parsed.spec, false, &mut Vec::new()).unwrap_err();
+        let e = request(&parsed.spec, false, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("vif 1: ip `fe80::1`"), "{e}");
     }
 }

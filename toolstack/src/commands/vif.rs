@@ -52,33 +52,46 @@ pub fn mac_text(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
+/// Why a vif spec the parser accepted cannot be given to `hypd`; each
+/// names the vif (1-based) and its key.
+#[derive(Debug, thiserror::Error)]
+pub enum VifError {
+    /// `mac=` is not six hex pairs.
+    #[error("vif {0}: mac `{1}` is not a MAC")]
+    BadMac(usize, String),
+    /// `ip=` lists no IPv4 address.
+    #[error("vif {0}: ip `{1}` has no IPv4 address (the guests' IP stack is IPv4 only)")]
+    NoIpv4(usize, String),
+    /// `rate=` is more than the credit holds.
+    #[error("vif {0}: rate `{1}` gives more than 4 GiB of credit per interval")]
+    RateTooLarge(usize, String),
+    /// `backend=` names a driver domain.
+    #[error(
+        "vif {0}: backend={1}: only Domain-0 serves vifs here (driver domains are not supported)"
+    )]
+    DriverDomain(usize, String),
+}
+
 /// The request for `vif` (entry `index`, 1-based, for messages); warns of
 /// keys that change nothing here. An error names the key.
 pub fn request(
     vif: &VifSpec,
     index: usize,
     warnings: &mut Vec<String>,
-) -> Result<VifRequest, String> {
+) -> Result<VifRequest, VifError> {
     let at = format!("vif {index}");
     let mac = match &vif.mac {
-        Some(text) => parse_mac(text).ok_or_else(|| format!("{at}: mac `{text}` is not a MAC"))?,
+        Some(text) => parse_mac(text).ok_or_else(|| VifError::BadMac(index, text.clone()))?,
         None => random_mac(),
     };
     let ip = match &vif.ip {
-        Some(text) => match first_ipv4(text) {
-            Some(ip) => Some(ip),
-            None => {
-                return Err(format!(
-                    "{at}: ip `{text}` has no IPv4 address (the guests' IP stack is IPv4 only)"
-                ))
-            }
-        },
+        Some(text) => Some(first_ipv4(text).ok_or_else(|| VifError::NoIpv4(index, text.clone()))?),
         None => None,
     };
     let rate = match &vif.rate {
-        Some(text) => Some(rate_credit(text).ok_or_else(|| {
-            format!("{at}: rate `{text}` gives more than 4 GiB of credit per interval")
-        })?),
+        Some(text) => {
+            Some(rate_credit(text).ok_or_else(|| VifError::RateTooLarge(index, text.clone()))?)
+        }
         None => None,
     };
     if let Some(model) = &vif.model {
@@ -101,9 +114,7 @@ pub fn request(
         .as_deref()
         .filter(|b| !matches!(*b, "0" | "Domain-0"))
     {
-        return Err(format!(
-            "{at}: backend={backend}: only Domain-0 serves vifs here (driver domains are not supported)"
-        ));
+        return Err(VifError::DriverDomain(index, backend.to_string()));
     }
     if let Some(mtu) = vif
         .mtu
@@ -165,11 +176,12 @@ mod tests {
         assert!(w[2].contains("script=vif-bridge is not run"));
         assert!(w[3].contains("mtu=9000 ignored"));
         let (spec, _) = parse_vif_entry("backend=netdom").unwrap();
-        let e = request(&spec, 2, &mut Vec::new()).unwrap_err();
+        let e = request(&spec, 2, &mut Vec::new()).unwrap_err().to_string();
         assert!(e.starts_with("vif 2: backend=netdom"), "{e}");
         let (spec, _) = parse_vif_entry("ip=fe80::1").unwrap();
         assert!(request(&spec, 1, &mut Vec::new())
             .unwrap_err()
+            .to_string()
             .contains("no IPv4 address"));
     }
 }
