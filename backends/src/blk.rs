@@ -29,6 +29,7 @@ use crate::chain::Chain;
 use crate::device::VirtioDevice;
 use crate::platform::{GuestBuf, HostIo, IoKind, IoResult, Platform, Submission};
 use crate::queue::{Queue, QueueError};
+use protocol::trace::Step;
 
 /// How a block device is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +83,8 @@ pub struct BlkStats {
 #[derive(Clone, Copy, Debug)]
 struct InFlight {
     tag: u64,
+    /// The available-ring index the request was taken from (its trace id).
+    avail: u16,
     status_gpa: u64,
     /// Used length to report on success.
     used_len: u32,
@@ -156,6 +159,8 @@ impl Blk {
     /// submission side by side, so a reader can hold them against the spec.
     fn request<P: Platform>(&mut self, p: &mut P, q: &mut Queue) -> Result<(), QueueError> {
         let head = self.chain.head();
+        let avail = q.next_avail().wrapping_sub(1);
+        p.trace(Step::Taken, u32::from(avail), u32::from(q.polled()));
         if self.in_flight[usize::from(head)].is_some() {
             return Err(QueueError::HeadInFlight(head));
         }
@@ -169,7 +174,7 @@ impl Blk {
         };
         let data_in = writable - 1;
         let Some(data_out) = self.chain.readable_len().checked_sub(HEADER_SIZE as u64) else {
-            return self.finish(p, q, head, status_gpa, S_IOERR, 1);
+            return self.finish(p, q, head, avail, status_gpa, S_IOERR, 1);
         };
         let mut raw = [0u8; HEADER_SIZE];
         self.chain.read_readable(p, 0, &mut raw)?;
@@ -183,14 +188,14 @@ impl Blk {
                 self.stats.get_ids += 1;
                 let n = data_in.min(ID_BYTES as u64) as usize;
                 self.chain.write_writable(p, 0, &self.config.id[..n])?;
-                return self.finish(p, q, head, status_gpa, S_OK, n as u32 + 1);
+                return self.finish(p, q, head, avail, status_gpa, S_OK, n as u32 + 1);
             }
             T_IN | T_OUT | T_FLUSH | T_GET_ID => {
-                return self.finish(p, q, head, status_gpa, S_IOERR, 1);
+                return self.finish(p, q, head, avail, status_gpa, S_IOERR, 1);
             }
             _ => {
                 self.stats.unsupported += 1;
-                return self.finish(p, q, head, status_gpa, S_UNSUPP, 1);
+                return self.finish(p, q, head, avail, status_gpa, S_UNSUPP, 1);
             }
         };
 
@@ -199,14 +204,14 @@ impl Blk {
             .and_then(|o| o.checked_add(len))
             .is_some_and(|end| end <= self.capacity * SECTOR_SIZE);
         if kind != IoKind::Flush && (!len.is_multiple_of(SECTOR_SIZE) || !in_disk) {
-            return self.finish(p, q, head, status_gpa, S_IOERR, 1);
+            return self.finish(p, q, head, avail, status_gpa, S_IOERR, 1);
         }
         if kind == IoKind::Flush && self.config.read_only {
             // Nothing can be dirty.
-            return self.finish(p, q, head, status_gpa, S_OK, 1);
+            return self.finish(p, q, head, avail, status_gpa, S_OK, 1);
         }
         if len == 0 && kind != IoKind::Flush {
-            return self.finish(p, q, head, status_gpa, S_OK, 1);
+            return self.finish(p, q, head, avail, status_gpa, S_OK, 1);
         }
 
         self.segments.clear();
@@ -219,9 +224,10 @@ impl Blk {
             IoKind::Flush => true,
         };
         if !split || self.segments.len() as u64 > u64::from(seg_max(self.queue_max[0])) {
-            return self.finish(p, q, head, status_gpa, S_IOERR, 1);
+            return self.finish(p, q, head, avail, status_gpa, S_IOERR, 1);
         }
 
+        p.trace(Step::Parsed, u32::from(avail), kind as u32);
         let tag = (u64::from(self.epoch) << 32) | u64::from(head);
         let used_len = if kind == IoKind::Read {
             len as u32 + 1
@@ -230,6 +236,7 @@ impl Blk {
         };
         self.in_flight[usize::from(head)] = Some(InFlight {
             tag,
+            avail,
             status_gpa,
             used_len,
             expected: len,
@@ -250,7 +257,10 @@ impl Blk {
             tag,
         };
         match p.submit(&io) {
-            Submission::Pending => Ok(()),
+            Submission::Pending => {
+                p.trace(Step::Queued, u32::from(avail), len as u32);
+                Ok(())
+            }
             Submission::Done(result) => self.io_done(p, q, head, result),
         }
     }
@@ -267,19 +277,24 @@ impl Blk {
             self.stats.stale_completions += 1;
             return Ok(());
         };
+        let outcome = result.map_or_else(|errno| -errno, |n| n as i32);
+        p.trace(Step::Completed, u32::from(req.avail), outcome as u32);
         if result == Ok(req.expected) {
-            self.finish(p, q, head, req.status_gpa, S_OK, req.used_len)
+            self.finish(p, q, head, req.avail, req.status_gpa, S_OK, req.used_len)
         } else {
-            self.finish(p, q, head, req.status_gpa, S_IOERR, 1)
+            self.finish(p, q, head, req.avail, req.status_gpa, S_IOERR, 1)
         }
     }
 
-    /// Writes the status byte and returns the chain.
+    /// Writes the status byte and returns the chain (taken from available
+    /// index `avail`).
+    #[allow(clippy::too_many_arguments)]
     fn finish<P: Platform>(
         &mut self,
         p: &mut P,
         q: &mut Queue,
         head: u16,
+        avail: u16,
         status_gpa: u64,
         status: u8,
         used_len: u32,
@@ -288,6 +303,8 @@ impl Blk {
             self.stats.errors += 1;
         }
         p.write(status_gpa, &[status])?;
+        // Stamped before the used index that shows it to the driver.
+        p.trace(Step::Used, u32::from(avail), u32::from(status));
         q.add_used(p, head, used_len)
     }
 }

@@ -26,6 +26,7 @@ use protocol::virtio::mmio::{
 use crate::device::VirtioDevice;
 use crate::platform::{Interrupt, IoResult, Platform};
 use crate::queue::{Queue, QueueError};
+use protocol::trace::{Step, BATCH};
 
 /// Status bits the driver may set.
 const DRIVER_STATUS_BITS: u32 =
@@ -365,9 +366,16 @@ impl<D: VirtioDevice> MmioTransport<D> {
             return;
         }
         for i in 0..self.queues.len() {
+            let added = self.queues[i].unnotified();
             match self.queues[i].needs_notification(p) {
-                Ok(true) => self.raise(p, INT_USED_BUFFER, Interrupt::Queue(i as u16)),
-                Ok(false) => {}
+                Ok(send) => {
+                    if added > 0 {
+                        p.trace(Step::Interrupt, BATCH, u32::from(send));
+                    }
+                    if send {
+                        self.raise(p, INT_USED_BUFFER, Interrupt::Queue(i as u16));
+                    }
+                }
                 Err(e) => return self.fail(p, e),
             }
         }

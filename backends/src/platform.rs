@@ -10,6 +10,8 @@
 //! the frontend's RAM: the backends rely on it and never trust an address
 //! the guest wrote.
 
+use protocol::trace::Step;
+
 /// Bytes [`Platform::copy_from`]'s default moves per step.
 const COPY_CHUNK: usize = 256;
 
@@ -167,6 +169,14 @@ pub trait Platform {
     /// keeps its own overflow list if its ring is full) or answer
     /// [`Submission::Done`] with an error.
     fn submit(&mut self, io: &HostIo<'_>) -> Submission;
+
+    /// Records trace step `step` of request `request` (an available-ring
+    /// index, or [`protocol::trace::BATCH`]) with `detail` as its
+    /// `data[1]`, if a trace session is on; the placement knows the party,
+    /// the frontend and the device. The default records nothing.
+    fn trace(&self, step: Step, request: u32, detail: u32) {
+        let _ = (step, request, detail);
+    }
 
     /// Bytes the console device received from the frontend. The default
     /// drops them.

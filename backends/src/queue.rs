@@ -440,6 +440,11 @@ impl Queue {
         Ok(())
     }
 
+    /// Used entries published since the last [`Queue::needs_notification`].
+    pub fn unnotified(&self) -> u32 {
+        self.num_added
+    }
+
     /// Decides whether the entries published since the last call warrant
     /// an interrupt: with event indices, if the driver's `used_event` lies
     /// among them; otherwise unless the driver set `AVAIL_F_NO_INTERRUPT`.

@@ -20,6 +20,7 @@
 //! | `netspoof` | frames with a forged source MAC, a forged source IP and ARP claims on `peer=`'s address, then pings, then serves ([`netspoof`]) |
 //! | `netflood` | broadcasts full-size frames as fast as it can, `count=` of them or until shut down ([`netflood`]) |
 //! | `nethostile` | attacks on the network device's transmit ring, then serves ([`hostile::net`]) |
+//! | `tracehostile` | garbles its own trace ring while it reads its disk ([`hostile::trace`]) |
 //! | `panic`, `fault`, `spin`, `idle` | misbehave, or just run (`idle` serves the network until shut down) |
 //!
 //! The virtio drivers are in [`virtio`]. A guest with network devices
@@ -50,6 +51,7 @@ mod pattern;
 mod pingpong;
 mod selftest;
 mod stats;
+mod trace;
 mod vcpus;
 mod virtio;
 
@@ -96,6 +98,7 @@ fn main(boot: &'static BootInfo) -> ! {
         "netspoof" => netspoof::run(&args),
         "netflood" => netflood::run(&args),
         "nethostile" => hostile::net::run(boot, &args),
+        "tracehostile" => hostile::trace::run(&args),
         other => {
             println!("frontends: unknown workload '{other}'");
             guest_runtime::hypercall::shutdown(ShutdownReason::Crash, b"unknown workload")

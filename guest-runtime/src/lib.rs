@@ -9,7 +9,7 @@
 //!    instruction) while ring 3 runs natively;
 //! 3. [`event`]: how ring 3 waits (`sti; hlt` in a two-instruction ring-0
 //!    gate) and collects what the interrupt stubs noted;
-//! 4. [`hypercall`], [`evtchn`], [`console`], [`time`], [`heap`], [`panic`].
+//! 4. [`hypercall`], [`evtchn`], [`console`], [`time`], [`heap`], [`panic`], [`trace`].
 //!
 //! A kernel provides `fn main(&'static BootInfo)` and names it with
 //! [`entry!`]; the runtime calls it on vCPU 0, in ring 3, with the heap
@@ -29,6 +29,7 @@ pub mod hypercall;
 mod mem;
 pub mod panic;
 pub mod time;
+pub mod trace;
 
 pub use protocol;
 pub use protocol::boot::BootInfo;

@@ -24,6 +24,7 @@ use crate::error::{host, HostModelError};
 use crate::platform::HostPlatform;
 use crate::shared::{Shared, State};
 use crate::tap::TapIo;
+use crate::trace::Tracer;
 use crate::uring::{new_ring, RingIo};
 use crate::worker;
 
@@ -71,6 +72,9 @@ pub struct HostDeviceSetup {
     pub interrupt: EventFd,
     /// The guest's console log, for a console device's output.
     pub console: ConsoleSink,
+    /// Guest-physical base of the device's register window (trace records
+    /// name the device by its page).
+    pub mmio_base: u64,
 }
 
 /// A device served by the host model.
@@ -126,7 +130,11 @@ impl HostDevice {
             })?),
             _ => None,
         };
-        let platform = HostPlatform::new(setup.memory, ram_bytes, setup.console, io);
+        let tracer = Tracer {
+            domid: setup.domid,
+            device: (setup.mmio_base >> 12) as u32,
+        };
+        let platform = HostPlatform::new(tracer, setup.memory, ram_bytes, setup.console, io);
         let shared = Arc::new(Shared::new(ring, model, platform, tap, disk));
         let worker = {
             let shared = Arc::clone(&shared);

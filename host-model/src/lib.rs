@@ -27,6 +27,7 @@ mod error;
 mod platform;
 mod shared;
 mod tap;
+pub mod trace;
 mod uring;
 mod worker;
 

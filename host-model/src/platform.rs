@@ -8,10 +8,14 @@ use hyp::{ConsoleSink, GuestRam};
 use std::sync::atomic::Ordering;
 use vm_memory::{Bytes, GuestAddress};
 
+use crate::trace::Tracer;
 use crate::uring::RingIo;
+use protocol::trace::Step;
 
 /// What one device's backend may use.
 pub struct HostPlatform {
+    /// Where the device's trace records go.
+    pub tracer: Tracer,
     memory: GuestRam,
     ram_bytes: u64,
     console: ConsoleSink,
@@ -20,9 +24,17 @@ pub struct HostPlatform {
 }
 
 impl HostPlatform {
-    /// A platform over the guest's `memory` of `ram_bytes`.
-    pub fn new(memory: GuestRam, ram_bytes: u64, console: ConsoleSink, io: RingIo) -> Self {
+    /// A platform over the guest's `memory` of `ram_bytes`, tracing as
+    /// `tracer`.
+    pub fn new(
+        tracer: Tracer,
+        memory: GuestRam,
+        ram_bytes: u64,
+        console: ConsoleSink,
+        io: RingIo,
+    ) -> Self {
         Self {
+            tracer,
             memory,
             ram_bytes,
             console,
@@ -44,6 +56,11 @@ impl HostPlatform {
 }
 
 impl Platform for HostPlatform {
+    #[inline(always)]
+    fn trace(&self, step: Step, request: u32, detail: u32) {
+        self.tracer.emit(step, request, detail);
+    }
+
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
         let at = self.range(gpa, buf.len())?;
         // `vm-memory` copies with volatile accesses: the guest may be

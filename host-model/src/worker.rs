@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::shared::{Shared, State};
 use crate::uring::Completion;
+use protocol::trace::{Step, BATCH};
 
 /// How long a stopping device waits for host I/O still in flight before
 /// giving up on it (and leaking the ring, so the kernel never writes into
@@ -36,7 +37,7 @@ pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
     let mut last_work: Option<Instant> = None;
     let mut polling = false;
     loop {
-        let submit = {
+        let (submit, tracer) = {
             let mut state = shared.lock();
             let State {
                 model,
@@ -99,21 +100,27 @@ pub(crate) fn run(shared: &Arc<Shared>, domid: DomId, vdev: &str) {
             if submit || !polling {
                 platform.io.count_enter();
             }
-            submit
+            (submit, platform.tracer)
         };
         if stop_at.is_some_and(|at| at.elapsed() > STOP_TIMEOUT) {
             tracing::error!("host model: host I/O still in flight at stop; leaking its ring");
             std::mem::forget(Arc::clone(shared));
             return;
         }
-        let entered = match (polling, submit) {
-            (true, false) => {
-                std::hint::spin_loop();
-                continue;
-            }
-            (true, true) => shared.ring.submit(),
-            (false, _) => shared.ring.submit_and_wait(1),
+        if polling && !submit {
+            std::hint::spin_loop();
+            continue;
+        }
+        tracer.emit(Step::EnterStart, BATCH, u32::from(submit));
+        let entered = if polling {
+            shared.ring.submit()
+        } else {
+            shared.ring.submit_and_wait(1)
         };
+        let returned = entered
+            .as_ref()
+            .map_or_else(|e| -e.raw_os_error().unwrap_or(0), |n| *n as i32);
+        tracer.emit(Step::EnterEnd, BATCH, returned as u32);
         match entered {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}

@@ -1,7 +1,7 @@
 //! A [`LentQueue`]: a [`HardwareQueue`] lent to Dom0 together with the
 //! doorbell thread that submits for it, and the way it is taken back.
 
-use crate::doorbell::Doorbell;
+use crate::doorbell::{Doorbell, QueueTrace};
 use crate::{HardwareQueue, HwQueueConfig, HwQueueError};
 use protocol::hwqueue::QueueLayout;
 use std::sync::Arc;
@@ -46,6 +46,12 @@ impl LentQueue {
     /// completion vector are filled in by whoever wires them).
     pub fn layout(&self) -> QueueLayout {
         self.queue.layout()
+    }
+
+    /// Records the doorbell thread's steps in `trace` while a trace session
+    /// is on.
+    pub fn trace_to(&self, trace: QueueTrace) {
+        self.doorbell.trace_to(trace);
     }
 
     /// Signalled by the kernel on each completion: register it as the

@@ -44,6 +44,7 @@ mod lent;
 mod restrict;
 mod sys;
 
+pub use doorbell::QueueTrace;
 pub use error::HwQueueError;
 pub use lent::LentQueue;
 

@@ -174,6 +174,10 @@ pub struct Domain {
     pub(crate) first_output: OnceLock<Duration>,
     /// CPU time of vCPU threads that have exited.
     pub(crate) cpu_ns_retired: AtomicU64,
+    /// Guest TSC minus host TSC (zero when the core aligned them).
+    pub(crate) tsc_offset: i64,
+    /// The TSC's frequency, as KVM reports it for the domain's vCPUs.
+    pub(crate) tsc_khz: u64,
 }
 
 impl Domain {

@@ -36,6 +36,7 @@ pub mod memory;
 pub mod mmio;
 mod reserved;
 mod state;
+pub mod trace;
 mod vcpu;
 
 pub use console::ConsoleSink;

@@ -9,6 +9,8 @@
 //!                          the pool: pages lent as [`ReservedPages`]
 //!                          (the core's ioreq pages, and pages device
 //!                          setup asks for)
+//! top - DOM0_RING_BYTES    Dom0's trace ring (BootInfo::trace_ring), to
+//!                          the end of its RAM
 //! ```
 //!
 //! Dom0's kernel never allocates from this region; it only uses what it
@@ -64,10 +66,11 @@ pub(crate) struct ReservedRam {
 }
 
 impl ReservedRam {
-    /// Lays out Dom0's reserved region (see the module documentation), or
-    /// `None` if Dom0's RAM is too small for it.
-    pub fn new(ram: &GuestRam, vm: Arc<VmFd>, backend_irq: EventFd) -> Option<Self> {
-        let start = ram.size().checked_sub(RESERVED_BYTES)?;
+    /// Lays out Dom0's reserved region (see the module documentation) below
+    /// `top` (where Dom0's trace ring starts), or `None` if Dom0's RAM is
+    /// too small for it.
+    pub fn new(ram: &GuestRam, top: u64, vm: Arc<VmFd>, backend_irq: EventFd) -> Option<Self> {
+        let start = top.checked_sub(RESERVED_BYTES)?;
         ram.zero(start, RESERVED_BYTES);
         let mut page = start + PAGE_SIZE;
         for slot in 0..MAX_FOREIGN_WINDOWS as u64 {
@@ -82,7 +85,7 @@ impl ReservedRam {
             );
             page += PAGE_SIZE;
         }
-        let free = (page..ram.size()).step_by(PAGE_SIZE as usize).collect();
+        let free = (page..top).step_by(PAGE_SIZE as usize).collect();
         Some(Self {
             vm,
             ram: ram.clone(),

@@ -5,7 +5,8 @@
 //!   setup for both placements: Domain-0's hardware queues and backend
 //!   ring, or the host model ([`devices`]);
 //! * [`control`] serves `xl` on a Unix socket: records, consoles,
-//!   lifecycle policy, the message log.
+//!   lifecycle policy, the message log;
+//! * [`trace`] runs a trace session over every party's ring (`xl trace`).
 //!
 //! As in Xen, where the toolstack (`tools/libxl`) and Dom0's backends
 //! stand apart from the hypervisor (`xen/`), the core links neither of
@@ -16,6 +17,7 @@ pub mod control;
 pub mod devices;
 pub mod files;
 mod machine;
+pub mod trace;
 
 pub use devices::{Backing, DeviceConfig, DeviceError, Placement};
 pub use machine::{GuestConfig, Machine};

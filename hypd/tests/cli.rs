@@ -587,10 +587,15 @@ fn a_flooding_guest_and_a_stalled_console_reader_stay_bounded() {
     stop(nix::sys::signal::Signal::SIGSTOP);
     let before = rss_kib(d.child.id());
     d.ok(&["unpause", "flood"]);
-    wait_until(
+    let flooding = Instant::now();
+    // 300,000 exits from ring 3: 10 s at the best of times here, and three
+    // times that on a slow boot of this machine's PVM or under load.
+    wait_until_within(
         || d.state("flood").as_deref() == Some("---s--"),
         "the flood to end (150000 refused hypercalls and 13 MB of console)",
+        Duration::from_secs(120),
     );
+    let flood_secs = flooding.elapsed().as_secs();
     let grown = rss_kib(d.child.id()).saturating_sub(before);
     assert!(
         grown < 8 << 10,
@@ -617,7 +622,12 @@ fn a_flooding_guest_and_a_stalled_console_reader_stay_bounded() {
         .lines()
         .filter(|l| l.contains("refused privileged hypercall"))
         .count();
-    assert!((1..=20).contains(&refusals), "{refusals} refusal lines");
+    // The core logs at most 10 lines a domain in each 10 s window.
+    let most = 10 * (flood_secs / 10 + 2) as usize;
+    assert!(
+        (1..=most).contains(&refusals),
+        "{refusals} refusal lines in {flood_secs} s"
+    );
 }
 
 #[test]

@@ -20,8 +20,9 @@ pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"HYPBOOT1");
 /// its devices in [`SharedInfo::devices`] (the boot info no longer lists
 /// them). Version 3: up to 32 vCPUs, so [`SharedInfo`]'s per-vCPU array
 /// grew. Version 4: a device carries an IPv4 address (network devices), and
-/// the boot info the domain's name.
-pub const BOOT_VERSION: u32 = 4;
+/// the boot info the domain's name. Version 5: the boot info
+/// places the domain's trace ring ([`BootInfo::trace_ring`]).
+pub const BOOT_VERSION: u32 = 5;
 
 /// Longest kernel command line, in bytes.
 pub const CMDLINE_MAX: usize = 512;
@@ -65,7 +66,8 @@ pub struct BootInfo {
     pub cmdline: [u8; CMDLINE_MAX],
     /// Dom0 only: RAM from here to `ram_bytes` belongs to the core (backend
     /// ring, ioreq pages, hardware-queue rings, foreign-window page
-    /// tables); the kernel must not use it. Equals `ram_bytes` for guests.
+    /// tables); the kernel must not use it. For a guest, the start of its
+    /// trace ring.
     pub reserved_start: u64,
     /// Dom0 only: Dom0-physical address of the [`crate::device::BackendRing`].
     pub backend_ring: u64,
@@ -76,6 +78,11 @@ pub struct BootInfo {
     /// The domain's name at creation (UTF-8, not NUL-terminated), as a Xen
     /// guest reads it from xenstore's `name`.
     pub name: [u8; NAME_MAX],
+    /// Guest-physical address of the domain's [`crate::trace::TraceRing`]
+    /// (the top of its RAM, which the kernel must not use otherwise).
+    pub trace_ring: u64,
+    /// Its length in bytes.
+    pub trace_ring_bytes: u64,
 }
 
 impl BootInfo {

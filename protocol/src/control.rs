@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomId;
 
 /// Version of this message set; bump on any incompatible change.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -198,6 +198,68 @@ pub enum Request {
         /// Its device id or its MAC address, as the user typed it.
         vif: String,
     },
+    /// Trace a running guest's next requests on one device (`xl trace`).
+    Trace(TraceRequest),
+}
+
+/// What `xl trace` asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRequest {
+    /// The guest.
+    pub domain: DomRef,
+    /// Its device (`None`: its first disk).
+    pub vdev: Option<String>,
+    /// How many requests to record (at most [`TRACE_MAX_REQUESTS`]).
+    pub requests: u32,
+    /// How long to wait for them, in milliseconds.
+    pub timeout_ms: u32,
+}
+
+/// Most requests one trace records: what a guest's ring holds at four
+/// records a request.
+pub const TRACE_MAX_REQUESTS: u32 = 2000;
+
+/// One party's records of a trace session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingDump {
+    /// Who wrote them.
+    pub party: crate::trace::Party,
+    /// The records of the traced device (and the batch steps of its
+    /// backend), in the order they were claimed.
+    pub records: Vec<crate::trace::Record>,
+    /// Records the full ring dropped.
+    pub dropped: u32,
+    /// Slots claimed but not validly written (a guest's own garbage, or a
+    /// record still being written when the session ended).
+    pub invalid: u32,
+}
+
+/// A trace session's records, as `hypd` collected them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceDump {
+    /// The guest.
+    pub domid: DomId,
+    /// Its name.
+    pub name: String,
+    /// The traced device's virtual name.
+    pub vdev: String,
+    /// Its kind (`vbd` or `vif`).
+    pub kind: String,
+    /// Where its backend runs: `service-vm` or `host`.
+    pub placement: String,
+    /// The device's window page, as records carry it in `data[0]`.
+    pub device: u32,
+    /// The TSC's frequency in kHz (one clock for every party).
+    pub tsc_khz: u64,
+    /// The guest's requests the trace waited for.
+    pub requested: u32,
+    /// True if the timeout ended the session before that many completed.
+    pub timed_out: bool,
+    /// True if the guest stopped (powered off, crashed, was destroyed)
+    /// during the session, which ended it.
+    pub stopped: bool,
+    /// Each party's ring.
+    pub rings: Vec<RingDump>,
 }
 
 /// One disk, as `xl block-list` shows it.
@@ -284,6 +346,8 @@ pub enum Response {
     Console(Vec<u8>),
     /// The console's domain is gone: the last frame of a console stream.
     ConsoleClosed,
+    /// A trace session's records.
+    Trace(TraceDump),
     /// The request failed.
     Error(String),
 }

@@ -19,6 +19,8 @@
 //! * [`hwqueue`]: Dom0's hardware queues (io_uring rings in its RAM);
 //! * [`report`]: structured results a guest workload hands to the toolstack;
 //! * [`control`]: the messages between `xl` and the `hypd` daemon;
+//! * [`trace`]: the records every party writes into its trace ring, and the
+//!   ring's code;
 //! * [`plain`]: which of these structures may be copied as bytes;
 //! * [`text`]: how text a domain wrote is escaped before anyone reads it.
 //!
@@ -46,4 +48,5 @@ pub mod plain;
 pub mod report;
 pub mod stream;
 pub mod text;
+pub mod trace;
 pub mod virtio;

@@ -51,7 +51,7 @@ unsafe impl Plain for crate::hypercall::DomainInfo {}
 use core::mem::size_of;
 // 8 + 4 + 4 + 2 + 2 + 4 + 8 + 8 + 8 + 2 + 2 + 4 + CMDLINE_MAX + 8 + 8 + 4 + 4 + NAME_MAX.
 const _: () = assert!(
-    size_of::<crate::boot::BootInfo>() == 80 + crate::boot::CMDLINE_MAX + crate::domain::NAME_MAX
+    size_of::<crate::boot::BootInfo>() == 96 + crate::boot::CMDLINE_MAX + crate::domain::NAME_MAX
 );
 // 4 + 1 + 3.
 const _: () = assert!(size_of::<crate::device::Ipv4Cidr>() == 8);

@@ -15,6 +15,7 @@ use guest_runtime::{hypercall, println};
 use protocol::device::{kind, BackendEvent, VDEV_LEN};
 use protocol::domain::DomId;
 use protocol::report::{heapless_name::Name, BackendStats, Report};
+use protocol::trace::{Step, BATCH};
 use protocol::virtio::blk::ID_BYTES;
 use protocol::virtio::mmio::{OFFERED_QUEUE_SIZE, WINDOW_SIZE};
 
@@ -167,8 +168,9 @@ impl Backend {
     /// End of a round of the main loop: ring the hardware queue's doorbell
     /// if SQEs were pushed, and pass console output on.
     pub fn flush(&mut self) {
+        let trace = self.platform.tracer();
         if let Some(hw) = self.platform.hw() {
-            hw.flush();
+            hw.flush(|sqes| trace.emit(Step::Doorbell, BATCH, sqes));
         }
         self.platform.flush_console();
     }

@@ -219,7 +219,13 @@ impl DeviceTable {
             // The last step that may refuse: nothing to undo after it.
             self.switches.join(index, event)?;
         }
-        let platform = GuestPlatform::new(event.domid, window, event.irq_port, hw);
+        let platform = GuestPlatform::new(
+            event.domid,
+            event.guest_mmio_base,
+            window,
+            event.irq_port,
+            hw,
+        );
         for (port, route) in wanted {
             self.routes[port as usize] = route;
             if matches!(route, Route::Ioreq { .. }) && !self.ioreq_ports.contains(&port) {

@@ -195,9 +195,10 @@ impl HwQueue {
     }
 
     /// Retries waiting SQEs and rings the doorbell if anything was pushed
-    /// since the last ring: once per round of the main loop.
-    pub fn flush(&mut self) {
-        self.ring.flush();
+    /// since the last ring: once per round of the main loop. `before_ring`
+    /// runs just before the doorbell does, with the SQEs it announces.
+    pub fn flush(&mut self, before_ring: impl FnOnce(u32)) {
+        self.ring.flush(before_ring);
     }
 
     /// Turns completion interrupts on or off (off while Dom0 polls).

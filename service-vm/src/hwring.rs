@@ -40,6 +40,8 @@ pub struct HwRing {
     doorbell: bool,
     interrupts: bool,
     doorbell_failed: bool,
+    /// `stats.sqes` when the doorbell last rang.
+    sqes_at_ring: u64,
     stats: RingStats,
 }
 
@@ -127,6 +129,7 @@ impl HwRing {
             doorbell: false,
             interrupts: true,
             doorbell_failed: false,
+            sqes_at_ring: 0,
             stats: RingStats::default(),
         })
     }
@@ -209,7 +212,9 @@ impl HwRing {
 
     /// Retries waiting SQEs and rings the doorbell if anything was pushed
     /// since the last ring: once per round of the main loop.
-    pub fn flush(&mut self) {
+    /// `before_ring` runs just before the doorbell does (a trace point),
+    /// with the number of SQEs pushed since the last ring.
+    pub fn flush(&mut self, before_ring: impl FnOnce(u32)) {
         if !self.overflow.is_empty() {
             self.drain_overflow();
         }
@@ -217,6 +222,8 @@ impl HwRing {
             return;
         }
         self.stats.doorbells += 1;
+        before_ring((self.stats.sqes - self.sqes_at_ring) as u32);
+        self.sqes_at_ring = self.stats.sqes;
         if let Err(errno) = evtchn::send(self.port) {
             if !self.doorbell_failed {
                 println!(

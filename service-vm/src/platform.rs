@@ -10,10 +10,11 @@ use core::sync::atomic::{AtomicU16, Ordering};
 use protocol::hypercall::Errno;
 
 use backends::{HostIo, Interrupt, MemError, Platform, Submission};
-use guest_runtime::{evtchn, hypercall, println};
+use guest_runtime::{evtchn, hypercall, println, trace};
 use protocol::domain::DomId;
 use protocol::hwqueue::errno::EIO;
 use protocol::hypercall::MAX_CONSOLE_WRITE;
+use protocol::trace::{Party, Step};
 
 use crate::hwqueue::HwQueue;
 use crate::window::Window;
@@ -38,10 +39,34 @@ unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
     }
 }
 
+/// Where a device's trace records go: Domain-0's ring, named by the guest
+/// and the device's window page.
+#[derive(Clone, Copy, Debug)]
+pub struct Tracer {
+    domid: DomId,
+    device: u32,
+}
+
+impl Tracer {
+    /// Records `step` of request `request` with `detail`, if tracing.
+    #[inline(always)]
+    pub fn emit(self, step: Step, request: u32, detail: u32) {
+        trace::emit(
+            Party::Dom0,
+            step,
+            self.domid,
+            request,
+            [self.device, detail],
+        );
+    }
+}
+
 /// What one device's backend may use.
 #[derive(Debug)]
 pub struct GuestPlatform {
     domid: DomId,
+    /// The device's window page in the guest (trace records' device).
+    device: u32,
     window: Window,
     irq_port: u32,
     hw: Option<HwQueue>,
@@ -51,18 +76,34 @@ pub struct GuestPlatform {
 }
 
 impl GuestPlatform {
-    /// A platform for a device of guest `domid`, whose RAM is `window` and
-    /// whose interrupt is a send on Dom0 port `irq_port`; `hw` is its
-    /// hardware queue (block devices).
-    pub fn new(domid: DomId, window: Window, irq_port: u32, hw: Option<HwQueue>) -> Self {
+    /// A platform for the device of guest `domid` whose window is at
+    /// guest-physical `mmio_base`, whose RAM is `window` and whose
+    /// interrupt is a send on Dom0 port `irq_port`; `hw` is its hardware
+    /// queue (block devices).
+    pub fn new(
+        domid: DomId,
+        mmio_base: u64,
+        window: Window,
+        irq_port: u32,
+        hw: Option<HwQueue>,
+    ) -> Self {
         Self {
             domid,
+            device: (mmio_base >> 12) as u32,
             window,
             irq_port,
             hw,
             console: Vec::new(),
             irq_failed: false,
             console_failed: false,
+        }
+    }
+
+    /// Where the device's trace records go.
+    pub fn tracer(&self) -> Tracer {
+        Tracer {
+            domid: self.domid,
+            device: self.device,
         }
     }
 
@@ -109,6 +150,11 @@ impl GuestPlatform {
 }
 
 impl Platform for GuestPlatform {
+    #[inline(always)]
+    fn trace(&self, step: Step, request: u32, detail: u32) {
+        self.tracer().emit(step, request, detail);
+    }
+
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
         let src = self.host(gpa, buf.len())?;
         // SAFETY: the range lies inside the foreign window, which the core

@@ -357,7 +357,7 @@ impl Uplink {
 
     /// Rings the doorbell if SQEs were pushed since the last ring.
     pub fn flush(&mut self) {
-        self.ring.flush();
+        self.ring.flush(|_| {});
     }
 
     /// Turns completion interrupts on or off (off while Dom0 polls).

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use toolstack::client::{daemon_running, Client};
 use toolstack::commands::{self, format};
-use toolstack::{bench, demo};
+use toolstack::{bench, demo, trace};
 
 /// The toolstack of a split-privilege hypervisor on KVM, with Xen's xl commands.
 #[derive(Parser)]
@@ -168,6 +168,29 @@ enum Command {
         /// Domains (all when none).
         domains: Vec<String>,
     },
+    /// Trace a running guest's next requests on one disk through every
+    /// party (guest, backend, core, host kernel): the median request's
+    /// journey step by step, and every step's timing.
+    Trace {
+        /// The domain (name or id).
+        domain: String,
+        /// The virtual device (`xvdb`) [default: the guest's first disk].
+        #[arg(long, value_name = "VDEV")]
+        device: Option<String>,
+        /// How many requests to trace (1 to 2000).
+        #[arg(long, default_value_t = 1000)]
+        requests: u32,
+        /// Print the analysis as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write the median request as swim lanes to an SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// How long to wait for the requests, in seconds (xl waits that
+        /// long and a margin for hypd's reply).
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        timeout: u64,
+    },
     /// Boot Domain-0 and a guest in this process, time event-channel round
     /// trips between them, shut both down and report.
     Demo {
@@ -211,6 +234,10 @@ enum Command {
         /// MiB each network stream carries [default: 32; 4 with --quick].
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
         net_mib: Option<u64>,
+        /// After the rounds, trace one more run of each block workload in
+        /// each guest placement and show its path step by step.
+        #[arg(long)]
+        trace: bool,
     },
     /// Xen commands this hypervisor does not support yet.
     #[command(external_subcommand)]
@@ -427,6 +454,36 @@ fn run(
             Response::Vcpus(vcpus) => print!("{}", format::vcpus(&vcpus)),
             other => return Err(format!("unexpected reply from hypd: {other:?}")),
         },
+        Command::Trace {
+            domain,
+            device,
+            requests,
+            json,
+            svg,
+            timeout: seconds,
+        } => {
+            let request =
+                trace::request(domain, device, requests, seconds).map_err(|e| e.to_string())?;
+            let mut client =
+                Client::connect(socket)?.with_reply_timeout(trace::reply_timeout(&request));
+            let dump = match client.call(Request::Trace(request))? {
+                Response::Trace(dump) => dump,
+                other => return Err(format!("unexpected reply from hypd: {other:?}")),
+            };
+            let analysis = trace::analyse(&dump).map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&analysis).expect("analysis serializes")
+                );
+            } else {
+                print!("{analysis}");
+            }
+            if let Some(path) = svg {
+                trace::write_svg(&analysis, &path).map_err(|e| e.to_string())?;
+                eprintln!("xl trace: picture written to {}", path.display());
+            }
+        }
         Command::Demo { json, round_trips } => return Ok(demo_command(json, round_trips, socket)),
         Command::Bench {
             json,
@@ -438,6 +495,7 @@ fn run(
             workloads,
             net_count,
             net_mib,
+            trace,
         } => {
             let mut options = if quick {
                 bench::BenchOptions::quick()
@@ -451,6 +509,7 @@ fn run(
             options.net_count = net_count.unwrap_or(options.net_count);
             options.net_mib = net_mib.unwrap_or(options.net_mib);
             options.quiet = json;
+            options.trace = trace;
             return Ok(bench_command(&options, json, plot.as_deref(), socket));
         }
         Command::Other(args) => {

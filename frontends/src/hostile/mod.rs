@@ -1,6 +1,7 @@
 //! `workload=hostile`: a guest that attacks its block device's ring
 //! ([`attacks`]); `workload=nethostile` does the same to its network
-//! device ([`net`]). Both write the rings with the helpers of [`ring`].
+//! device ([`net`]); `workload=tracehostile` garbles its own trace ring
+//! while it reads ([`trace`]). Both write the rings with the helpers of [`ring`].
 //!
 //! Each attack runs on a freshly reset device: the driver resets it
 //! (status 0), brings it up again, writes a malformed request straight
@@ -33,6 +34,7 @@ use crate::virtio::blk::TIMEOUT_NS;
 mod attacks;
 pub mod net;
 mod ring;
+pub mod trace;
 
 use attacks::{refused, Attack, ATTACKS, DATA, HDR, SCRATCH_BYTES, STATUS, UNSET};
 use ring::{forget_interrupts, recovery, wait_reaction, Ctx, Reaction};

@@ -43,6 +43,8 @@ use protocol::virtio::queue::{
 
 use super::mmio::QueueAddrs;
 use crate::dma::{DmaBuf, OutOfMemory};
+use crate::trace;
+use protocol::trace::Step;
 
 /// One buffer of a chain: address, length and the `DESC_F_WRITE` /
 /// `DESC_F_INDIRECT` flags (`DESC_F_NEXT` is the queue's business).
@@ -233,6 +235,17 @@ impl VirtQueue {
         self.notifies
     }
 
+    /// The available-ring index the next chain added takes: a request's
+    /// id in trace records ([`protocol::trace`]).
+    pub fn next_avail(&self) -> u16 {
+        self.avail_shadow
+    }
+
+    /// The device's window page, as trace records name the device.
+    pub fn trace_device(&self) -> u32 {
+        (self.notify_addr >> 12) as u32
+    }
+
     fn u16_at(&self, offset: usize) -> &AtomicU16 {
         // SAFETY: every offset passed is an even offset of a ring field
         // inside `self.ring`, which lives as long as `self`; the device
@@ -323,6 +336,11 @@ impl VirtQueue {
             return false;
         }
         self.kicked = new;
+        let device = self.trace_device();
+        let last = u32::from(new.wrapping_sub(1));
+        let count = u32::from(new.wrapping_sub(old));
+        // Stamped before the store that shows the requests to the device.
+        trace::emit(Step::Published, last, [device, count]);
         fence(Ordering::Release);
         self.avail_idx().store(new, Ordering::Release);
         fence(Ordering::SeqCst);
@@ -334,6 +352,7 @@ impl VirtQueue {
         if needed {
             self.notify();
         }
+        trace::emit(Step::Kicked, last, [device, u32::from(needed)]);
         needed
     }
 

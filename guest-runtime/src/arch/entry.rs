@@ -121,6 +121,7 @@ extern "C" fn ring3_main(boot: *const BootInfo, cpu: usize) -> ! {
             );
         }
         crate::time::init(boot);
+        crate::trace::init(boot);
         crate::heap::init(boot);
         BOOT_CPU_READY.store(true, Ordering::Release);
         // A control request the core sent before this vCPU's local APIC was

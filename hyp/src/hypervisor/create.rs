@@ -13,7 +13,7 @@ use crate::memory::GuestRam;
 use crate::mmio::MmioMap;
 use crate::reserved::{ReservedRam, RESERVED_BYTES};
 use crate::state::{Core, Registry};
-use crate::{boot, elf, irq, vcpu};
+use crate::{boot, elf, irq, trace, vcpu};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{VcpuFd, VmFd};
 use protocol::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION, CMDLINE_MAX, FLAG_PRIVILEGED};
@@ -34,6 +34,8 @@ struct BuiltVm {
     vcpus: Vec<VcpuFd>,
     kernel_end: u64,
     tsc_khz: u64,
+    /// Guest TSC minus host TSC ([`crate::trace::align_with_host`]).
+    tsc_offset: i64,
     control_irq: EventFd,
 }
 
@@ -127,7 +129,7 @@ impl Hypervisor {
         config.validate()?;
         let _admitted = self.admit(&config, privileged)?;
         let created = Instant::now();
-        let built = build_vm(&self.core, &config)?;
+        let built = build_vm(&self.core, &config, privileged)?;
         let reserved = if privileged {
             Some(Arc::new(reserve_dom0(&built)?))
         } else {
@@ -176,6 +178,8 @@ impl Hypervisor {
             created,
             first_output: OnceLock::new(),
             cpu_ns_retired: AtomicU64::new(0),
+            tsc_offset: built.tsc_offset,
+            tsc_khz: built.tsc_khz,
         });
         self.core
             .registry()
@@ -255,7 +259,7 @@ impl Hypervisor {
 
 /// The VM, its RAM with the kernel and boot tables in it, and its vCPUs
 /// set to enter the kernel.
-fn build_vm(core: &Core, config: &DomainConfig) -> Result<BuiltVm> {
+fn build_vm(core: &Core, config: &DomainConfig, privileged: bool) -> Result<BuiltVm> {
     let vm = Arc::new(core.kvm.create_vm().map_err(kvm("KVM_CREATE_VM"))?);
     vm.create_irq_chip().map_err(kvm("KVM_CREATE_IRQCHIP"))?;
     irq::install_routes(&vm)?;
@@ -271,15 +275,19 @@ fn build_vm(core: &Core, config: &DomainConfig) -> Result<BuiltVm> {
     // the VM exists (the domain holds both, and the VM fd goes first).
     unsafe { vm.set_user_memory_region(region) }.map_err(kvm("KVM_SET_USER_MEMORY_REGION"))?;
     let kernel = elf::load(&config.kernel, &ram)?;
-    if !boot::write_tables(&ram) {
+    // The trace ring takes the top of RAM, above the kernel's.
+    let kernel_room = kernel.end + trace::ring_bytes(privileged);
+    if !boot::write_tables(&ram) || kernel_room > ram.size() {
         return Err(ConfigError::RamTooSmall.into());
     }
     let mut vcpus = Vec::new();
+    let mut tsc_offset = 0;
     for index in 0..config.vcpus {
         let vcpu = vm
             .create_vcpu(u64::from(index))
             .map_err(kvm("KVM_CREATE_VCPU"))?;
         boot::setup_vcpu(&vcpu, index, kernel.entry, &core.cpuid)?;
+        tsc_offset = trace::align_with_host(&vcpu)?;
         vcpus.push(vcpu);
     }
     let tsc_khz = u64::from(vcpus[0].get_tsc_khz().map_err(kvm("KVM_GET_TSC_KHZ"))?);
@@ -292,6 +300,7 @@ fn build_vm(core: &Core, config: &DomainConfig) -> Result<BuiltVm> {
         vcpus,
         kernel_end: kernel.end,
         tsc_khz,
+        tsc_offset,
         control_irq,
     })
 }
@@ -304,17 +313,21 @@ fn reserve_dom0(built: &BuiltVm) -> Result<ReservedRam> {
         .vm
         .register_irqfd(&backend_irq, BACKEND_GSI)
         .map_err(kvm("KVM_IRQFD (backend)"))?;
-    let needed = built.kernel_end + DOM0_MIN_FREE + RESERVED_BYTES;
+    let needed =
+        built.kernel_end + DOM0_MIN_FREE + RESERVED_BYTES + protocol::trace::DOM0_RING_BYTES;
     if built.ram.size() < needed {
         return Err(Error::Dom0TooSmall {
             ram_mib: built.ram.size() >> 20,
             needed_mib: needed.div_ceil(1 << 20),
         });
     }
-    ReservedRam::new(&built.ram, Arc::clone(&built.vm), backend_irq).ok_or(Error::Dom0TooSmall {
-        ram_mib: built.ram.size() >> 20,
-        needed_mib: needed.div_ceil(1 << 20),
-    })
+    let top = built.ram.size() - protocol::trace::DOM0_RING_BYTES;
+    ReservedRam::new(&built.ram, top, Arc::clone(&built.vm), backend_irq).ok_or(
+        Error::Dom0TooSmall {
+            ram_mib: built.ram.size() >> 20,
+            needed_mib: needed.div_ceil(1 << 20),
+        },
+    )
 }
 
 fn allocate_domid(registry: &mut Registry) -> Result<DomId> {
@@ -332,7 +345,8 @@ fn allocate_domid(registry: &mut Registry) -> Result<DomId> {
     Err(Error::NoFreeDomid)
 }
 
-/// The boot info of domain `domid` (a guest's reserved region is empty).
+/// The boot info of domain `domid` (a guest's reserved region is empty;
+/// its trace ring is the top of its RAM).
 fn boot_info(config: &DomainConfig, built: &BuiltVm, domid: DomId, control_port: u32) -> BootInfo {
     let mut cmdline = [0u8; CMDLINE_MAX];
     cmdline[..config.cmdline.len()].copy_from_slice(config.cmdline.as_bytes());
@@ -340,6 +354,7 @@ fn boot_info(config: &DomainConfig, built: &BuiltVm, domid: DomId, control_port:
     let mut name = [0u8; NAME_MAX];
     let name_len = config.name.len().min(NAME_MAX);
     name[..name_len].copy_from_slice(&config.name.as_bytes()[..name_len]);
+    let trace_ring = built.ram.size() - trace::ring_bytes(domid == DOM0);
     BootInfo {
         magic: BOOT_MAGIC,
         version: BOOT_VERSION,
@@ -354,10 +369,12 @@ fn boot_info(config: &DomainConfig, built: &BuiltVm, domid: DomId, control_port:
         _pad: 0,
         control_port,
         cmdline,
-        reserved_start: built.ram.size(),
+        reserved_start: trace_ring,
         backend_ring: 0,
         name_len: name_len as u32,
         _pad2: 0,
         name,
+        trace_ring,
+        trace_ring_bytes: built.ram.size() - trace_ring,
     }
 }

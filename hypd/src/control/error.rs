@@ -40,6 +40,9 @@ pub enum ControlError {
     /// The console is streamed on its own connection.
     #[error("the console is a stream; it is served separately")]
     ConsoleIsStream,
+    /// `xl trace` could not trace.
+    #[error(transparent)]
+    Trace(#[from] crate::trace::TraceError),
     /// Device setup, or the core below it, refused.
     #[error(transparent)]
     Machine(#[from] crate::devices::DeviceError),

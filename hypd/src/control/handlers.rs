@@ -84,6 +84,10 @@ fn answer(daemon: &Daemon, request: Request) -> Result<Response, ControlError> {
         Request::NetworkDetach { domain, vif } => {
             with_domain(daemon, &domain, |id| network::detach(daemon, id, &vif))?
         }
+        Request::Trace(request) => {
+            let domid = resolve(core, &request.domain)?;
+            Response::Trace(crate::trace::trace(&daemon.machine, domid, &request)?)
+        }
         Request::Console(_) => return Err(ControlError::ConsoleIsStream),
     })
 }

@@ -94,6 +94,11 @@ impl Dom0Queue {
         })
     }
 
+    /// Records the doorbell thread's steps in `trace` while tracing.
+    pub fn trace_to(&self, trace: hwqueue::QueueTrace) {
+        self.lent.trace_to(trace);
+    }
+
     /// Takes an uplink's queue back (Domain-0 is gone): its posted tap
     /// reads are cancelled as the ring closes, without the wait of
     /// [`Dom0Queue::close`]; the pages go through the quarantine.

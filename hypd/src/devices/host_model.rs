@@ -93,6 +93,7 @@ impl HostModelDevices {
             notify: notify.try_clone()?,
             interrupt: interrupt.try_clone()?,
             console: core.console_sink(guest.id),
+            mmio_base: window,
         };
         let irq_port = core.bind_eventfd_port(guest.id, Some(&interrupt), None)?;
         let mut device = HostModelDevice {

@@ -17,7 +17,7 @@ use super::image::DiskImage;
 use super::uplink::Uplinks;
 use super::window::{add_notify, place, remove_notify};
 use super::{Backing, DeviceConfig, DeviceError};
-use hwqueue::BufferRegion;
+use hwqueue::{BufferRegion, QueueTrace};
 use hyp::{Domain, ForeignWindow, Hypervisor, IoreqServer};
 use protocol::device::{event, vdev_bytes, BackendEvent, GuestDevice, MAX_WINDOW_BYTES};
 use protocol::domain::{DomId, DOM0};
@@ -177,6 +177,11 @@ impl ServiceVmDevices {
             // lives: `ServiceVmDevices` unwires every device (closing its
             // queue) before the window goes.
             let queue = unsafe { Dom0Queue::lend(core, image.file.into(), Some(guest_ram)) }?;
+            queue.trace_to(QueueTrace::new(
+                hyp::trace::core_ring(),
+                self.guest,
+                (window >> 12) as u32,
+            ));
             announcement.readonly = u16::from(readonly);
             announcement.disk_bytes = bytes;
             announcement.queue_layout = queue.layout.gpa();

@@ -59,6 +59,15 @@ impl Daemon {
     /// bridges never touch the host's interfaces. Run clients in it with
     /// [`Daemon::in_netns`].
     pub fn start_in_netns(test: &str) -> Self {
+        // The clients the network tests run, named if missing (rather than
+        // a guest that seems not to answer).
+        for (program, package) in [("ping", "iputils-ping"), ("nc", "netcat-openbsd")] {
+            let found = Command::new("sh")
+                .args(["-c", &format!("command -v {program}")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(found, "`{program}` is missing: apt-get install {package}");
+        }
         let name = format!("hyp-{test}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         let made = Command::new("ip")
@@ -226,8 +235,13 @@ pub fn workspace() -> &'static Path {
 }
 
 /// Polls `ok` every 20 ms for up to 20 s; panics naming `what`.
-pub fn wait_until(mut ok: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+pub fn wait_until(ok: impl FnMut() -> bool, what: &str) {
+    wait_until_within(ok, what, Duration::from_secs(20));
+}
+
+/// Polls `ok` every 20 ms for up to `limit`; panics naming `what`.
+pub fn wait_until_within(mut ok: impl FnMut() -> bool, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
     while !ok() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));

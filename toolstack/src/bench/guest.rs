@@ -2,8 +2,10 @@
 //! served in one placement, and the counts of what the path did.
 
 use hyp::{DomainConfig, Event};
+use hypd::trace::TraceError;
 use hypd::{DeviceConfig, GuestConfig, Machine, Placement};
 use protocol::bench::Workload;
+use protocol::control::{TraceDump, TraceRequest};
 use protocol::domain::{DomId, DomainState, ShutdownReason, DOM0};
 use protocol::report::{BackendStats, BlockBench, Report};
 use std::path::Path;
@@ -53,6 +55,57 @@ pub fn run(
     workload: Option<&Workload>,
     run_ms: u64,
 ) -> Result<GuestRun, String> {
+    run_with(machine, events, placement, disk, workload, run_ms, |_| ())
+}
+
+/// Runs a guest for `workload` in `placement` as [`run`] does, with a
+/// trace session over its first [`super::traced::TRACED_REQUESTS`]
+/// requests.
+pub fn run_traced(
+    machine: &Machine,
+    events: &Receiver<Event>,
+    placement: Placement,
+    disk: &Path,
+    workload: &Workload,
+    run_ms: u64,
+) -> Result<(GuestRun, Result<TraceDump, TraceError>), String> {
+    let mut dump = None;
+    let run = std::thread::scope(|s| {
+        let mut tracer = None;
+        let run = run_with(
+            machine,
+            events,
+            placement,
+            disk,
+            Some(workload),
+            run_ms,
+            |id| {
+                let request = TraceRequest {
+                    domain: id.to_string(),
+                    vdev: None,
+                    requests: super::traced::TRACED_REQUESTS,
+                    timeout_ms: GUEST_TIMEOUT.as_millis() as u32,
+                };
+                tracer = Some(s.spawn(move || hypd::trace::trace(machine, id, &request)));
+            },
+        );
+        dump = tracer.map(|t| t.join().expect("the tracing thread"));
+        run
+    })?;
+    let dump = dump.ok_or("the traced guest was not created")?;
+    Ok((run, dump))
+}
+
+/// [`run`], calling `created` with the guest's id as soon as it exists.
+fn run_with(
+    machine: &Machine,
+    events: &Receiver<Event>,
+    placement: Placement,
+    disk: &Path,
+    workload: Option<&Workload>,
+    run_ms: u64,
+    created: impl FnOnce(DomId),
+) -> Result<GuestRun, String> {
     let hv = machine.core();
     let dom0_exits = || {
         hv.domain(DOM0)
@@ -62,6 +115,7 @@ pub fn run(
     let id = machine
         .create(config(placement, disk, workload, run_ms))
         .map_err(|e| format!("creating the bench guest: {e}"))?;
+    created(id);
     let mut bench = None;
     let deadline = Instant::now() + GUEST_TIMEOUT;
     let final_state = loop {

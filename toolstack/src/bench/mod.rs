@@ -30,6 +30,7 @@ mod options;
 mod plot;
 mod sample;
 mod summary;
+mod traced;
 
 use hyp::{DomainConfig, Event};
 use hypd::{Machine, Placement};
@@ -180,8 +181,20 @@ fn run_block(
             }
         }
     }
+    let mut summary = summary::summarize(options, &samples);
+    if options.trace {
+        say("xl bench: one traced run of each workload".into());
+        for (w, summary) in workloads.iter().zip(summary.workloads.iter_mut()) {
+            for placement in [Placement::Host, Placement::ServiceVm] {
+                let run = guest::run_traced(machine, events, placement, &disk, w, options.run_ms)?;
+                let dump = run.1.map_err(|e| format!("tracing {}: {e}", w.name))?;
+                let path = traced::path(&dump).map_err(|e| format!("tracing {}: {e}", w.name))?;
+                summary.traced.insert(placement.name(), path);
+            }
+        }
+    }
     drop(removal);
-    Ok(summary::summarize(options, &samples))
+    Ok(summary)
 }
 
 /// Waits for Domain-0's first console line.

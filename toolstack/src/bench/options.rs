@@ -26,6 +26,9 @@ pub struct BenchOptions {
     pub net_mib: u64,
     /// Progress goes to stderr instead of stdout (stdout has the JSON).
     pub quiet: bool,
+    /// After the rounds, trace one more run of each block workload in
+    /// each guest placement (`--trace`).
+    pub trace: bool,
 }
 
 impl BenchOptions {
@@ -40,6 +43,7 @@ impl BenchOptions {
             net_count: 200,
             net_mib: 4,
             quiet: false,
+            trace: false,
         }
     }
 

@@ -45,6 +45,9 @@ pub struct WorkloadSummary {
     pub placements: BTreeMap<&'static str, Figures>,
     /// Service VM against host model.
     pub service_vm_over_host: Ratios,
+    /// With `--trace`: the traced run of each guest placement.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub traced: BTreeMap<&'static str, super::traced::TracedPath>,
 }
 
 /// Latency and throughput of one placement relative to another.
@@ -157,6 +160,7 @@ pub fn summarize(options: &BenchOptions, samples: &Samples) -> BenchSummary {
                 flush: w.flush,
                 placements: PLACEMENTS.iter().copied().zip(all).collect(),
                 service_vm_over_host,
+                traced: BTreeMap::new(),
             }
         })
         .collect();
@@ -249,5 +253,11 @@ fn print_block(summary: &BenchSummary) {
                 c.host_syscalls
             );
         }
+        let traced: Vec<_> = w
+            .traced
+            .iter()
+            .map(|(name, path)| (*name, path, w.placements[name].median_us))
+            .collect();
+        super::traced::print(&traced);
     }
 }

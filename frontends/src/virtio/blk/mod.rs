@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 
 use guest_runtime::time;
 use protocol::device::GuestDevice;
+use protocol::trace::Step;
 use protocol::virtio::blk::{
     self as wire, RequestHeader, HEADER_SIZE, ID_BYTES, T_FLUSH, T_GET_ID, T_IN, T_OUT,
 };
@@ -31,6 +32,7 @@ use super::mmio::{Transport, TransportError};
 use super::queue::{write_indirect, QueueError, Seg, VirtQueue};
 use super::wait::AdaptivePoll;
 use crate::dma::DmaBuf;
+use crate::trace;
 
 mod types;
 
@@ -56,6 +58,8 @@ struct Pending {
     slot: u16,
     token: u64,
     start: u64,
+    /// The available-ring index it was published at (its trace id).
+    avail: u16,
 }
 
 /// A virtio-blk device in use.
@@ -67,6 +71,9 @@ pub struct Blk {
     free_slots: Vec<u16>,
     pending: Vec<Option<Pending>>,
     poll: AdaptivePoll,
+    /// How the completions the next [`Blk::poll`] harvests were found, as
+    /// trace records say it: 0 by spinning, 1 after sleeping.
+    found_by: u32,
     stopped: bool,
     name: [u8; protocol::device::VDEV_LEN],
 }
@@ -89,6 +96,7 @@ impl Blk {
             free_slots: Vec::new(),
             pending: vec![None; usize::from(size)],
             poll: AdaptivePoll::new(spin_max_ns),
+            found_by: 0,
             stopped: true,
             name: dev.vdev,
         };
@@ -245,6 +253,7 @@ impl Blk {
                 2
             }
         };
+        let avail = self.queue.next_avail();
         let added = if self.info.indirect {
             let table = self.slots.ptr(base + SLOT_TABLE).cast::<Descriptor>();
             // SAFETY: the slot's table has room for 4 descriptors, is
@@ -257,10 +266,14 @@ impl Blk {
         };
         match added {
             Ok(head) => {
+                let start = time::rdtsc();
+                let device = self.queue.trace_device();
+                trace::emit_at(start, Step::Built, u32::from(avail), [device, 0]);
                 self.pending[usize::from(head)] = Some(Pending {
                     slot,
                     token: req.token,
-                    start: time::rdtsc(),
+                    start,
+                    avail,
                 });
                 Ok(())
             }
@@ -284,6 +297,8 @@ impl Blk {
             return Err(BlkError::Stopped);
         }
         let mut n = 0;
+        let device = self.queue.trace_device();
+        let found_by = core::mem::take(&mut self.found_by);
         loop {
             let elem = match self.queue.pop_used() {
                 Ok(Some(elem)) => elem,
@@ -308,6 +323,7 @@ impl Blk {
             // before publishing the used entry (ordered by `pop_used`'s
             // Acquire load).
             let status = unsafe { self.slots.ptr(at).read_volatile() };
+            trace::emit_at(now, Step::Seen, u32::from(p.avail), [device, found_by]);
             self.free_slots.push(p.slot);
             out.push(Completion {
                 token: p.token,
@@ -327,6 +343,7 @@ impl Blk {
         if n > 0 || self.queue.in_flight() == 0 {
             return Ok(n);
         }
+        let sleeps = self.poll.sleeps;
         if let Err(e) = self
             .poll
             .wait(&mut self.queue, &mut self.transport, timeout_ns)
@@ -334,6 +351,7 @@ impl Blk {
             self.stopped = true;
             return Err(e.into());
         }
+        self.found_by = u32::from(self.poll.sleeps != sleeps);
         self.poll(out)
     }
 
