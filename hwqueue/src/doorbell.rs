@@ -117,17 +117,22 @@ fn ring_on_signal(
         if stop.load(Ordering::Acquire) {
             return;
         }
-        let trace = trace.get();
-        if let Some(trace) = trace {
-            trace.emit(Step::DoorbellWoken, 0);
-            trace.emit(Step::EnterStart, 0);
-        }
-        let submitted = queue.submit();
-        if let Some(trace) = trace {
-            trace.emit(Step::EnterEnd, *submitted.as_ref().unwrap_or(&0));
-        }
-        if let Err(e) = submitted {
-            tracing::warn!("hardware queue submit: {e}");
-        }
+        submit_traced(queue, trace.get());
+    }
+}
+
+/// Submits `queue` now (the doorbell thread woke, or Domain-0's vCPU
+/// exited on the submit register), recording the steps in `trace`.
+pub fn submit_traced(queue: &HardwareQueue, trace: Option<&QueueTrace>) {
+    if let Some(trace) = trace {
+        trace.emit(Step::DoorbellWoken, 0);
+        trace.emit(Step::EnterStart, 0);
+    }
+    let submitted = queue.submit();
+    if let Some(trace) = trace {
+        trace.emit(Step::EnterEnd, *submitted.as_ref().unwrap_or(&0));
+    }
+    if let Err(e) = submitted {
+        tracing::warn!("hardware queue submit: {e}");
     }
 }

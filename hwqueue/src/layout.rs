@@ -224,6 +224,8 @@ pub fn describe(
         doorbell_addr: notify.doorbell_addr,
         doorbell_value: notify.doorbell_value,
         completion_vector: notify.completion_vector as u32,
+        sq_polled: u32::from(params.flags & crate::sys::IORING_SETUP_SQPOLL != 0),
+        _pad: 0,
     })
 }
 

@@ -54,6 +54,12 @@ impl LentQueue {
         self.doorbell.trace_to(trace);
     }
 
+    /// The queue itself, for a doorbell that submits on another thread
+    /// ([`crate::submit_traced`]).
+    pub fn queue(&self) -> Arc<HardwareQueue> {
+        Arc::clone(&self.queue)
+    }
+
     /// Signalled by the kernel on each completion: register it as the
     /// irqfd of the queue's port in Dom0.
     pub fn completion_eventfd(&self) -> &EventFd {

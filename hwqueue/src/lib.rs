@@ -44,13 +44,13 @@ mod lent;
 mod restrict;
 mod sys;
 
-pub use doorbell::QueueTrace;
+pub use doorbell::{submit_traced, QueueTrace};
 pub use error::HwQueueError;
 pub use lent::LentQueue;
 
 use error::sys as sys_err;
 use protocol::hwqueue::{QueueLayout, MAX_FIXED_BUFFERS};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use sys::{IoUringParams, IoUringRsrcUpdate2};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -93,6 +93,17 @@ pub struct QueueNotify {
     pub completion_vector: u8,
 }
 
+/// A kernel thread that polls the SQ (`IORING_SETUP_SQPOLL`): Dom0's
+/// SQEs are taken without a system call while it is awake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SqPoll {
+    /// How long the thread polls an idle SQ before it sleeps, in ms.
+    pub idle_ms: u32,
+    /// Another SQPOLL queue whose thread this one shares
+    /// (`IORING_SETUP_ATTACH_WQ`): one thread for all of Dom0's queues.
+    pub share_with: Option<RawFd>,
+}
+
 /// What [`HardwareQueue::new`] needs.
 #[derive(Debug)]
 pub struct HwQueueConfig {
@@ -111,6 +122,8 @@ pub struct HwQueueConfig {
     pub buffers: Vec<Option<BufferRegion>>,
     /// The doorbell and completion vector, for the layout.
     pub notify: QueueNotify,
+    /// A kernel thread polling the SQ, or none (the doorbell submits).
+    pub sq_poll: Option<SqPoll>,
 }
 
 /// One io_uring lent to Dom0, with its rings in Dom0's RAM. Dropping it
@@ -142,7 +155,7 @@ impl HardwareQueue {
         // Checked before any system call, so a bad buffer costs nothing.
         layout::fixed_buffers(&config.buffers)?;
         // SAFETY: forwarded to the caller (`plan` checked the sizes).
-        let (ring, params) = unsafe { setup_disabled(&plan, &config.region) }?;
+        let (ring, params) = unsafe { setup_disabled(&plan, &config.region, config.sq_poll) }?;
         let layout = layout::describe(
             &plan,
             &config.region,
@@ -172,7 +185,17 @@ impl HardwareQueue {
     /// when Dom0 rings. Returns how many it consumed; each produces a CQE
     /// (invalid ones included, with a negative result).
     pub fn submit(&self) -> Result<u32, HwQueueError> {
-        sys::enter(&self.ring, self.layout.sq_entries).map_err(sys_err("io_uring_enter"))
+        if self.layout.sq_polled != 0 {
+            // The SQ thread takes the SQEs: wake it.
+            return sys::enter(&self.ring, 0, sys::IORING_ENTER_SQ_WAKEUP)
+                .map_err(sys_err("io_uring_enter (SQ_WAKEUP)"));
+        }
+        sys::enter(&self.ring, self.layout.sq_entries, 0).map_err(sys_err("io_uring_enter"))
+    }
+
+    /// The ring's descriptor, for another queue to share its SQ thread.
+    pub fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
     }
 
     /// Requests the kernel has taken from the SQ and not yet completed (or
@@ -281,6 +304,7 @@ impl HardwareQueue {
 unsafe fn setup_disabled(
     plan: &layout::Plan,
     region: &RingRegion,
+    sq_poll: Option<SqPoll>,
 ) -> Result<(OwnedFd, IoUringParams), HwQueueError> {
     // SAFETY: `plan` checked the region holds `plan.bytes()`; the caller
     // guarantees it is writable guest memory no reference covers.
@@ -296,12 +320,21 @@ unsafe fn setup_disabled(
         cq_entries: plan.cq_entries,
         ..Default::default()
     };
+    if let Some(poll) = sq_poll {
+        params.flags |= sys::IORING_SETUP_SQPOLL;
+        params.sq_thread_idle = poll.idle_ms;
+        if let Some(fd) = poll.share_with {
+            params.flags |= sys::IORING_SETUP_ATTACH_WQ;
+            params.wq_fd = fd as u32;
+        }
+    }
     params.cq_off.user_addr = region.host_addr;
     params.sq_off.user_addr = region.host_addr + plan.rings_bytes;
     // SAFETY: both areas lie in the ring region (checked by `plan`), which
     // the caller lets the kernel write for the queue's life.
-    let ring = unsafe { sys::setup(plan.sq_entries, &mut params) }
-        .map_err(sys_err("io_uring_setup (NO_MMAP, R_DISABLED)"))?;
+    let ring = unsafe { sys::setup(plan.sq_entries, &mut params) }.map_err(sys_err(
+        "io_uring_setup (NO_MMAP, R_DISABLED, SQPOLL if asked)",
+    ))?;
     if params.features & sys::IORING_FEAT_NODROP == 0 {
         tracing::warn!("io_uring without FEAT_NODROP: completions may be lost on overflow");
     }

@@ -9,6 +9,12 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+/// `IORING_SETUP_SQPOLL`: a kernel thread polls the SQ.
+pub const IORING_SETUP_SQPOLL: u32 = 1 << 1;
+/// `IORING_SETUP_ATTACH_WQ`: share `wq_fd`'s SQ thread and workers.
+pub const IORING_SETUP_ATTACH_WQ: u32 = 1 << 5;
+/// `IORING_ENTER_SQ_WAKEUP`: wake the SQ thread.
+pub const IORING_ENTER_SQ_WAKEUP: u32 = 1 << 1;
 /// `IORING_SETUP_CQSIZE`: `cq_entries` in the parameters is the CQ size.
 pub const IORING_SETUP_CQSIZE: u32 = 1 << 3;
 /// `IORING_SETUP_R_DISABLED`: the rings start disabled, so restrictions
@@ -230,9 +236,10 @@ pub unsafe fn register(
     }
 }
 
-/// `io_uring_enter(fd, to_submit, 0, 0, NULL, 0)`: submits up to
-/// `to_submit` published SQEs without waiting for completions.
-pub fn enter(ring: &OwnedFd, to_submit: u32) -> io::Result<u32> {
+/// `io_uring_enter(fd, to_submit, 0, flags, NULL, 0)`: submits up to
+/// `to_submit` published SQEs without waiting for completions (`flags`:
+/// [`IORING_ENTER_SQ_WAKEUP`] to wake an SQ thread instead).
+pub fn enter(ring: &OwnedFd, to_submit: u32, flags: u32) -> io::Result<u32> {
     loop {
         // SAFETY: no pointer is passed (no signal mask, no wait argument).
         let ret = unsafe {
@@ -241,7 +248,7 @@ pub fn enter(ring: &OwnedFd, to_submit: u32) -> io::Result<u32> {
                 ring.as_raw_fd() as libc::c_long,
                 to_submit as libc::c_long,
                 0 as libc::c_long,
-                0 as libc::c_long,
+                flags as libc::c_long,
                 std::ptr::null::<libc::c_void>(),
                 0 as libc::c_long,
             )

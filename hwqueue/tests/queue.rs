@@ -152,6 +152,7 @@ fn queue_config(ram: &Memory, entries: u32, file: OwnedFd) -> HwQueueConfig {
             doorbell_value: 7,
             completion_vector: 0x30,
         },
+        sq_poll: None,
     }
 }
 
@@ -618,6 +619,7 @@ fn bad_regions_are_refused_before_the_kernel_sees_them() {
             file,
             buffers,
             notify: QueueNotify::default(),
+            sq_poll: None,
         };
         // SAFETY: every region is inside the RAM mapping, reached only by
         // raw pointers, which outlives any queue made here.
@@ -694,6 +696,7 @@ fn anonymous_memory_with_leftovers_works_for_the_rings_too() {
         file,
         buffers: vec![],
         notify: QueueNotify::default(),
+        sq_poll: None,
     };
     // SAFETY: the mapping is reached only by raw pointers and is unmapped
     // after the queue is dropped.

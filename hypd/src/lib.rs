@@ -19,5 +19,5 @@ pub mod files;
 mod machine;
 pub mod trace;
 
-pub use devices::{Backing, DeviceConfig, DeviceError, Placement};
+pub use devices::{Backing, DeviceConfig, DeviceError, DoorbellMode, Placement};
 pub use machine::{GuestConfig, Machine};

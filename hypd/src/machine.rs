@@ -6,12 +6,13 @@
 
 use crate::devices::backend_ring::BackendRingWriter;
 use crate::devices::claims::ImageClaims;
-use crate::devices::set::DeviceSet;
+use crate::devices::set::{DeviceSet, Dom0Parts};
 use crate::devices::uplink::Uplinks;
-use crate::devices::{table, DeviceConfig, DeviceError, Placement};
+use crate::devices::{table, DeviceConfig, DeviceError, Dom0Doorbells, DoorbellMode, Placement};
 use hyp::{Domain, DomainConfig, Hypervisor};
 use protocol::device::GuestDevice;
 use protocol::domain::{DomId, DOM0};
+use protocol::memory::{PAGE_SIZE, QUEUE_SUBMIT_ADDR};
 use protocol::report::BackendStats;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +55,8 @@ pub struct Machine {
     claims: ImageClaims,
     /// Domain-0's switches' uplinks, while Domain-0 runs.
     uplinks: Uplinks,
+    /// Domain-0's hardware queues' doorbells, and its submit register.
+    doorbells: Arc<Dom0Doorbells>,
 }
 
 impl Machine {
@@ -65,7 +68,14 @@ impl Machine {
             ring: Mutex::default(),
             claims: ImageClaims::default(),
             uplinks: Uplinks::default(),
+            doorbells: Arc::default(),
         })
+    }
+
+    /// Lends the hardware queues of disks attached from now on with the
+    /// doorbell of `mode` ([`DoorbellMode`]).
+    pub fn set_doorbell_mode(&self, mode: DoorbellMode) {
+        self.doorbells.set_mode(mode);
     }
 
     /// The core, for everything that is not about devices (destroy a
@@ -87,7 +97,12 @@ impl Machine {
     /// its backend ring.
     pub fn boot_dom0(&self, config: DomainConfig) -> Result<DomId, DeviceError> {
         let domid = self.core.create_dom0(config)?;
-        match self.core.take_backend_ring() {
+        let submit = Arc::clone(&self.doorbells) as Arc<dyn hyp::MmioHandler>;
+        let taken = self
+            .core
+            .add_mmio_handler(domid, QUEUE_SUBMIT_ADDR, PAGE_SIZE, submit)
+            .and_then(|()| self.core.take_backend_ring());
+        match taken {
             Ok(page) => {
                 let writer = Arc::new(BackendRingWriter::new(page));
                 *self.ring.lock().expect("backend ring lock") = Some(writer);
@@ -148,14 +163,12 @@ impl Machine {
         config: &DeviceConfig,
     ) -> Result<(), DeviceError> {
         let ring = self.ring();
-        record.add(
-            &self.core,
-            ring.as_deref(),
-            &self.claims,
-            &self.uplinks,
-            domain,
-            config,
-        )
+        let dom0 = Dom0Parts {
+            ring: ring.as_deref(),
+            uplinks: &self.uplinks,
+            doorbells: &self.doorbells,
+        };
+        record.add(&self.core, dom0, &self.claims, domain, config)
     }
 
     fn domain(&self, domid: DomId) -> Result<Arc<Domain>, DeviceError> {

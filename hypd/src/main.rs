@@ -31,6 +31,19 @@ struct Options {
     /// refused (every domain is counted at its full size).
     #[arg(long, default_value_t = hyp::host_memory::DEFAULT_HOST_RESERVE_MIB)]
     host_reserve_mib: u64,
+    /// Who submits Domain-0's disk I/O when it rings a hardware queue:
+    /// `exit` (Domain-0's own vCPU thread, on the exit of its write),
+    /// `thread` (a doorbell thread woken by an ioeventfd) or `sqpoll` (a
+    /// kernel thread polling the queues, woken when it sleeps).
+    #[arg(long, default_value = "exit", value_parser = parse_doorbell)]
+    doorbell: hypd::DoorbellMode,
+}
+
+fn parse_doorbell(name: &str) -> Result<hypd::DoorbellMode, String> {
+    hypd::DoorbellMode::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = hypd::DoorbellMode::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown doorbell '{name}' (known: {})", known.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -103,6 +116,7 @@ fn main() -> ExitCode {
         dom0_kernel,
         dom0_memory_mib: options.dom0_memory,
         host_reserve_mib: options.host_reserve_mib,
+        doorbell: options.doorbell,
     };
     match control::run(listener, daemon, messages) {
         Ok(()) => ExitCode::SUCCESS,

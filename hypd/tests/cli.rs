@@ -385,6 +385,20 @@ fn a_live_socket_is_not_stolen_and_a_stale_one_is_replaced() {
 }
 
 #[test]
+fn an_unknown_doorbell_is_refused_before_anything_starts() {
+    let out = Command::new(HYPD)
+        .args(["--foreground", "--doorbell", "carrier-pigeon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown doorbell 'carrier-pigeon'") && err.contains("sqpoll"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_guest_with_host_placement_is_served_inside_hypd() {
     let d = Daemon::start("hostmodel");
     let image = d.dir.join("host.img");

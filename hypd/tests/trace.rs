@@ -68,7 +68,7 @@ fn xl_trace_follows_a_read_through_both_placements() {
 
     let text = d.ok(&["trace", "svm", "--requests", "50"]);
     assert!(text.contains("median request"), "{text}");
-    assert!(text.contains("doorbell thread woken"), "{text}");
+    assert!(text.contains("core takes the doorbell"), "{text}");
     let picture = d.dir.join("svm.svg");
     d.ok(&[
         "trace",

@@ -13,6 +13,7 @@
 //! 0x0000_8000  SharedInfo          (written by both the core and the guest)
 //! 0x0000_9000  boot GDT            (the kernel loads its own)
 //! 0x0010_0000  kernel image, then free RAM up to the domain's memory size
+//! 0xEFFF_F000  Dom0 only: hardware-queue submit page (MMIO: exits to the core)
 //! 0xF000_0000  hypercall page      (MMIO: every access exits to the core)
 //! 0xF000_1000  event-channel doorbell (MMIO: caught by KVM ioeventfds)
 //! ```
@@ -52,6 +53,14 @@ pub const MMIO_BASE: u64 = 0xE000_0000;
 /// Guest-physical address of the hypercall page. An 8-byte read of it is a
 /// hypercall; see [`crate::hypercall`].
 pub const HYPERCALL_ADDR: u64 = 0xF000_0000;
+
+/// Guest-physical address of Domain-0's hardware-queue submit register,
+/// the doorbell of a queue lent in the *exit* mode: a 4-byte write of the
+/// queue's port exits to the core's user space, whose vCPU thread submits
+/// the queue's SQEs (`io_uring_enter`) before the write completes. The
+/// last page of the device part of the MMIO hole; guests have nothing
+/// there.
+pub const QUEUE_SUBMIT_ADDR: u64 = 0xEFFF_F000;
 
 /// Guest-physical address of the event-channel doorbell. A 4-byte write of
 /// a port number to it is `send(port)`; see [`crate::evtchn`].

@@ -131,7 +131,9 @@ pub enum Step {
     /// written. `data[1]`: 1 if it sent the guest's interrupt, 0 if the
     /// guest had asked for none.
     Interrupt = 11,
-    /// Core (batch): the doorbell thread woke for Domain-0's doorbell.
+    /// Core (batch): the core took Domain-0's doorbell: the queue's
+    /// doorbell thread woke (the thread doorbell), or Domain-0's vCPU
+    /// thread took the exit of its write (the exit doorbell).
     DoorbellWoken = 12,
     /// Core or host model (batch): `io_uring_enter` called.
     EnterStart = 13,
@@ -178,7 +180,7 @@ impl Step {
             Self::Completed => "CQE seen",
             Self::Used => "used ring written",
             Self::Interrupt => "interrupt decision",
-            Self::DoorbellWoken => "doorbell thread woken",
+            Self::DoorbellWoken => "core takes the doorbell",
             Self::EnterStart => "io_uring_enter start",
             Self::EnterEnd => "io_uring_enter end",
         }

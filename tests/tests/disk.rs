@@ -3,7 +3,7 @@
 //! hardware queue.
 
 use hyp::Event;
-use hypd::{Machine, Placement};
+use hypd::{DoorbellMode, Machine, Placement};
 use protocol::domain::{DomainState, ShutdownReason};
 use protocol::report::Report;
 use std::time::Duration;
@@ -25,7 +25,13 @@ fn poweroff(machine: &Machine, id: u16) {
 /// `placement`: the guest writes a pattern, flushes, reads it back; the
 /// host file must hold the pattern and the flush must have reached it.
 fn integrity(placement: Placement) {
+    integrity_with(placement, DoorbellMode::default());
+}
+
+/// [`integrity`], with Domain-0's hardware queue rung as `doorbell` says.
+fn integrity_with(placement: Placement, doorbell: DoorbellMode) {
     let (machine, events) = machine_with_dom0();
+    machine.set_doorbell_mode(doorbell);
     let disk = TempDisk::new("integrity", DISK);
     let mut config = disk_guest(
         "writer",
@@ -98,6 +104,13 @@ fn integrity(placement: Placement) {
 #[test]
 fn data_written_by_the_guest_is_on_the_host_file() {
     integrity(Placement::ServiceVm);
+}
+
+#[test]
+fn data_written_through_both_doorbells_is_on_the_host_file() {
+    for doorbell in DoorbellMode::ALL {
+        integrity_with(Placement::ServiceVm, doorbell);
+    }
 }
 
 #[test]

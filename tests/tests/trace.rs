@@ -3,7 +3,7 @@
 //! (`toolstack::trace`, what `xl trace` prints), and guests that garble
 //! their ring or stop while they are traced.
 
-use hypd::{GuestConfig, Machine, Placement};
+use hypd::{DoorbellMode, GuestConfig, Machine, Placement};
 use protocol::control::{TraceDump, TraceRequest};
 use protocol::domain::{DomId, DOM0};
 use protocol::report::{BlockBench, Report};
@@ -135,8 +135,9 @@ fn check_causal_order(all: &[Journey], host: bool) -> usize {
     reads.len()
 }
 
-fn traced_path(placement: Placement) {
+fn traced_path(placement: Placement, doorbell: DoorbellMode) {
     let (machine, _events) = machine_with_dom0();
+    machine.set_doorbell_mode(doorbell);
     let disk = TempDisk::new("trace", DISK);
     let _one = one_session();
     let (_, dump, reports) = trace_whole_life(&machine, bench_guest("traced", &disk, placement));
@@ -196,12 +197,17 @@ fn traced_path(placement: Placement) {
 
 #[test]
 fn a_service_vm_read_crosses_every_party_in_causal_order() {
-    traced_path(Placement::ServiceVm);
+    traced_path(Placement::ServiceVm, DoorbellMode::Thread);
+}
+
+#[test]
+fn a_read_rung_on_domain_0s_exit_crosses_every_party_in_causal_order() {
+    traced_path(Placement::ServiceVm, DoorbellMode::Exit);
 }
 
 #[test]
 fn a_host_model_read_crosses_every_party_in_causal_order() {
-    traced_path(Placement::Host);
+    traced_path(Placement::Host, DoorbellMode::Thread);
 }
 
 /// A guest that writes nonsense into its own ring while it reads: its

@@ -45,6 +45,8 @@ pub struct DaemonOptions {
     pub dom0_memory_mib: u64,
     /// RAM kept for the host, in MiB (domains get the rest).
     pub host_reserve_mib: u64,
+    /// Who submits Domain-0's disk I/O ([`crate::DoorbellMode`]).
+    pub doorbell: crate::DoorbellMode,
 }
 
 /// Boots Domain-0, then serves `xl` on the socket until Domain-0 stops.
@@ -57,6 +59,7 @@ pub fn run(
     machine
         .core()
         .set_host_reserve_mib(options.host_reserve_mib);
+    machine.set_doorbell_mode(options.doorbell);
     let events = machine.core().subscribe();
     let daemon = Arc::new(Daemon {
         machine,

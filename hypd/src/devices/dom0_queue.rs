@@ -3,13 +3,18 @@
 //! its layout live in and the Dom0 port that is both its doorbell and its
 //! completion interrupt.
 
+use super::doorbells::DoorbellMode;
 use super::DeviceError;
-use hwqueue::{BufferRegion, HwQueueConfig, LentQueue, QueueNotify, RingRegion};
+use hwqueue::{BufferRegion, HwQueueConfig, LentQueue, QueueNotify, RingRegion, SqPoll};
 use hyp::{Hypervisor, ReservedPages};
 use protocol::domain::DOM0;
 use protocol::evtchn::port_vector;
-use protocol::memory::{DOORBELL_ADDR, PAGE_SIZE};
-use std::os::fd::OwnedFd;
+use protocol::memory::PAGE_SIZE;
+use std::os::fd::{OwnedFd, RawFd};
+
+/// How long the SQ thread of the sqpoll doorbell polls an idle queue
+/// before it sleeps (the kernel counts in milliseconds; 1 is the least).
+const SQ_IDLE_MS: u32 = 1;
 
 /// Entries in each hardware queue's submission ring.
 const QUEUE_ENTRIES: u32 = 128;
@@ -32,7 +37,8 @@ impl Dom0Queue {
     /// A hardware queue over `file` in Dom0's reserved RAM, with Dom0's own
     /// RAM as fixed buffer 0 and `guest` (a guest's foreign window, for a
     /// disk) as buffer 1, wired to a new Dom0 port, its layout published
-    /// for Dom0.
+    /// for Dom0 with the doorbell of `mode` (sqpoll: sharing the SQ thread
+    /// of the queue whose ring is `sq_share`, if any).
     ///
     /// # Safety
     ///
@@ -42,6 +48,8 @@ impl Dom0Queue {
         core: &Hypervisor,
         file: OwnedFd,
         guest: Option<BufferRegion>,
+        mode: DoorbellMode,
+        sq_share: Option<RawFd>,
     ) -> Result<Dom0Queue, DeviceError> {
         let bytes = hwqueue::HardwareQueue::region_bytes_for(QUEUE_ENTRIES)?;
         let mut ring = core.dom0_pages(bytes.div_ceil(PAGE_SIZE) as usize)?;
@@ -65,10 +73,14 @@ impl Dom0Queue {
             file,
             buffers,
             notify: QueueNotify {
-                doorbell_addr: DOORBELL_ADDR,
+                doorbell_addr: mode.doorbell_addr(),
                 doorbell_value: 0,
                 completion_vector: 0,
             },
+            sq_poll: (mode == DoorbellMode::SqPoll).then_some(SqPoll {
+                idle_ms: SQ_IDLE_MS,
+                share_with: sq_share,
+            }),
         };
         // SAFETY: the ring pages are reserved Dom0 RAM lent to this queue
         // alone (and quarantined after it is dropped), and the buffers are
@@ -92,6 +104,11 @@ impl Dom0Queue {
             _ring: ring,
             layout,
         })
+    }
+
+    /// The queue, for the submit register of the exit mode.
+    pub fn queue(&self) -> std::sync::Arc<hwqueue::HardwareQueue> {
+        self.lent.queue()
     }
 
     /// Records the doorbell thread's steps in `trace` while tracing.

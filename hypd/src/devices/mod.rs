@@ -21,6 +21,8 @@
 pub(crate) mod backend_ring;
 pub(crate) mod claims;
 mod dom0_queue;
+mod doorbells;
+pub use doorbells::{Dom0Doorbells, DoorbellMode};
 mod host_model;
 mod image;
 mod service_vm;

@@ -13,6 +13,7 @@
 
 use super::backend_ring::BackendRingWriter;
 use super::dom0_queue::Dom0Queue;
+use super::doorbells::Dom0Doorbells;
 use super::image::DiskImage;
 use super::uplink::Uplinks;
 use super::window::{add_notify, place, remove_notify};
@@ -47,6 +48,7 @@ pub struct ServiceVmDevices {
     ioreq: Arc<IoreqServer>,
     window: ForeignWindow,
     guest: DomId,
+    doorbells: Arc<Dom0Doorbells>,
 }
 
 impl std::fmt::Debug for ServiceVmDevices {
@@ -62,8 +64,13 @@ impl std::fmt::Debug for ServiceVmDevices {
 
 impl ServiceVmDevices {
     /// Maps `guest`'s RAM into Dom0 and makes its ioreq server; devices
-    /// come with [`ServiceVmDevices::add`].
-    pub fn new(core: &Hypervisor, guest: &Domain) -> Result<Self, DeviceError> {
+    /// come with [`ServiceVmDevices::add`], their disks' queues rung as
+    /// `doorbells` says.
+    pub fn new(
+        core: &Hypervisor,
+        guest: &Domain,
+        doorbells: Arc<Dom0Doorbells>,
+    ) -> Result<Self, DeviceError> {
         let ram = guest.ram().size();
         if ram > MAX_WINDOW_BYTES {
             return Err(DeviceError::GuestTooLarge);
@@ -75,6 +82,7 @@ impl ServiceVmDevices {
             ioreq,
             window,
             guest: guest.id,
+            doorbells,
         })
     }
 
@@ -173,15 +181,20 @@ impl ServiceVmDevices {
                 guest_addr: self.window.dom0_base() + self.window.start(),
                 len: self.window.bytes(),
             };
+            let mode = self.doorbells.mode();
+            // Held while the queue is made, so its ring stays open.
+            let share = self.doorbells.sq_thread();
+            let share_fd = share.as_ref().map(|q| q.ring_fd());
+            let file = image.file.into();
             // SAFETY: the window's memory stays mapped while the queue
             // lives: `ServiceVmDevices` unwires every device (closing its
             // queue) before the window goes.
-            let queue = unsafe { Dom0Queue::lend(core, image.file.into(), Some(guest_ram)) }?;
-            queue.trace_to(QueueTrace::new(
-                hyp::trace::core_ring(),
-                self.guest,
-                (window >> 12) as u32,
-            ));
+            let queue = unsafe { Dom0Queue::lend(core, file, Some(guest_ram), mode, share_fd) }?;
+            drop(share);
+            let trace = QueueTrace::new(hyp::trace::core_ring(), self.guest, (window >> 12) as u32);
+            queue.trace_to(trace);
+            self.doorbells
+                .register(mode, queue.port, queue.queue(), trace);
             announcement.readonly = u16::from(readonly);
             announcement.disk_bytes = bytes;
             announcement.queue_layout = queue.layout.gpa();
@@ -194,6 +207,9 @@ impl ServiceVmDevices {
     /// Takes one device's wiring apart, however far it got.
     fn unwire(&self, core: &Hypervisor, device: Dom0Device) {
         let queue_port = device.queue.as_ref().map_or(0, |q| q.port);
+        if queue_port != 0 {
+            self.doorbells.unregister(queue_port);
+        }
         for port in [device.notify_port, device.dom0_irq_port, queue_port] {
             if port != 0 {
                 let _ = core.close_port(DOM0, port);

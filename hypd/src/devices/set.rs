@@ -3,6 +3,7 @@
 
 use super::backend_ring::BackendRingWriter;
 use super::claims::{ImageClaim, ImageClaims};
+use super::doorbells::Dom0Doorbells;
 use super::host_model::HostModelDevices;
 use super::image::DiskImage;
 use super::service_vm::ServiceVmDevices;
@@ -14,7 +15,19 @@ use protocol::device::GuestDevice;
 use protocol::domain::DomId;
 use protocol::report::BackendStats;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What Domain-0's devices are made with: its backend ring (if it runs),
+/// its switches' uplinks and its hardware queues' doorbells.
+#[derive(Clone, Copy)]
+pub struct Dom0Parts<'a> {
+    /// The backend ring, while Domain-0 runs.
+    pub ring: Option<&'a BackendRingWriter>,
+    /// The switches' uplinks.
+    pub uplinks: &'a Uplinks,
+    /// The doorbells of its hardware queues.
+    pub doorbells: &'a Arc<Dom0Doorbells>,
+}
 
 /// The devices, as the placement that serves them keeps them.
 #[derive(Debug)]
@@ -85,14 +98,12 @@ impl DeviceSet {
 
     /// Gives `guest` the device `config` (not yet in its table: see
     /// [`DeviceSet::publish`]). A disk's image is opened and claimed in
-    /// `claims` first. `ring` is Domain-0's backend ring, if it runs, and
-    /// `uplinks` its switches' uplinks.
+    /// `claims` first; `dom0` is what Domain-0's devices are made with.
     pub fn add(
         &self,
         core: &Hypervisor,
-        ring: Option<&BackendRingWriter>,
+        dom0: Dom0Parts<'_>,
         claims: &ImageClaims,
-        uplinks: &Uplinks,
         guest: &Domain,
         config: &DeviceConfig,
     ) -> Result<(), DeviceError> {
@@ -115,15 +126,16 @@ impl DeviceSet {
         if state.placed.is_none() {
             state.placed = Some(match self.placement {
                 Placement::ServiceVm => {
-                    PlacedDevices::ServiceVm(ServiceVmDevices::new(core, guest)?)
+                    let doorbells = Arc::clone(dom0.doorbells);
+                    PlacedDevices::ServiceVm(ServiceVmDevices::new(core, guest, doorbells)?)
                 }
                 Placement::Host => PlacedDevices::Host(HostModelDevices::default()),
             });
         }
         match state.placed.as_mut().expect("made above") {
             PlacedDevices::ServiceVm(devices) => {
-                let ring = ring.ok_or(DeviceError::NoDom0)?;
-                devices.add(core, ring, uplinks, config, image)?;
+                let ring = dom0.ring.ok_or(DeviceError::NoDom0)?;
+                devices.add(core, ring, dom0.uplinks, config, image)?;
             }
             PlacedDevices::Host(devices) => {
                 devices.add(core, guest, config, image)?;

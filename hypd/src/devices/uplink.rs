@@ -12,6 +12,7 @@
 
 use super::backend_ring::BackendRingWriter;
 use super::dom0_queue::Dom0Queue;
+use super::doorbells::DoorbellMode;
 use super::tap::Tap;
 use super::DeviceError;
 use hyp::Hypervisor;
@@ -67,7 +68,15 @@ impl Uplinks {
         let name = tap.name().to_string();
         // SAFETY: no guest buffer: the queue's only fixed buffer is
         // Dom0's RAM, mapped while Dom0 (and so the queue) lives.
-        let queue = unsafe { Dom0Queue::lend(core, tap.into_file().into(), None) }?;
+        let queue = unsafe {
+            Dom0Queue::lend(
+                core,
+                tap.into_file().into(),
+                None,
+                DoorbellMode::Thread,
+                None,
+            )
+        }?;
         let device_id = ring.device_id();
         let announcement = BackendEvent {
             event: event::ADDED,

@@ -77,6 +77,9 @@ pub const CQ_EVENTFD_DISABLED: u32 = 1;
 /// holds completions back (`IORING_SQ_CQ_OVERFLOW`); reap CQEs and ring
 /// the doorbell.
 pub const SQ_CQ_OVERFLOW: u32 = 1 << 1;
+/// SQ flag: the kernel thread polling the SQ went to sleep
+/// (`IORING_SQ_NEED_WAKEUP`); SQEs published now wait for the doorbell.
+pub const SQ_NEED_WAKEUP: u32 = 1 << 0;
 
 /// Linux error numbers a CQE's [`Cqe::res`] may carry (negated).
 pub mod errno {
@@ -332,14 +335,23 @@ pub struct QueueLayout {
     pub buffers: [FixedBuffer; MAX_FIXED_BUFFERS],
     /// Guest-physical MMIO address of the doorbell: a 4-byte write of
     /// [`QueueLayout::doorbell_value`] there asks `hypd` to consume the
-    /// published SQEs (a KVM ioeventfd, so the write does not exit to the
-    /// core's vCPU thread).
+    /// published SQEs. Either the event-channel doorbell
+    /// ([`crate::memory::DOORBELL_ADDR`]: a KVM ioeventfd that wakes the
+    /// queue's doorbell thread, so the write does not exit), or the submit
+    /// register ([`crate::memory::QUEUE_SUBMIT_ADDR`]: the write exits and
+    /// Domain-0's own vCPU thread submits).
     pub doorbell_addr: u64,
     /// The value to write to the doorbell (the ioeventfd's datamatch).
     pub doorbell_value: u32,
     /// The interrupt vector completions raise in Dom0 (unless Dom0 set
     /// [`CQ_EVENTFD_DISABLED`]).
     pub completion_vector: u32,
+    /// Non-zero if a kernel thread polls the SQ (`IORING_SETUP_SQPOLL`):
+    /// Dom0 then rings the doorbell only when that thread went to sleep
+    /// ([`SQ_NEED_WAKEUP`] in the SQ flags), and the doorbell wakes it.
+    pub sq_polled: u32,
+    /// Padding.
+    pub _pad: u32,
 }
 
 impl QueueLayout {
@@ -359,7 +371,7 @@ const _: () = assert!(core::mem::size_of::<Cqe>() == CQE_SIZE);
 const _: () = assert!(core::mem::size_of::<SqRingOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<CqRingOffsets>() == 32);
 const _: () = assert!(core::mem::size_of::<FixedBuffer>() == 24);
-const _: () = assert!(core::mem::size_of::<QueueLayout>() == 120 + 24 * MAX_FIXED_BUFFERS + 16);
+const _: () = assert!(core::mem::size_of::<QueueLayout>() == 120 + 24 * MAX_FIXED_BUFFERS + 24);
 
 #[cfg(test)]
 mod tests {

@@ -16,8 +16,9 @@
 //!   every transfer against those buffers, the way an IOMMU would; anything
 //!   else completes with `-EACCES` ([`errno::EACCES`]) or `-EFAULT`;
 //! * Dom0 rings the **doorbell** ([`QueueLayout::doorbell_addr`]) after
-//!   publishing SQEs, and the queue's doorbell thread in `hypd` asks the
-//!   host kernel to consume them;
+//!   publishing SQEs, and `hypd` asks the host kernel to consume them:
+//!   the queue's doorbell thread, woken by an ioeventfd, or Dom0's own
+//!   vCPU thread, on the exit of a write to the submit register;
 //!   completions raise [`QueueLayout::completion_vector`] in Dom0 (an
 //!   eventfd the kernel signals, wired as a KVM irqfd).
 //!

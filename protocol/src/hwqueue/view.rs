@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::abi::{Cqe, QueueLayout, Sqe, CQ_EVENTFD_DISABLED, SQ_CQ_OVERFLOW};
+use super::abi::{Cqe, QueueLayout, Sqe, CQ_EVENTFD_DISABLED, SQ_CQ_OVERFLOW, SQ_NEED_WAKEUP};
 
 /// The SQ was full: the kernel has not yet consumed earlier entries (ring
 /// the doorbell and retry).
@@ -160,6 +160,14 @@ impl QueueView {
                 (*self.cq_flags).fetch_or(CQ_EVENTFD_DISABLED, Ordering::Release);
             }
         }
+    }
+
+    /// True if the SQ's polling thread sleeps ([`SQ_NEED_WAKEUP`]), read
+    /// after a full fence so it is ordered after the SQ tail just published
+    /// (as liburing does): false means the thread will see the new SQEs.
+    pub fn sq_needs_wakeup(&self) -> bool {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        Self::load(self.sq_flags, Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
     }
 
     /// True if the kernel is holding completions back because the CQ ring

@@ -8,7 +8,12 @@
 //! * `native`: a host thread, io_uring, no VM ([`native`]);
 //! * `host`: a guest whose backends run in this process (the host model);
 //! * `service-vm`: a guest whose backends run in Domain-0 (the hybrid
-//!   model).
+//!   model), its disk's hardware queue submitted by Domain-0's own vCPU
+//!   thread on the exit of its doorbell (hypd's default);
+//! * `service-vm-thread` and `service-vm-sqpoll`: the same with
+//!   Domain-0's other doorbells ([`hypd::DoorbellMode`]): the queue
+//!   submitted by a doorbell thread in `hypd`, or taken by a kernel thread
+//!   polling the SQ.
 //!
 //! Placements interleave (native, host, service-vm, native, ...) over
 //! several rounds, so drift on this machine hits all three alike; each
@@ -33,14 +38,14 @@ mod summary;
 mod traced;
 
 use hyp::{DomainConfig, Event};
-use hypd::{Machine, Placement};
+use hypd::Machine;
 use protocol::bench::{Workload, WORKLOADS};
 use protocol::domain::DOM0;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use guest::backend_stats_at_destroy;
-pub use options::{BenchOptions, PLACEMENTS};
+pub use options::{BenchOptions, GUEST_PLACEMENTS, PLACEMENTS};
 pub use sample::{Counters, Sample};
 pub use summary::{print, BenchSummary};
 
@@ -155,29 +160,24 @@ fn run_block(
         .open(&disk)
         .map_err(|e| format!("{}: {e}", disk.display()))?;
     let run = Duration::from_millis(options.run_ms);
-    let mut samples: Samples = workloads
-        .iter()
-        .map(|w| (*w, [Vec::new(), Vec::new(), Vec::new()]))
-        .collect();
+    let mut samples: Samples = workloads.iter().map(|w| (*w, Default::default())).collect();
     for round in 1..=options.rounds {
         say(format!("xl bench: round {round} of {}", options.rounds));
-        let baselines = [Placement::Host, Placement::ServiceVm].map(|placement| {
-            guest::run(machine, events, placement, &disk, None, options.run_ms).map(|r| r.counters)
-        });
-        let [host_base, svm_base] = baselines;
-        let (host_base, svm_base) = (host_base?, svm_base?);
+        let mut baselines = Vec::new();
+        for (_, placement, doorbell) in GUEST_PLACEMENTS {
+            machine.set_doorbell_mode(doorbell);
+            let run = guest::run(machine, events, placement, &disk, None, options.run_ms)?;
+            baselines.push(run.counters);
+        }
         for (w, by_placement) in samples.iter_mut() {
             by_placement[0].push(native::run(w, &file, options.disk_mib << 20, run)?);
-            for (slot, placement, base) in [
-                (1, Placement::Host, &host_base),
-                (2, Placement::ServiceVm, &svm_base),
-            ] {
+            for (slot, (name, placement, doorbell)) in GUEST_PLACEMENTS.into_iter().enumerate() {
+                machine.set_doorbell_mode(doorbell);
                 let result =
                     guest::run(machine, events, placement, &disk, Some(w), options.run_ms)?;
-                let sample = guest::sample(result, base).ok_or_else(|| {
-                    format!("the {} guest did not report {}", placement.name(), w.name)
-                })?;
-                by_placement[slot].push(sample);
+                let sample = guest::sample(result, &baselines[slot])
+                    .ok_or_else(|| format!("the {name} guest did not report {}", w.name))?;
+                by_placement[slot + 1].push(sample);
             }
         }
     }
@@ -185,11 +185,12 @@ fn run_block(
     if options.trace {
         say("xl bench: one traced run of each workload".into());
         for (w, summary) in workloads.iter().zip(summary.workloads.iter_mut()) {
-            for placement in [Placement::Host, Placement::ServiceVm] {
+            for (name, placement, doorbell) in GUEST_PLACEMENTS {
+                machine.set_doorbell_mode(doorbell);
                 let run = guest::run_traced(machine, events, placement, &disk, w, options.run_ms)?;
                 let dump = run.1.map_err(|e| format!("tracing {}: {e}", w.name))?;
                 let path = traced::path(&dump).map_err(|e| format!("tracing {}: {e}", w.name))?;
-                summary.traced.insert(placement.name(), path);
+                summary.traced.insert(name, path);
             }
         }
     }

@@ -1,9 +1,37 @@
 //! What `xl bench` is asked to do, and the placements it compares.
 
+use hypd::{DoorbellMode, Placement};
 use std::path::PathBuf;
 
-/// The placements, in the order each round runs them.
-pub const PLACEMENTS: [&str; 3] = ["native", "host", "service-vm"];
+/// The placements, in the order each round runs them: natively, in the
+/// host model, and through the service VM with each of Domain-0's
+/// doorbells ([`GUEST_PLACEMENTS`]).
+pub const PLACEMENTS: [&str; 5] = [
+    "native",
+    "host",
+    "service-vm",
+    "service-vm-thread",
+    "service-vm-sqpoll",
+];
+
+/// The placements with a guest, with the doorbell Domain-0's hardware
+/// queues get in each (the host model has none): `service-vm` has hypd's
+/// default doorbell (the exit), `service-vm-thread` and
+/// `service-vm-sqpoll` the others, measured beside it.
+pub const GUEST_PLACEMENTS: [(&str, Placement, DoorbellMode); 4] = [
+    ("host", Placement::Host, DoorbellMode::Exit),
+    ("service-vm", Placement::ServiceVm, DoorbellMode::Exit),
+    (
+        "service-vm-thread",
+        Placement::ServiceVm,
+        DoorbellMode::Thread,
+    ),
+    (
+        "service-vm-sqpoll",
+        Placement::ServiceVm,
+        DoorbellMode::SqPoll,
+    ),
+];
 
 /// What `xl bench` was asked to do.
 #[derive(Clone, Debug)]

@@ -7,10 +7,12 @@ use std::path::Path;
 use super::summary::BenchSummary;
 
 /// One colour per placement, in [`super::options::PLACEMENTS`] order.
-const COLOURS: [RGBColor; 3] = [
+const COLOURS: [RGBColor; 5] = [
     RGBColor(46, 139, 87),
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
 ];
 
 fn err(e: impl std::fmt::Display) -> String {

@@ -106,7 +106,7 @@ pub struct Sample {
 }
 
 /// Every sample, by workload then placement (in [`PLACEMENTS`] order).
-pub type Samples = Vec<(Workload, [Vec<Sample>; 3])>;
+pub type Samples = Vec<(Workload, [Vec<Sample>; 5])>;
 
 /// The median of `values` (0 when empty).
 pub(super) fn median(mut values: Vec<f64>) -> f64 {

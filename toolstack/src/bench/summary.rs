@@ -45,6 +45,9 @@ pub struct WorkloadSummary {
     pub placements: BTreeMap<&'static str, Figures>,
     /// Service VM against host model.
     pub service_vm_over_host: Ratios,
+    /// The service VM with each other doorbell against host model, by
+    /// placement name (`service-vm-thread`, `service-vm-sqpoll`).
+    pub doorbells_over_host: BTreeMap<&'static str, Ratios>,
     /// With `--trace`: the traced run of each guest placement.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub traced: BTreeMap<&'static str, super::traced::TracedPath>,
@@ -152,6 +155,9 @@ pub fn summarize(options: &BenchOptions, samples: &Samples) -> BenchSummary {
                 all[i].ratio_to_native = ratios(&all[i], &all[0]);
             }
             let service_vm_over_host = ratios(&all[2], &all[1]);
+            let doorbells_over_host = (3..all.len())
+                .map(|i| (PLACEMENTS[i], ratios(&all[i], &all[1])))
+                .collect();
             WorkloadSummary {
                 name: w.name,
                 size: w.size,
@@ -160,6 +166,7 @@ pub fn summarize(options: &BenchOptions, samples: &Samples) -> BenchSummary {
                 flush: w.flush,
                 placements: PLACEMENTS.iter().copied().zip(all).collect(),
                 service_vm_over_host,
+                doorbells_over_host,
                 traced: BTreeMap::new(),
             }
         })
@@ -204,13 +211,13 @@ fn print_block(summary: &BenchSummary) {
             w.depth
         );
         println!(
-            "  {:<11} {:>10} {:>10} {:>10} {:>9} {:>10} {:>16}",
+            "  {:<17} {:>10} {:>10} {:>10} {:>9} {:>10} {:>16}",
             "placement", "median µs", "p99 µs", "IOPS", "MB/s", "vs native", "IOPS over rounds"
         );
         for name in &summary.placements {
             let f = &w.placements[name];
             println!(
-                "  {:<11} {:>10.1} {:>10.1} {:>10.0} {:>9.1} {:>9.3}x {:>7.0}..{:<8.0}",
+                "  {:<17} {:>10.1} {:>10.1} {:>10.0} {:>9.1} {:>9.3}x {:>7.0}..{:<8.0}",
                 name,
                 f.median_us,
                 f.p99_us,
@@ -221,12 +228,17 @@ fn print_block(summary: &BenchSummary) {
                 f.iops_range[1]
             );
         }
-        println!(
+        print!(
             "  service-vm / host: latency x{:.2}, throughput x{:.2}",
             w.service_vm_over_host.latency, w.service_vm_over_host.throughput
         );
+        for (name, r) in &w.doorbells_over_host {
+            print!("; {name}: x{:.2}, x{:.2}", r.latency, r.throughput);
+        }
+        println!();
         println!(
-            "  per request  {:>11} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8} {:>9}",
+            "  {:<17}  {:>11} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>8} {:>9}",
+            "per request",
             "guest exits",
             "Dom0 exits",
             "ioreqs",
@@ -240,7 +252,7 @@ fn print_block(summary: &BenchSummary) {
         for name in &summary.placements {
             let c = &w.placements[name].counters;
             println!(
-                "  {:<11}  {:>11.3} {:>9.3} {:>7.3} {:>7.3} {:>7.3} {:>9.3} {:>9.3} {:>8.3} {:>9.3}",
+                "  {:<17}  {:>11.3} {:>9.3} {:>7.3} {:>7.3} {:>7.3} {:>9.3} {:>9.3} {:>8.3} {:>9.3}",
                 name,
                 c.guest_exits,
                 c.dom0_exits,
