@@ -116,8 +116,8 @@ pub const CORE_RING_BYTES: u64 = 1 << 20;
 
 static CORE_RING: OnceLock<&'static TraceRing> = OnceLock::new();
 
-/// The core's trace ring, in `hypd`'s memory: the doorbell threads of
-/// Domain-0's hardware queues write it.
+/// The core's trace ring, in `hypd`'s memory, for the core's own steps:
+/// the threads that take Domain-0's doorbells write it.
 pub fn core_ring() -> &'static TraceRing {
     CORE_RING.get_or_init(|| TraceRing::leak(CORE_RING_BYTES))
 }
