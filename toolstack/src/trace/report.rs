@@ -248,11 +248,13 @@ pub fn analyse(dump: &TraceDump) -> Result<Analysis, TraceError> {
 /// The parties whose rings lost records, with how many.
 fn losses(dump: &TraceDump) -> Vec<Losses> {
     let mut out: Vec<Losses> = Vec::new();
-    for ring in dump.rings.iter().filter(|r| r.dropped + r.invalid > 0) {
+    // A guest's ring reports counts it may have forged: add them without
+    // overflowing.
+    for ring in dump.rings.iter().filter(|r| r.dropped > 0 || r.invalid > 0) {
         match out.iter_mut().find(|l| l.party == ring.party) {
             Some(l) => {
-                l.dropped += ring.dropped;
-                l.invalid += ring.invalid;
+                l.dropped = l.dropped.saturating_add(ring.dropped);
+                l.invalid = l.invalid.saturating_add(ring.invalid);
             }
             None => out.push(Losses {
                 party: ring.party,

@@ -307,6 +307,15 @@ fn losses_are_summed_per_party_and_bad_dumps_are_named() {
         }
     ));
     assert!(e.to_string().contains("no complete request"), "{e}");
+    // A guest's forged counts saturate instead of overflowing (found by
+    // the trace_ring fuzz target).
+    d.rings[0].dropped = u32::MAX;
+    d.rings.last_mut().expect("pushed above").invalid = u32::MAX;
+    let forged = analyse(&d).unwrap();
+    assert_eq!(
+        (forged.dropped[0].dropped, forged.dropped[0].invalid),
+        (u32::MAX, u32::MAX)
+    );
     d.tsc_khz = 0;
     assert!(matches!(analyse(&d), Err(TraceError::NoTscFrequency)));
 }
