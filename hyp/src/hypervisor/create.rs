@@ -260,7 +260,7 @@ impl Hypervisor {
 /// The VM, its RAM with the kernel and boot tables in it, and its vCPUs
 /// set to enter the kernel.
 fn build_vm(core: &Core, config: &DomainConfig, privileged: bool) -> Result<BuiltVm> {
-    let vm = Arc::new(core.kvm.create_vm().map_err(kvm("KVM_CREATE_VM"))?);
+    let vm = Arc::new(create_vm(&core.kvm)?);
     vm.create_irq_chip().map_err(kvm("KVM_CREATE_IRQCHIP"))?;
     irq::install_routes(&vm)?;
     let ram = GuestRam::new(&config.name, config.memory_mib << 20)?;
@@ -303,6 +303,17 @@ fn build_vm(core: &Core, config: &DomainConfig, privileged: bool) -> Result<Buil
         tsc_offset,
         control_irq,
     })
+}
+
+/// `KVM_CREATE_VM`, again if a signal interrupted it (`EINTR`, which the
+/// kernel returns when a signal arrives while it sets the VM up).
+fn create_vm(kvm: &kvm_ioctls::Kvm) -> Result<VmFd> {
+    loop {
+        match kvm.create_vm() {
+            Err(e) if e.errno() == libc::EINTR => continue,
+            other => return other.map_err(crate::error::kvm("KVM_CREATE_VM")),
+        }
+    }
 }
 
 /// Dom0's reserved region at the top of its RAM, and the backend vector's
