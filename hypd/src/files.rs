@@ -57,6 +57,14 @@ pub enum FileError {
         /// What the limit is.
         what: &'static str,
     },
+    /// The filesystem would not open the image for direct I/O.
+    #[error("{path} cannot be opened with O_DIRECT (direct-io-safe): {source}; its filesystem may not support direct I/O")]
+    NoDirectIo {
+        /// The image.
+        path: PathBuf,
+        /// What the kernel said.
+        source: std::io::Error,
+    },
     /// It is empty, or its size is not whole 512-byte sectors.
     #[error("{path} is {bytes} bytes: a disk image must be a non-zero number of 512-byte sectors")]
     NotSectors {
@@ -103,6 +111,7 @@ fn open(
     write: bool,
     block_ok: bool,
     wanted: &'static str,
+    direct: bool,
 ) -> Result<Opened, FileError> {
     let io = |source| FileError::Io {
         path: path.to_path_buf(),
@@ -128,12 +137,20 @@ fn open(
         });
     };
     // The file is what it should be: make it blocking again (io_uring
-    // would otherwise answer reads that must wait with EAGAIN).
-    nix::fcntl::fcntl(
-        &file,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-    )
-    .map_err(|e| io(e.into()))?;
+    // would otherwise answer reads that must wait with EAGAIN), with
+    // direct I/O if asked (a status flag too, so the filesystem's refusal
+    // comes here, named).
+    let flags = match direct {
+        true => nix::fcntl::OFlag::O_DIRECT,
+        false => nix::fcntl::OFlag::empty(),
+    };
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(|e| match direct {
+        true => FileError::NoDirectIo {
+            path: path.to_path_buf(),
+            source: e.into(),
+        },
+        false => io(e.into()),
+    })?;
     let bytes = match kind {
         FileKind::Regular => meta.len(),
         FileKind::Block => {
@@ -151,9 +168,16 @@ fn open(
 }
 
 /// Opens a disk image: a regular file or a block device, of a non-zero
-/// number of 512-byte sectors.
-pub fn open_disk(path: &Path, write: bool) -> Result<Opened, FileError> {
-    let opened = open(path, write, true, "a regular file or a block device")?;
+/// number of 512-byte sectors; for direct I/O (`O_DIRECT`, past the page
+/// cache) if `direct`.
+pub fn open_disk(path: &Path, write: bool, direct: bool) -> Result<Opened, FileError> {
+    let opened = open(
+        path,
+        write,
+        true,
+        "a regular file or a block device",
+        direct,
+    )?;
     if opened.bytes == 0 || !opened.bytes.is_multiple_of(512) {
         return Err(FileError::NotSectors {
             path: path.to_path_buf(),
@@ -166,7 +190,7 @@ pub fn open_disk(path: &Path, write: bool) -> Result<Opened, FileError> {
 /// Checks that `path` is a kernel a domain of `ram_bytes` could load: a
 /// regular file no larger than its RAM. Returns the file, open.
 pub fn open_kernel(path: &Path, ram_bytes: u64) -> Result<Opened, FileError> {
-    let opened = open(path, false, false, "a regular file")?;
+    let opened = open(path, false, false, "a regular file", false)?;
     if opened.bytes > ram_bytes {
         return Err(FileError::TooLarge {
             path: path.to_path_buf(),
@@ -209,18 +233,18 @@ mod tests {
     #[test]
     fn only_regular_files_and_block_devices_of_whole_sectors_are_disks() {
         let good = scratch("good.img", &[0; 4096]);
-        let disk = open_disk(&good, true).unwrap();
+        let disk = open_disk(&good, true, false).unwrap();
         assert_eq!((disk.kind, disk.bytes), (FileKind::Regular, 4096));
         for (name, len) in [("three.img", 3), ("thousand.img", 1000), ("empty.img", 0)] {
             let path = scratch(name, &vec![0; len]);
             assert!(
-                matches!(open_disk(&path, false), Err(FileError::NotSectors { bytes, .. }) if bytes == len as u64),
+                matches!(open_disk(&path, false, false), Err(FileError::NotSectors { bytes, .. }) if bytes == len as u64),
                 "{name}"
             );
         }
         for path in ["/dev/zero", "/dev/null"] {
             assert!(matches!(
-                open_disk(Path::new(path), false),
+                open_disk(Path::new(path), false, false),
                 Err(FileError::WrongKind {
                     found: "a character device",
                     ..
@@ -228,11 +252,11 @@ mod tests {
             ));
         }
         assert!(matches!(
-            open_disk(Path::new("/proc/self/mem"), false),
+            open_disk(Path::new("/proc/self/mem"), false, false),
             Err(FileError::NotSectors { bytes: 0, .. })
         ));
         assert!(matches!(
-            open_disk(Path::new("/tmp"), false),
+            open_disk(Path::new("/tmp"), false, false),
             Err(FileError::Io { .. }) | Err(FileError::WrongKind { .. })
         ));
     }
@@ -246,7 +270,7 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         // Read-only: a blocking open would wait for a writer for ever.
         assert!(matches!(
-            open_disk(&fifo, false),
+            open_disk(&fifo, false, false),
             Err(FileError::WrongKind {
                 found: "a FIFO",
                 ..

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomId;
 
 /// Version of this message set; bump on any incompatible change.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -53,6 +53,9 @@ pub struct DiskRequest {
     pub vdev: String,
     /// Read-only.
     pub readonly: bool,
+    /// Xen's `direct-io-safe`: the image is read and written with
+    /// `O_DIRECT`, past the host's page cache (QEMU's `cache=none`).
+    pub direct_io: bool,
 }
 
 /// A network interface to give a guest, as parsed from a vif spec, with

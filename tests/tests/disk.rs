@@ -25,11 +25,17 @@ fn poweroff(machine: &Machine, id: u16) {
 /// `placement`: the guest writes a pattern, flushes, reads it back; the
 /// host file must hold the pattern and the flush must have reached it.
 fn integrity(placement: Placement) {
-    integrity_with(placement, DoorbellMode::default());
+    integrity_with(placement, DoorbellMode::default(), false);
 }
 
-/// [`integrity`], with Domain-0's hardware queue rung as `doorbell` says.
-fn integrity_with(placement: Placement, doorbell: DoorbellMode) {
+/// [`integrity`] on an image opened with `O_DIRECT` (`direct-io-safe`).
+fn integrity_direct(placement: Placement) {
+    integrity_with(placement, DoorbellMode::default(), true);
+}
+
+/// [`integrity`], with Domain-0's hardware queue rung as `doorbell` says,
+/// on an image opened for direct I/O if `direct`.
+fn integrity_with(placement: Placement, doorbell: DoorbellMode, direct: bool) {
     let (machine, events) = machine_with_dom0();
     machine.set_doorbell_mode(doorbell);
     let disk = TempDisk::new("integrity", DISK);
@@ -40,6 +46,7 @@ fn integrity_with(placement: Placement, doorbell: DoorbellMode) {
         false,
     );
     config.placement = placement;
+    config.devices[0] = config.devices[0].clone().with_direct_io(direct);
     let id = machine.create(config).unwrap();
     let mut console = Vec::new();
     let mut reports = Vec::new();
@@ -109,7 +116,14 @@ fn data_written_by_the_guest_is_on_the_host_file() {
 #[test]
 fn data_written_through_both_doorbells_is_on_the_host_file() {
     for doorbell in DoorbellMode::ALL {
-        integrity_with(Placement::ServiceVm, doorbell);
+        integrity_with(Placement::ServiceVm, doorbell, false);
+    }
+}
+
+#[test]
+fn a_direct_io_safe_disk_keeps_its_data_in_both_placements() {
+    for placement in [Placement::ServiceVm, Placement::Host] {
+        integrity_direct(placement);
     }
 }
 

@@ -238,6 +238,11 @@ enum Command {
         /// each guest placement and show its path step by step.
         #[arg(long)]
         trace: bool,
+        /// Open the image with O_DIRECT in every placement (Xen's
+        /// direct-io-safe, QEMU's cache=none): put it on a real disk with
+        /// --dir, not tmpfs.
+        #[arg(long)]
+        direct: bool,
     },
     /// Xen commands this hypervisor does not support yet.
     #[command(external_subcommand)]
@@ -422,6 +427,7 @@ fn run(
                     .to_string(),
                 vdev: disk.vdev,
                 readonly: disk.access == toolstack::config::Access::ReadOnly,
+                direct_io: disk.direct_io_safe,
             };
             commands::simple(&mut connect()?, Request::BlockAttach { domain, disk })?;
         }
@@ -496,6 +502,7 @@ fn run(
             net_count,
             net_mib,
             trace,
+            direct,
         } => {
             let mut options = if quick {
                 bench::BenchOptions::quick()
@@ -510,6 +517,7 @@ fn run(
             options.net_mib = net_mib.unwrap_or(options.net_mib);
             options.quiet = json;
             options.trace = trace;
+            options.direct = direct;
             return Ok(bench_command(&options, json, plot.as_deref(), socket));
         }
         Command::Other(args) => {

@@ -65,6 +65,7 @@ fn raw(target: &str, vdev: &str, access: Access, devtype: Option<&str>) -> DiskS
         backend: None,
         backendtype: None,
         specification: None,
+        direct_io_safe: false,
     }
 }
 

@@ -63,7 +63,8 @@ fn answer(daemon: &Daemon, request: Request) -> Result<Response, ControlError> {
         }
         Request::BlockList(domain) => Response::Disks(disks(daemon, resolve(core, &domain)?)),
         Request::BlockAttach { domain, disk } => with_domain(daemon, &domain, |id| {
-            let device = DeviceConfig::disk(&disk.vdev, &disk.target, disk.readonly);
+            let device = DeviceConfig::disk(&disk.vdev, &disk.target, disk.readonly)
+                .with_direct_io(disk.direct_io);
             daemon.machine.attach_device(id, device)?;
             daemon.records.update_disks(id, |disks| disks.push(disk));
             Ok(())
@@ -133,7 +134,7 @@ fn devices(request: &CreateRequest) -> Vec<DeviceConfig> {
     let mut devices: Vec<DeviceConfig> = request
         .disks
         .iter()
-        .map(|d| DeviceConfig::disk(&d.vdev, &d.target, d.readonly))
+        .map(|d| DeviceConfig::disk(&d.vdev, &d.target, d.readonly).with_direct_io(d.direct_io))
         .collect();
     if !devices.is_empty() {
         devices.push(DeviceConfig::console());

@@ -20,9 +20,10 @@ pub struct DiskImage {
 }
 
 impl DiskImage {
-    /// Opens the image at `path`, writable unless `readonly`.
-    pub fn open(path: &Path, readonly: bool) -> Result<Self, DeviceError> {
-        let opened = files::open_disk(path, !readonly)?;
+    /// Opens the image at `path`, writable unless `readonly`, for direct
+    /// I/O if `direct` (xl.cfg's `direct-io-safe`).
+    pub fn open(path: &Path, readonly: bool, direct: bool) -> Result<Self, DeviceError> {
+        let opened = files::open_disk(path, !readonly, direct)?;
         Ok(Self {
             file: opened.file,
             bytes: opened.bytes,

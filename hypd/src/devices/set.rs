@@ -108,11 +108,15 @@ impl DeviceSet {
         config: &DeviceConfig,
     ) -> Result<(), DeviceError> {
         let (image, claim) = match &config.backing {
-            Backing::Disk { path, readonly } => {
+            Backing::Disk {
+                path,
+                readonly,
+                direct,
+            } => {
                 if !protocol::device::is_disk_vdev(&config.vdev) {
                     return Err(DeviceError::BadVdev(config.vdev.clone()));
                 }
-                let image = DiskImage::open(path, *readonly)?;
+                let image = DiskImage::open(path, *readonly, *direct)?;
                 let listed = |domid| core.domain(domid).is_some();
                 let claim = claims.claim(&image, path, guest.id, &guest.name(), listed)?;
                 (Some(image), Some(claim))

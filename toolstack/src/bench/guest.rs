@@ -28,11 +28,20 @@ pub struct GuestRun {
     pub counters: Counters,
 }
 
+/// The image every guest of a benchmark uses.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchDisk<'a> {
+    /// Its path.
+    pub path: &'a Path,
+    /// Opened for direct I/O (`xl bench --direct`).
+    pub direct: bool,
+}
+
 /// The guest configuration that runs `workload` (or, with `None`, boots,
 /// sets its disk up and powers off) for `run_ms` on `disk`.
 fn config(
     placement: Placement,
-    disk: &Path,
+    disk: &BenchDisk,
     workload: Option<&Workload>,
     run_ms: u64,
 ) -> GuestConfig {
@@ -41,7 +50,10 @@ fn config(
     domain.cmdline = format!("workload=disk verify_mib=0 seed=1 bench={run_ms}ms runs={runs}");
     GuestConfig {
         domain,
-        devices: DeviceConfig::disk_and_console(disk, false),
+        devices: vec![
+            DeviceConfig::disk("xvda", disk.path, false).with_direct_io(disk.direct),
+            DeviceConfig::console(),
+        ],
         placement,
     }
 }
@@ -51,7 +63,7 @@ pub fn run(
     machine: &Machine,
     events: &Receiver<Event>,
     placement: Placement,
-    disk: &Path,
+    disk: &BenchDisk,
     workload: Option<&Workload>,
     run_ms: u64,
 ) -> Result<GuestRun, String> {
@@ -65,7 +77,7 @@ pub fn run_traced(
     machine: &Machine,
     events: &Receiver<Event>,
     placement: Placement,
-    disk: &Path,
+    disk: &BenchDisk,
     workload: &Workload,
     run_ms: u64,
 ) -> Result<(GuestRun, Result<TraceDump, TraceError>), String> {
@@ -101,7 +113,7 @@ fn run_with(
     machine: &Machine,
     events: &Receiver<Event>,
     placement: Placement,
-    disk: &Path,
+    disk: &BenchDisk,
     workload: Option<&Workload>,
     run_ms: u64,
     created: impl FnOnce(DomId),

@@ -41,6 +41,7 @@ use hyp::{DomainConfig, Event};
 use hypd::Machine;
 use protocol::bench::{Workload, WORKLOADS};
 use protocol::domain::DOM0;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -157,8 +158,13 @@ fn run_block(
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(if options.direct { libc::O_DIRECT } else { 0 })
         .open(&disk)
         .map_err(|e| format!("{}: {e}", disk.display()))?;
+    let bench_disk = guest::BenchDisk {
+        path: &disk,
+        direct: options.direct,
+    };
     let run = Duration::from_millis(options.run_ms);
     let mut samples: Samples = workloads.iter().map(|w| (*w, Default::default())).collect();
     for round in 1..=options.rounds {
@@ -166,15 +172,28 @@ fn run_block(
         let mut baselines = Vec::new();
         for (_, placement, doorbell) in GUEST_PLACEMENTS {
             machine.set_doorbell_mode(doorbell);
-            let run = guest::run(machine, events, placement, &disk, None, options.run_ms)?;
+            let run = guest::run(
+                machine,
+                events,
+                placement,
+                &bench_disk,
+                None,
+                options.run_ms,
+            )?;
             baselines.push(run.counters);
         }
         for (w, by_placement) in samples.iter_mut() {
             by_placement[0].push(native::run(w, &file, options.disk_mib << 20, run)?);
             for (slot, (name, placement, doorbell)) in GUEST_PLACEMENTS.into_iter().enumerate() {
                 machine.set_doorbell_mode(doorbell);
-                let result =
-                    guest::run(machine, events, placement, &disk, Some(w), options.run_ms)?;
+                let result = guest::run(
+                    machine,
+                    events,
+                    placement,
+                    &bench_disk,
+                    Some(w),
+                    options.run_ms,
+                )?;
                 let sample = guest::sample(result, &baselines[slot])
                     .ok_or_else(|| format!("the {name} guest did not report {}", w.name))?;
                 by_placement[slot + 1].push(sample);
@@ -187,7 +206,8 @@ fn run_block(
         for (w, summary) in workloads.iter().zip(summary.workloads.iter_mut()) {
             for (name, placement, doorbell) in GUEST_PLACEMENTS {
                 machine.set_doorbell_mode(doorbell);
-                let run = guest::run_traced(machine, events, placement, &disk, w, options.run_ms)?;
+                let run =
+                    guest::run_traced(machine, events, placement, &bench_disk, w, options.run_ms)?;
                 let dump = run.1.map_err(|e| format!("tracing {}: {e}", w.name))?;
                 let path = traced::path(&dump).map_err(|e| format!("tracing {}: {e}", w.name))?;
                 summary.traced.insert(name, path);

@@ -1,7 +1,8 @@
 //! The native baseline: a workload run by a host thread directly on the
 //! disk image with io_uring, no VM. The requests are the ones the backends
 //! make (reads and writes at the guest's offsets, `fdatasync` for a
-//! flush), from a buffer in this process.
+//! flush), from a page-aligned buffer in this process (as `O_DIRECT`
+//! needs, with `xl bench --direct`).
 
 use io_uring::{opcode, types, IoUring};
 use protocol::bench::Workload;
@@ -48,12 +49,25 @@ impl Offsets {
     }
 }
 
-/// One slot of the workload's depth: its buffer and where it is.
+/// Alignment of the requests' buffers: what `O_DIRECT` asks of them (a
+/// page covers every device's logical block).
+const BUFFER_ALIGN: usize = 4096;
+
+/// One slot of the workload's depth: its buffer (`BUFFER_ALIGN` more than
+/// a request, so an aligned start fits) and where it is.
 struct Slot {
     buffer: Vec<u8>,
     started: Instant,
     /// The write is done and its flush is out.
     flushing: bool,
+}
+
+impl Slot {
+    /// The request's bytes: the aligned part of the buffer.
+    fn data(&mut self) -> *mut u8 {
+        let pad = self.buffer.as_ptr().align_offset(BUFFER_ALIGN);
+        self.buffer[pad..].as_mut_ptr()
+    }
 }
 
 /// Runs `w` on `file` for `run` and returns what it measured. One function
@@ -65,7 +79,7 @@ pub fn run(w: &Workload, file: &File, disk_bytes: u64, run: Duration) -> Result<
     let mut offsets = Offsets::new(w, disk_bytes);
     let mut slots: Vec<Slot> = (0..w.depth)
         .map(|i| Slot {
-            buffer: vec![i as u8 ^ 0x5A; w.size as usize],
+            buffer: vec![i as u8 ^ 0x5A; w.size as usize + BUFFER_ALIGN],
             started: Instant::now(),
             flushing: false,
         })
@@ -79,11 +93,11 @@ pub fn run(w: &Workload, file: &File, disk_bytes: u64, run: Duration) -> Result<
                 .flags(types::FsyncFlags::DATASYNC)
                 .build()
         } else if w.write {
-            opcode::Write::new(fd, slot.buffer.as_ptr(), w.size)
+            opcode::Write::new(fd, slot.data(), w.size)
                 .offset(at)
                 .build()
         } else {
-            opcode::Read::new(fd, slot.buffer.as_mut_ptr(), w.size)
+            opcode::Read::new(fd, slot.data(), w.size)
                 .offset(at)
                 .build()
         };

@@ -57,6 +57,10 @@ pub struct BenchOptions {
     /// After the rounds, trace one more run of each block workload in
     /// each guest placement (`--trace`).
     pub trace: bool,
+    /// The image opened with `O_DIRECT` in every placement (`--direct`:
+    /// Xen's `direct-io-safe`), so the disk, not the page cache, sets the
+    /// time.
+    pub direct: bool,
 }
 
 impl BenchOptions {
@@ -72,6 +76,7 @@ impl BenchOptions {
             net_mib: 4,
             quiet: false,
             trace: false,
+            direct: false,
         }
     }
 

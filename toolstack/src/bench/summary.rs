@@ -19,6 +19,8 @@ pub struct BenchSummary {
     pub run_ms: u64,
     /// Size of the disk image, in MiB.
     pub disk_mib: u64,
+    /// True if the image was opened with `O_DIRECT` (`--direct`).
+    pub direct: bool,
     /// Lower bounds of the latency histogram buckets, in µs.
     pub histogram_bounds_us: Vec<f64>,
     /// One entry per block workload.
@@ -176,6 +178,7 @@ pub fn summarize(options: &BenchOptions, samples: &Samples) -> BenchSummary {
         rounds: options.rounds,
         run_ms: options.run_ms,
         disk_mib: options.disk_mib,
+        direct: options.direct,
         histogram_bounds_us: (0..HISTOGRAM_BUCKETS)
             .map(|i| LatencyHistogram::lower_bound_ns(i) as f64 / 1e3)
             .collect(),
@@ -197,8 +200,15 @@ pub fn print(summary: &BenchSummary) {
 /// Prints the block workloads' tables.
 fn print_block(summary: &BenchSummary) {
     println!(
-        "xl bench: {} rounds of {} ms per run, placements interleaved; medians over rounds ({} MiB image in the page cache)",
-        summary.rounds, summary.run_ms, summary.disk_mib
+        "xl bench: {} rounds of {} ms per run, placements interleaved; medians over rounds ({} MiB image {})",
+        summary.rounds,
+        summary.run_ms,
+        summary.disk_mib,
+        if summary.direct {
+            "opened with O_DIRECT: the disk sets the time"
+        } else {
+            "in the page cache"
+        }
     );
     for w in &summary.workloads {
         println!();

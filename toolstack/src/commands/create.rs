@@ -65,6 +65,7 @@ pub fn request(
                 target: absolute(&d.target),
                 vdev: d.vdev.clone(),
                 readonly: d.access == Access::ReadOnly,
+                direct_io: d.direct_io_safe,
             })
             .collect(),
         vifs,

@@ -36,6 +36,10 @@ pub struct DiskSpec {
     pub backendtype: Option<String>,
     /// The protocol asked for (`xen` or `virtio`).
     pub specification: Option<String>,
+    /// `direct-io-safe`: the image is read and written with `O_DIRECT`,
+    /// past the host's page cache, as Xen's qdisk backend does with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct_io_safe: bool,
 }
 
 /// The format of a disk image.
@@ -70,7 +74,6 @@ pub(crate) struct ParsedDisk {
 const IGNORED_FLAGS: &[&str] = &[
     "discard",
     "no-discard",
-    "direct-io-safe",
     "trusted",
     "untrusted",
     "colo",
@@ -124,6 +127,7 @@ struct Fields {
     specification: Option<String>,
     /// A deprecated prefix was seen: no format is expected positionally.
     prefixed: bool,
+    direct_io_safe: bool,
     ignored: Vec<String>,
 }
 
@@ -148,6 +152,9 @@ impl Fields {
         }
         if param == "cdrom" {
             set(&mut self.devtype, "devtype", "cdrom")
+        } else if param == "direct-io-safe" {
+            self.direct_io_safe = true;
+            Ok(())
         } else if IGNORED_FLAGS.contains(&param) {
             self.ignored.push(param.to_string());
             Ok(())
@@ -310,6 +317,7 @@ impl Fields {
                 backend: self.backend.filter(|b| !b.is_empty()),
                 backendtype,
                 specification,
+                direct_io_safe: self.direct_io_safe,
             },
             ignored: self.ignored,
         })

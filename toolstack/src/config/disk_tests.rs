@@ -26,6 +26,7 @@ fn plain(target: &str, vdev: &str, access: Access) -> DiskSpec {
         backend: None,
         backendtype: None,
         specification: None,
+        direct_io_safe: false,
     }
 }
 
@@ -152,6 +153,10 @@ fn other_parameters() {
         disk("/i,raw,xvda,devtype=disk").devtype,
         Some("disk".into())
     );
+    // direct-io-safe is used (the image opened O_DIRECT), not ignored.
+    let direct = parse_disk("/i,raw,xvda,direct-io-safe").unwrap();
+    assert!(direct.spec.direct_io_safe && direct.ignored.is_empty());
+    assert!(!disk("/i,raw,xvda").direct_io_safe);
 }
 
 #[test]
