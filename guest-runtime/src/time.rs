@@ -11,11 +11,11 @@ pub(crate) fn init(boot: &BootInfo) {
     }
 }
 
-/// Reads the time-stamp counter (allowed in ring 3).
+/// Reads the time-stamp counter (allowed in ring 3), the clock trace
+/// records carry too.
 #[inline(always)]
 pub fn rdtsc() -> u64 {
-    // SAFETY: RDTSC has no side effects; CR4.TSD is clear.
-    unsafe { core::arch::x86_64::_rdtsc() }
+    protocol::trace::rdtsc()
 }
 
 /// TSC frequency in kHz.

@@ -43,12 +43,6 @@ pub fn domid() -> DomId {
     DOMID.load(Ordering::Relaxed)
 }
 
-/// True while a trace session is on.
-#[inline(always)]
-pub fn on() -> bool {
-    ring().is_some_and(|r| r.session() != 0)
-}
-
 /// Writes a record stamped now, if a trace session is on.
 #[inline(always)]
 pub fn emit(party: Party, step: Step, domain: DomId, request: u32, data: [u32; 2]) {
@@ -61,11 +55,7 @@ pub fn emit(party: Party, step: Step, domain: DomId, request: u32, data: [u32; 2
 /// trace session is on.
 #[inline(always)]
 pub fn emit_at(tsc: u64, party: Party, step: Step, domain: DomId, request: u32, data: [u32; 2]) {
-    let Some(ring) = ring() else { return };
-    let session = ring.session();
-    if session != 0 {
-        let mut record = protocol::trace::stamp(party, step, domain, request, data);
-        record.tsc = tsc;
-        ring.write(session, record);
+    if let Some(ring) = ring() {
+        ring.emit_at(tsc, party, step, domain, request, data);
     }
 }

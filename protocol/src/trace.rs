@@ -390,7 +390,25 @@ impl TraceRing {
     pub fn emit(&self, party: Party, step: Step, domain: DomId, request: u32, data: [u32; 2]) {
         let session = self.session();
         if session != 0 {
-            self.write(session, stamp(party, step, domain, request, data));
+            self.write(session, stamp(rdtsc(), party, step, domain, request, data));
+        }
+    }
+
+    /// Writes a record stamped `tsc` (a time the writer already read) if
+    /// tracing is on.
+    #[inline]
+    pub fn emit_at(
+        &self,
+        tsc: u64,
+        party: Party,
+        step: Step,
+        domain: DomId,
+        request: u32,
+        data: [u32; 2],
+    ) {
+        let session = self.session();
+        if session != 0 {
+            self.write(session, stamp(tsc, party, step, domain, request, data));
         }
     }
 
@@ -442,11 +460,18 @@ impl TraceRing {
     }
 }
 
-/// A record of `step` stamped with the TSC now.
+/// A record of `step` stamped `tsc`.
 #[inline]
-pub fn stamp(party: Party, step: Step, domain: DomId, request: u32, data: [u32; 2]) -> Record {
+fn stamp(
+    tsc: u64,
+    party: Party,
+    step: Step,
+    domain: DomId,
+    request: u32,
+    data: [u32; 2],
+) -> Record {
     Record {
-        tsc: rdtsc(),
+        tsc,
         request,
         domain,
         party: party as u8,
