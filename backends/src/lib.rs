@@ -27,6 +27,10 @@
 //! returns it ([`Net::finish_tx`]); both through
 //! [`DeviceModel::with_net`], so the transport decides the interrupts.
 //!
+//! A placement that keeps each device's state where it outlives the
+//! backend ([`Platform::saved`]: Domain-0's reserved RAM) can take a
+//! device over after its backend stopped: [`MmioTransport::resume`].
+//!
 //! The devices read the rings as a hostile guest may have written them:
 //! see [`queue`] for the rules. A broken rule sets `DEVICE_NEEDS_RESET`
 //! and stops the device until the driver resets it; it never panics the
@@ -48,6 +52,7 @@ pub mod model;
 pub mod net;
 pub mod platform;
 pub mod queue;
+mod resume;
 pub mod switch;
 
 #[cfg(test)]

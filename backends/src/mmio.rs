@@ -59,17 +59,17 @@ pub struct TransportStats {
 /// A virtio-mmio device: transport state around a [`VirtioDevice`].
 #[derive(Debug)]
 pub struct MmioTransport<D> {
-    device: D,
-    queues: Vec<Queue>,
-    status: u32,
-    device_features_sel: u32,
-    driver_features_sel: u32,
-    driver_features: u64,
-    queue_sel: u32,
-    interrupt_status: u32,
-    config_generation: u32,
+    pub(crate) device: D,
+    pub(crate) queues: Vec<Queue>,
+    pub(crate) status: u32,
+    pub(crate) device_features_sel: u32,
+    pub(crate) driver_features_sel: u32,
+    pub(crate) driver_features: u64,
+    pub(crate) queue_sel: u32,
+    pub(crate) interrupt_status: u32,
+    pub(crate) config_generation: u32,
     last_error: Option<QueueError>,
-    stats: TransportStats,
+    pub(crate) stats: TransportStats,
 }
 
 impl<D: VirtioDevice> MmioTransport<D> {
@@ -78,7 +78,8 @@ impl<D: VirtioDevice> MmioTransport<D> {
         let queues = device
             .queue_max_sizes()
             .iter()
-            .map(|&max| Queue::new(max))
+            .enumerate()
+            .map(|(slot, &max)| Queue::new(max).numbered(slot))
             .collect();
         Self {
             device,
@@ -226,6 +227,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
                 self.bad();
             }
         }
+        self.save(p);
     }
 
     /// The driver notified `queue` (through `QueueNotify` or an
@@ -382,7 +384,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
     }
 
     /// The driver broke a ring rule: stop and ask for a reset.
-    fn fail<P: Platform>(&mut self, p: &mut P, e: QueueError) {
+    pub(crate) fn fail<P: Platform>(&mut self, p: &mut P, e: QueueError) {
         self.last_error = Some(e);
         if self.needs_reset() {
             return;
@@ -392,10 +394,14 @@ impl<D: VirtioDevice> MmioTransport<D> {
         if self.status & STATUS_DRIVER_OK != 0 {
             self.raise(p, INT_CONFIG_CHANGE, Interrupt::Config);
         }
+        self.save(p);
     }
 
-    fn raise<P: Platform>(&mut self, p: &mut P, bit: u32, cause: Interrupt) {
-        self.interrupt_status |= bit;
+    pub(crate) fn raise<P: Platform>(&mut self, p: &mut P, bit: u32, cause: Interrupt) {
+        if self.interrupt_status & bit != bit {
+            self.interrupt_status |= bit;
+            self.save(p);
+        }
         self.stats.interrupts += 1;
         p.notify_guest(cause);
     }

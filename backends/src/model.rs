@@ -85,6 +85,15 @@ impl DeviceModel {
         }
     }
 
+    /// Takes the device over from the state saved on `p`
+    /// ([`MmioTransport::resume`]): `Some(chains to take again)`, or
+    /// `None` if there was no state (a new device).
+    pub fn resume<P: Platform>(&mut self, p: &mut P) -> Option<usize> {
+        with_transport!(self, t => t
+            .resume(p)
+            .then(|| t.queues().iter().map(Queue::to_redo).sum()))
+    }
+
     /// A register read of `size` bytes at `offset` in the window.
     pub fn read(&mut self, offset: u64, size: u8) -> u64 {
         with_transport!(self, t => t.read(offset, size))

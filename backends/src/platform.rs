@@ -11,6 +11,7 @@
 //! the guest wrote.
 
 use protocol::trace::Step;
+use protocol::virtio::saved::SavedDevice;
 
 /// Bytes [`Platform::copy_from`]'s default moves per step.
 const COPY_CHUNK: usize = 256;
@@ -176,6 +177,14 @@ pub trait Platform {
     /// the frontend and the device. The default records nothing.
     fn trace(&self, step: Step, request: u32, detail: u32) {
         let _ = (step, request, detail);
+    }
+
+    /// Where the device's state is saved as it changes, to outlive this
+    /// backend ([`protocol::virtio::saved`]): Domain-0's reserved RAM, so
+    /// a restarted Domain-0 takes the device over. The default keeps
+    /// none.
+    fn saved(&self) -> Option<&SavedDevice> {
+        None
     }
 
     /// Bytes the console device received from the frontend. The default

@@ -98,6 +98,10 @@ pub enum QueueError {
         /// Its length.
         len: u32,
     },
+    /// The queue's saved state could not track every chain taken (more
+    /// queues or larger ones than [`protocol::virtio::saved`] keeps), so
+    /// a new backend cannot take it over.
+    NotResumable,
 }
 
 impl From<MemError> for QueueError {
@@ -145,15 +149,21 @@ impl Visited {
 #[derive(Debug)]
 pub struct Queue {
     max_size: u16,
-    size: u16,
-    ready: bool,
-    desc_table: u64,
-    avail_ring: u64,
-    used_ring: u64,
-    next_avail: u16,
-    next_used: u16,
+    pub(crate) size: u16,
+    pub(crate) ready: bool,
+    pub(crate) desc_table: u64,
+    pub(crate) avail_ring: u64,
+    pub(crate) used_ring: u64,
+    pub(crate) next_avail: u16,
+    pub(crate) next_used: u16,
     event_idx: bool,
     indirect: bool,
+    /// The queue's place in the device's saved state
+    /// ([`protocol::virtio::saved::SavedDevice::queues`]).
+    pub(crate) slot: usize,
+    /// Chains an earlier backend took and did not return, to take again
+    /// before the available ring ([`crate::resume`]); last first.
+    pub(crate) redo: Vec<u16>,
     /// Used entries published since the last [`Queue::needs_notification`].
     num_added: u32,
     /// The device polls the available index: no notifications wanted.
@@ -179,9 +189,18 @@ impl Queue {
             indirect: false,
             num_added: 0,
             polled: false,
+            slot: 0,
+            redo: Vec::new(),
             direct_seen: Visited::default(),
             indirect_seen: Visited::default(),
         }
+    }
+
+    /// The same queue as queue `slot` of its device (where its state is
+    /// saved).
+    pub fn numbered(mut self, slot: usize) -> Self {
+        self.slot = slot;
+        self
     }
 
     /// Back to the state after [`Queue::new`] (device reset). Polled mode
@@ -191,8 +210,8 @@ impl Queue {
             core::mem::take(&mut self.direct_seen),
             core::mem::take(&mut self.indirect_seen),
         );
-        let polled = self.polled;
-        *self = Self::new(self.max_size);
+        let (polled, slot) = (self.polled, self.slot);
+        *self = Self::new(self.max_size).numbered(slot);
         (self.direct_seen, self.indirect_seen) = seen;
         self.polled = polled;
     }
@@ -296,6 +315,13 @@ impl Queue {
         if !self.ready {
             return Err(QueueError::NotReady);
         }
+        if let Some(head) = self.redo.pop() {
+            // Taken by an earlier backend: still marked taken.
+            let walked = self.walk(p, head, chain);
+            self.direct_seen.clear();
+            self.indirect_seen.clear();
+            return walked.map(|()| true);
+        }
         let avail_idx = p.read_u16(self.avail_ring + RING_IDX_OFFSET)?;
         let pending = avail_idx.wrapping_sub(self.next_avail);
         if pending > self.size {
@@ -316,6 +342,9 @@ impl Queue {
         self.direct_seen.clear();
         self.indirect_seen.clear();
         walked?;
+        if let Some(saved) = self.saved(p) {
+            saved.took(head, self.next_avail);
+        }
         self.next_avail = self.next_avail.wrapping_add(1);
         Ok(true)
     }
@@ -432,6 +461,10 @@ impl Queue {
             len,
         };
         p.write(self.used_ring + used_entry_offset(slot), &elem.to_bytes())?;
+        // Saved before the driver can see it (see `protocol::virtio::saved`).
+        if let Some(saved) = self.saved(p) {
+            saved.returned(head, self.next_used);
+        }
         self.next_used = self.next_used.wrapping_add(1);
         self.num_added = self.num_added.saturating_add(1);
         // The element must be visible before the index that publishes it.

@@ -1,5 +1,6 @@
 //! `workload=disk`: write a pattern across the whole disk, flush, read it
-//! all back and compare ([`Report::DiskVerify`]), then run the block
+//! all back and compare ([`Report::DiskVerify`]), `count=` times (round
+//! `r` with seed `seed + r`; once by default), then run the block
 //! benchmark ([`crate::bench`]) and power off.
 //!
 //! Requests are 1 MiB (the last one shorter), four in flight.
@@ -80,17 +81,27 @@ pub fn describe(out: &mut Out, blk: &mut Blk) {
 pub fn run(args: &Args) -> ! {
     let (mut blk, mut out) = open(args, Out::open());
     describe(&mut out, &mut blk);
-    if blk.info().read_only {
-        outln!(out, "{}: read-only, no pattern written", blk.name());
-    } else if let Err(e) = verify(&mut out, &mut blk, args) {
-        outln!(out, "pattern check stopped: {e}");
-        out.report(&Report::DiskVerify {
-            bytes: 0,
-            mismatches: 0,
-            ok: false,
-        });
-        if blk.reinit().is_err() {
-            out.finish(ShutdownReason::Crash, b"block device failed")
+    let seed = args.seed.unwrap_or_else(time::rdtsc);
+    for round in 0..args.count.unwrap_or(1).max(1) {
+        if blk.info().read_only {
+            outln!(out, "{}: read-only, no pattern written", blk.name());
+            break;
+        }
+        if let Err(e) = verify(
+            &mut out,
+            &mut blk,
+            args,
+            seed.wrapping_add(u64::from(round)),
+        ) {
+            outln!(out, "pattern check stopped: {e}");
+            out.report(&Report::DiskVerify {
+                bytes: 0,
+                mismatches: 0,
+                ok: false,
+            });
+            if blk.reinit().is_err() {
+                out.finish(ShutdownReason::Crash, b"block device failed")
+            }
         }
     }
     crate::bench::run_all(&mut out, &mut blk, args);
@@ -108,10 +119,9 @@ struct Pass {
     first_bad: Option<u64>,
 }
 
-/// Writes the pattern over the disk (or `verify_mib` of it), flushes,
-/// reads it back and compares; reports a [`Report::DiskVerify`].
-pub fn verify(out: &mut Out, blk: &mut Blk, args: &Args) -> Result<(), BlkError> {
-    let seed = args.seed.unwrap_or_else(time::rdtsc);
+/// Writes the pattern of `seed` over the disk (or `verify_mib` of it),
+/// flushes, reads it back and compares; reports a [`Report::DiskVerify`].
+pub fn verify(out: &mut Out, blk: &mut Blk, args: &Args, seed: u64) -> Result<(), BlkError> {
     let mut total = blk.info().capacity;
     if let Some(mib) = args.verify_mib {
         total = total.min(mib.saturating_mul(1 << 20) / SECTOR_SIZE);
@@ -207,6 +217,8 @@ impl Pass {
             }
             done.clear();
             blk.wait(&mut done, TIMEOUT_NS)?;
+            // The host sees requests complete (the time of the last).
+            guest_runtime::control::set_progress(time::rdtsc());
             for c in &done {
                 let i = c.token as usize;
                 let (sector, sectors) = at.get(i).copied().unwrap_or((0, 0));

@@ -101,7 +101,12 @@ fn attach_disk(out: &mut Out, dev: &GuestDevice, args: &Args) {
             crate::disk::describe(out, &mut blk);
             if blk.info().read_only {
                 outln!(out, "{}: read-only, no pattern written", dev.vdev());
-            } else if let Err(e) = crate::disk::verify(out, &mut blk, args) {
+            } else if let Err(e) = crate::disk::verify(
+                out,
+                &mut blk,
+                args,
+                args.seed.unwrap_or_else(guest_runtime::time::rdtsc),
+            ) {
                 outln!(out, "{}: pattern check stopped: {e}", dev.vdev());
             }
         }

@@ -130,6 +130,13 @@ pub(crate) unsafe extern "C" fn exception_handler(frame: *const u64) -> ! {
     // SAFETY: reading CR2 in ring 0 has no side effects.
     unsafe { core::arch::asm!("mov {0}, cr2", out(reg) cr2, options(nomem, nostack)) };
     let mut message = Ring0Message { len: 0 };
+    if vector == 2 {
+        // As Linux with panic_on_unrecovered_nmi: an NMI nobody claims
+        // (`xl trigger DOM nmi`) is fatal, and says so.
+        message.text(b"Kernel panic: NMI received for unknown reason (unrecovered NMI) at rip ");
+        message.hex(rip);
+        message.crash()
+    }
     message.text(b"CPU exception ");
     if (vector as usize) < EXCEPTION_NAMES.len() {
         message.text(EXCEPTION_NAMES[vector as usize]);

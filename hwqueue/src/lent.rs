@@ -102,8 +102,18 @@ impl LentQueue {
         if !self.drained {
             self.drained = true;
             self.doorbell.stop();
+            // With no doorbell, nothing takes Dom0's SQEs any more, except
+            // a kernel SQ thread, which may until the ring closes: let it
+            // take them all now (waking it if it sleeps), so none starts
+            // after this returns.
+            let polled = self.queue.is_sq_polled();
+            if polled && self.queue.unsubmitted() != 0 {
+                let _ = self.queue.submit();
+            }
             let deadline = Instant::now() + DRAIN_TIMEOUT;
-            while self.queue.in_flight() != 0 && Instant::now() < deadline {
+            while (self.queue.in_flight() != 0 || polled && self.queue.unsubmitted() != 0)
+                && Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }

@@ -208,7 +208,21 @@ impl HardwareQueue {
         taken.wrapping_sub(done).wrapping_sub(lost)
     }
 
-    /// The ring word at Dom0-physical `gpa`, one the kernel writes.
+    /// SQEs Dom0 published that the kernel has not taken yet.
+    pub fn unsubmitted(&self) -> u32 {
+        let l = &self.layout;
+        let published = self.ring_word(l.sq_ring_gpa + u64::from(l.sq_off.tail));
+        let taken = self.ring_word(l.sq_ring_gpa + u64::from(l.sq_off.head));
+        published.wrapping_sub(taken)
+    }
+
+    /// True if the kernel's SQ thread takes the SQEs (`IORING_SETUP_SQPOLL`).
+    pub fn is_sq_polled(&self) -> bool {
+        self.layout.sq_polled != 0
+    }
+
+    /// The ring word at Dom0-physical `gpa`, one the kernel writes (or,
+    /// for the SQ tail, Dom0).
     fn ring_word(&self, gpa: u64) -> u32 {
         let offset = gpa - self.region.guest_addr;
         debug_assert!(offset + 4 <= self.region_bytes && offset.is_multiple_of(4));

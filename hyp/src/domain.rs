@@ -9,7 +9,7 @@ use kvm_ioctls::VmFd;
 use protocol::boot::CMDLINE_MAX;
 use protocol::domain::{DomId, DomainState, NameProblem, ShutdownReason, MAX_VCPUS};
 use protocol::memory::{MAX_RAM_MIB, MIN_RAM_MIB};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -178,6 +178,8 @@ pub struct Domain {
     pub(crate) tsc_offset: i64,
     /// The TSC's frequency, as KVM reports it for the domain's vCPUs.
     pub(crate) tsc_khz: u64,
+    /// An NMI waits for vCPU 0 (`xl trigger DOM nmi`).
+    pub(crate) nmi_pending: AtomicBool,
 }
 
 impl Domain {
@@ -295,6 +297,11 @@ impl Domain {
     /// The domain's RAM (a handle on the same memory).
     pub fn ram(&self) -> &GuestRam {
         &self.ram
+    }
+
+    /// Asks vCPU 0 to take an NMI the next time it enters the guest.
+    pub(crate) fn request_nmi(&self) {
+        self.nmi_pending.store(true, Ordering::SeqCst);
     }
 
     /// Moves the domain to a final state, waking every vCPU thread so they

@@ -67,6 +67,12 @@ pub enum Error {
     /// Domain-0 keeps its name.
     #[error("Domain-0 cannot be renamed")]
     Dom0Rename,
+    /// Domain-0 restarts only once it has stopped (crashed, shut down).
+    #[error("Domain-0 is still running: stop it before it restarts")]
+    Dom0StillRunning,
+    /// A restarted Domain-0 reuses the RAM of the one before.
+    #[error("a restarted Domain-0 must keep its {0} MiB of RAM")]
+    Dom0RamChanged(u64),
     /// Domain-0 goes only once every guest has gone.
     #[error("Domain-0 cannot be destroyed while guests run")]
     Dom0HasGuests,

@@ -86,6 +86,62 @@ impl EventChannels {
         self.domains.remove(&domid);
     }
 
+    /// Moves every port of `domid` to a new VM of the same domain (a
+    /// restarted Domain-0): each eventfd that ends in the domain (a
+    /// channel's incoming side, a raise) is wired as an irqfd into `vm`,
+    /// and each that starts there (a send) as an ioeventfd on its
+    /// doorbell (the irqfds leave the old VM: an eventfd drives only one).
+    /// Port numbers and the other ends stay as they are, so the domain's
+    /// peers notice nothing.
+    pub fn move_domain(&mut self, domid: DomId, vm: Arc<VmFd>) -> Result<()> {
+        let Some(table) = self.domains.get(&domid) else {
+            return Ok(());
+        };
+        let doorbell = |fd: &EventFd, port: u32| {
+            vm.register_ioevent(fd, &IoEventAddress::Mmio(DOORBELL_ADDR), port)
+                .map_err(kvm("KVM_IOEVENTFD (moved port)"))
+        };
+        // An eventfd drives one irqfd at a time: out of the old VM first.
+        let old = Arc::clone(&table.vm);
+        let irq = |fd: &EventFd, port: u32| {
+            let _ = old.unregister_irqfd(fd, port_gsi(port));
+            vm.register_irqfd(fd, port_gsi(port))
+                .map_err(kvm("KVM_IRQFD (moved port)"))
+        };
+        for (port, entry) in table.ports.iter().enumerate() {
+            let port = port as u32;
+            match entry {
+                Port::Free | Port::Unbound { .. } => {}
+                Port::Eventfd { raise, on_send } => {
+                    if let Some(fd) = raise {
+                        irq(fd, port)?;
+                    }
+                    if let Some(fd) = on_send {
+                        doorbell(fd, port)?;
+                    }
+                }
+                Port::Interdomain {
+                    remote,
+                    remote_port,
+                    tx,
+                } => {
+                    doorbell(tx, port)?;
+                    let incoming = self
+                        .domains
+                        .get(remote)
+                        .and_then(|t| t.ports.get(*remote_port as usize));
+                    if let Some(Port::Interdomain { tx: back, .. }) = incoming {
+                        irq(back, port)?;
+                    }
+                }
+            }
+        }
+        if let Some(table) = self.domains.get_mut(&domid) {
+            table.vm = vm;
+        }
+        Ok(())
+    }
+
     fn port_mut(&mut self, domid: DomId, port: u32) -> PortResult<&mut Port> {
         let table = self.domains.get_mut(&domid).ok_or(Errno::Srch)?;
         if !is_valid_port(port) {

@@ -13,11 +13,11 @@ use crate::domain::{Domain, Life};
 use crate::error::{Error, Result};
 use crate::mmio::{MmioAccess, MmioHandler};
 use crate::reserved::{ReservedPages, ReservedRam};
-use crate::state::Core;
+use crate::state::{Core, Requeue};
 use protocol::domain::DOM0;
 use protocol::ioreq::{
-    state_of, IoReq, DATA_OFFSET, DIR_READ, DIR_WRITE, FLAGS_OFFSET, SLOT_SIZE, STATE_NONE,
-    STATE_READY, STATE_RESP_READY, TYPE_MMIO, VP_EPORT_OFFSET,
+    state_of, with_state, IoReq, DATA_OFFSET, DIR_READ, DIR_WRITE, FLAGS_OFFSET, SLOT_SIZE,
+    STATE_INPROCESS, STATE_NONE, STATE_READY, STATE_RESP_READY, TYPE_MMIO, VP_EPORT_OFFSET,
 };
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, Ordering};
@@ -43,9 +43,15 @@ struct IoreqSlot {
 
 /// Forwards a guest's accesses to Dom0 through ioreq slots. Dropping it
 /// closes Dom0's slot ports and gives the page back.
+///
+/// The server outlives a Domain-0 restart: its page and ports are the
+/// core's, and a vCPU waiting for an answer keeps waiting while a Domain-0
+/// exists (a new one serves the slot again, see
+/// [`IoreqServer::requeue`]).
 pub struct IoreqServer {
     core: Weak<Core>,
-    dom0: Arc<Domain>,
+    /// Dom0's reserved RAM, where the page is.
+    reserved: Arc<ReservedRam>,
     /// The guest (its ranges hold this server: a strong reference back
     /// would keep both alive for ever).
     guest: Weak<Domain>,
@@ -58,14 +64,13 @@ impl IoreqServer {
     /// per guest vCPU.
     pub(crate) fn new(
         core: &Arc<Core>,
-        dom0: Arc<Domain>,
         reserved: &Arc<ReservedRam>,
         guest: &Arc<Domain>,
     ) -> Result<Self> {
         let page = reserved.alloc(1).ok_or(Error::ReservedFull(1))?;
         let mut server = Self {
             core: Arc::downgrade(core),
-            dom0,
+            reserved: Arc::clone(reserved),
             guest: Arc::downgrade(guest),
             page,
             slots: Vec::new(),
@@ -81,7 +86,7 @@ impl IoreqServer {
             // Dom0 learns each slot's port from the slot, as in Xen. The
             // page is Dom0's reserved RAM, so the write cannot miss.
             let written = server
-                .dom0
+                .reserved
                 .ram
                 .write_u32(gpa + VP_EPORT_OFFSET as u64, port);
             debug_assert!(written, "ioreq slot outside Dom0's RAM");
@@ -104,6 +109,25 @@ impl IoreqServer {
     /// in `vp_eport`.
     pub fn slot_count(&self) -> u32 {
         self.slots.len() as u32
+    }
+
+    /// A new Domain-0 is about to take over: every slot whose access the
+    /// old one had not answered (ready, or taken and in process) is made
+    /// ready again, with its port, for the new one to serve. The old
+    /// Domain-0 is stopped, so nothing else writes the page meanwhile.
+    fn requeue_slots(&self) -> usize {
+        let ram = &self.reserved.ram;
+        let mut requeued = 0;
+        for slot in &self.slots {
+            let flags_at = slot.gpa + FLAGS_OFFSET as u64;
+            let flags = ram.read(flags_at, 1).map_or(0, |b| b[0]);
+            ram.write_u32(slot.gpa + VP_EPORT_OFFSET as u64, slot.port);
+            if matches!(state_of(flags), STATE_READY | STATE_INPROCESS) {
+                ram.write(flags_at, &[with_state(flags, STATE_READY)]);
+                requeued += 1;
+            }
+        }
+        requeued
     }
 
     /// Forwards `access` (a write of `write`, or a read) and counts it and
@@ -132,7 +156,7 @@ impl IoreqServer {
         access: &MmioAccess,
         write: Option<u64>,
     ) -> u64 {
-        let ram = &self.dom0.ram;
+        let ram = &self.reserved.ram;
         let dir = if write.is_some() { DIR_WRITE } else { DIR_READ };
         let request = IoReq {
             addr: access.addr,
@@ -168,8 +192,9 @@ impl IoreqServer {
                 ram.write(flags_at, &[IoReq::flags_for(STATE_NONE, dir)]);
                 return data;
             }
-            let alive = |d: &Domain| d.status().life == Life::Alive;
-            if !alive(guest) || !alive(&self.dom0) {
+            // While Domain-0 restarts, the access waits for the new one.
+            let dom0_exists = self.core.upgrade().is_some_and(|c| c.find(DOM0).is_some());
+            if guest.status().life != Life::Alive || !dom0_exists {
                 return u64::MAX;
             }
         }
@@ -183,6 +208,12 @@ impl MmioHandler for IoreqServer {
 
     fn write(&self, access: &MmioAccess, value: u64) {
         self.forward_counted(access, Some(value));
+    }
+}
+
+impl Requeue for IoreqServer {
+    fn requeue(&self) -> usize {
+        self.requeue_slots()
     }
 }
 

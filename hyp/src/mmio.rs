@@ -79,6 +79,15 @@ impl MmioMap {
         Some(ranges.remove(at).handler)
     }
 
+    /// Takes every range out of `other` (a domain being replaced by a
+    /// restarted one, whose ranges stay as they were).
+    pub fn take_from(other: &Self) -> Self {
+        let ranges = std::mem::take(&mut *other.ranges.write().expect("mmio lock"));
+        Self {
+            ranges: RwLock::new(ranges),
+        }
+    }
+
     /// Drops every range (the domain is gone).
     pub fn clear(&self) {
         self.ranges.write().expect("mmio lock").clear();

@@ -17,6 +17,7 @@
 //! is pointed at, and checks each pointer against the region.
 
 use crate::memory::GuestRam;
+use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 use protocol::device::{FOREIGN_BASE, FOREIGN_STRIDE, MAX_FOREIGN_WINDOWS};
 use protocol::memory::{PAGE_SIZE, PDPT_ADDR};
@@ -39,12 +40,19 @@ const WINDOW_PDE: u64 = 0x87;
 /// Page-directory-pointer entry bits: present, writable, user.
 const WINDOW_PDPTE: u64 = 0x7;
 
+/// A foreign window's memory slot, as it must be in Dom0's VM.
+#[derive(Clone, Copy, Debug)]
+pub struct WindowSlot {
+    /// The region, ready for `KVM_SET_USER_MEMORY_REGION`.
+    pub region: kvm_userspace_memory_region,
+}
+
 /// What the pool has out and in.
 struct Pool {
     /// Free pages (Dom0-physical addresses).
     free: Vec<u64>,
-    /// Which foreign-window slots are in use.
-    windows: [bool; MAX_FOREIGN_WINDOWS],
+    /// The foreign-window slots in use: reserved (`Some(None)`) or mapped.
+    windows: [Option<Option<WindowSlot>>; MAX_FOREIGN_WINDOWS],
     /// Pages given back for later, with when.
     quarantined: Vec<(Instant, u64, usize)>,
 }
@@ -52,8 +60,9 @@ struct Pool {
 /// The core's side of Dom0's reserved region.
 pub(crate) struct ReservedRam {
     /// Dom0's VM, where foreign windows become memory slots (declared
-    /// before `ram`, so the VM goes before the memory it maps).
-    pub vm: Arc<VmFd>,
+    /// before `ram`, so the VM goes before the memory it maps); a new one
+    /// when Domain-0 restarts ([`ReservedRam::move_to`]).
+    vm: Mutex<Arc<VmFd>>,
     /// Dom0's RAM.
     pub ram: GuestRam,
     /// First reserved byte.
@@ -72,32 +81,52 @@ impl ReservedRam {
     pub fn new(ram: &GuestRam, top: u64, vm: Arc<VmFd>, backend_irq: EventFd) -> Option<Self> {
         let start = top.checked_sub(RESERVED_BYTES)?;
         ram.zero(start, RESERVED_BYTES);
-        let mut page = start + PAGE_SIZE;
-        for slot in 0..MAX_FOREIGN_WINDOWS as u64 {
-            let base = FOREIGN_BASE + slot * FOREIGN_STRIDE;
-            let entries: Vec<u8> = (0..512u64)
-                .flat_map(|i| ((base + (i << 21)) | WINDOW_PDE).to_le_bytes())
-                .collect();
-            ram.write(page, &entries);
-            ram.write(
-                PDPT_ADDR + (base >> 30) * 8,
-                &(page | WINDOW_PDPTE).to_le_bytes(),
-            );
-            page += PAGE_SIZE;
-        }
+        let page = write_window_tables(ram, start);
         let free = (page..top).step_by(PAGE_SIZE as usize).collect();
         Some(Self {
-            vm,
+            vm: Mutex::new(vm),
             ram: ram.clone(),
             start,
             backend_irq,
             ring_taken: AtomicBool::new(false),
             pool: Mutex::new(Pool {
                 free,
-                windows: [false; MAX_FOREIGN_WINDOWS],
+                windows: [None; MAX_FOREIGN_WINDOWS],
                 quarantined: Vec::new(),
             }),
         })
+    }
+
+    /// Dom0's VM now.
+    pub fn vm(&self) -> Arc<VmFd> {
+        Arc::clone(&self.vm.lock().expect("reserved vm lock"))
+    }
+
+    /// Hands the region to a new Domain-0's VM (its RAM is this RAM,
+    /// already mapped there as slot 0): the foreign windows' page tables
+    /// are written again (the new kernel's tables replaced the old), each
+    /// window's memory slot is made again in `vm`, the backend vector's
+    /// irqfd is wired into it, and the backend ring page is zeroed for its
+    /// new consumer.
+    pub fn move_to(&self, vm: Arc<VmFd>) -> crate::error::Result<()> {
+        write_window_tables(&self.ram, self.start);
+        self.ram.zero(self.backend_ring(), PAGE_SIZE);
+        // An eventfd drives one irqfd at a time: out of the old VM first.
+        let _ = self
+            .vm()
+            .unregister_irqfd(&self.backend_irq, crate::evtchn::BACKEND_GSI);
+        vm.register_irqfd(&self.backend_irq, crate::evtchn::BACKEND_GSI)
+            .map_err(crate::error::kvm("KVM_IRQFD (backend)"))?;
+        let pool = self.pool();
+        for window in pool.windows.iter().flatten().flatten() {
+            // SAFETY: the region maps guest RAM its `ForeignWindow` keeps
+            // mapped until it has deleted the slot again (through this
+            // region's VM, which from now on is `vm`).
+            unsafe { vm.set_user_memory_region(window.region) }
+                .map_err(crate::error::kvm("KVM_SET_USER_MEMORY_REGION (window)"))?;
+        }
+        *self.vm.lock().expect("reserved vm lock") = vm;
+        Ok(())
     }
 
     fn pool(&self) -> MutexGuard<'_, Pool> {
@@ -147,14 +176,46 @@ impl ReservedRam {
     /// A free foreign-window slot.
     pub fn alloc_window(&self) -> Option<usize> {
         let mut pool = self.pool();
-        let slot = pool.windows.iter().position(|used| !used)?;
-        pool.windows[slot] = true;
+        let slot = pool.windows.iter().position(Option::is_none)?;
+        pool.windows[slot] = Some(None);
         Some(slot)
+    }
+
+    /// Maps window `slot` as `region` in Dom0's VM, and keeps the region
+    /// to map it again in a restarted Domain-0.
+    ///
+    /// # Safety
+    ///
+    /// The region's memory must stay mapped until [`ReservedRam::unmap_window`].
+    pub unsafe fn map_window(
+        &self,
+        slot: usize,
+        region: kvm_userspace_memory_region,
+    ) -> Result<(), kvm_ioctls::Error> {
+        let mut pool = self.pool();
+        // SAFETY: per this function's contract.
+        unsafe { self.vm().set_user_memory_region(region) }?;
+        pool.windows[slot] = Some(Some(WindowSlot { region }));
+        Ok(())
+    }
+
+    /// Deletes window `slot`'s memory slot (`deleted`, its region with a
+    /// zero size) from Dom0's VM.
+    pub fn unmap_window(
+        &self,
+        slot: usize,
+        deleted: kvm_userspace_memory_region,
+    ) -> Result<(), kvm_ioctls::Error> {
+        let mut pool = self.pool();
+        // SAFETY: a zero-sized region deletes the slot; nothing is mapped.
+        unsafe { self.vm().set_user_memory_region(deleted) }?;
+        pool.windows[slot] = Some(None);
+        Ok(())
     }
 
     /// Frees a foreign-window slot.
     pub fn free_window(&self, slot: usize) {
-        self.pool().windows[slot] = false;
+        self.pool().windows[slot] = None;
     }
 
     /// Hands the backend ring page out, the first time only.
@@ -169,6 +230,26 @@ impl ReservedRam {
     pub fn raise_backend(&self) {
         let _ = self.backend_irq.write(1);
     }
+}
+
+/// Writes the foreign windows' page directories (from the page after the
+/// backend ring at `start`) and their entries in Dom0's page-directory
+/// pointer table; returns the first page after them (the pool's).
+fn write_window_tables(ram: &GuestRam, start: u64) -> u64 {
+    let mut page = start + PAGE_SIZE;
+    for slot in 0..MAX_FOREIGN_WINDOWS as u64 {
+        let base = FOREIGN_BASE + slot * FOREIGN_STRIDE;
+        let entries: Vec<u8> = (0..512u64)
+            .flat_map(|i| ((base + (i << 21)) | WINDOW_PDE).to_le_bytes())
+            .collect();
+        ram.write(page, &entries);
+        ram.write(
+            PDPT_ADDR + (base >> 30) * 8,
+            &(page | WINDOW_PDPTE).to_le_bytes(),
+        );
+        page += PAGE_SIZE;
+    }
+    page
 }
 
 /// Contiguous pages of Domain-0's reserved RAM, lent by the core until

@@ -12,7 +12,14 @@ use protocol::domain::DomId;
 use protocol::hypercall::DomainInfo;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// What forwards guest accesses to Domain-0 and must hand the ones it
+/// has not been answered to a restarted Domain-0 (an ioreq server).
+pub(crate) trait Requeue: Send + Sync {
+    /// Makes every unanswered access ready again; returns how many.
+    fn requeue(&self) -> usize;
+}
 
 /// The live domains, by id, and the names of those being made.
 pub(crate) struct Registry {
@@ -46,6 +53,9 @@ pub(crate) struct Core {
     pub cpuid: CpuId,
     registry: Mutex<Registry>,
     evtchn: Mutex<EventChannels>,
+    /// Every ioreq server made, for a Domain-0 restart to requeue their
+    /// slots (dead ones are pruned then).
+    ioreq_servers: Mutex<Vec<Weak<dyn Requeue>>>,
     pub events: EventHub,
     /// The host's RAM, in MiB.
     pub host_total_mib: u64,
@@ -67,6 +77,7 @@ impl Core {
                 reserved_mib: 0,
             }),
             evtchn: Mutex::new(EventChannels::default()),
+            ioreq_servers: Mutex::default(),
             events: EventHub::default(),
             host_total_mib: crate::host_memory::host_total_mib(),
             host_reserve_mib: AtomicU64::new(crate::host_memory::DEFAULT_HOST_RESERVE_MIB),
@@ -76,6 +87,11 @@ impl Core {
     /// Every domain's ports.
     pub fn evtchn(&self) -> MutexGuard<'_, EventChannels> {
         self.evtchn.lock().expect("event channel lock")
+    }
+
+    /// The ioreq servers made so far (some may be gone).
+    pub fn ioreq_servers(&self) -> MutexGuard<'_, Vec<Weak<dyn Requeue>>> {
+        self.ioreq_servers.lock().expect("ioreq servers lock")
     }
 
     /// The live domains.

@@ -66,6 +66,11 @@ fn run_loop(core: &Core, domain: &Domain, vcpu: &mut VcpuFd, index: u8) -> Stop 
         if !may_run(domain) {
             return Stop::Finished;
         }
+        if index == 0 && domain.nmi_pending.swap(false, Ordering::SeqCst) {
+            if let Err(e) = vcpu.nmi() {
+                return Stop::Crash(format!("KVM_NMI failed: {e}"));
+            }
+        }
         let exit = match vcpu.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,

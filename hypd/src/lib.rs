@@ -20,4 +20,5 @@ mod machine;
 pub mod trace;
 
 pub use devices::{Backing, DeviceConfig, DeviceError, DoorbellMode, Placement};
+pub use machine::restarts::{Dom0Restart, Dom0Restarts};
 pub use machine::{GuestConfig, Machine};

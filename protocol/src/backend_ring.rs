@@ -101,7 +101,7 @@ impl Producer {
     }
 
     /// Entries written and not yet consumed.
-    fn unread(&self) -> u32 {
+    pub fn unread(&self) -> u32 {
         let consumer = self.shared.consumer().load(Ordering::Acquire);
         self.producer.wrapping_sub(consumer)
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::DomId;
 
 /// Version of this message set; bump on any incompatible change.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 
 /// Largest frame either side accepts, in bytes.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -203,6 +203,36 @@ pub enum Request {
     },
     /// Trace a running guest's next requests on one device (`xl trace`).
     Trace(TraceRequest),
+    /// Send a domain an event from outside (`xl trigger`).
+    Trigger {
+        /// The domain.
+        domain: DomRef,
+        /// What to send.
+        trigger: Trigger,
+    },
+}
+
+/// What `xl trigger` sends (Xen's names; the others Xen has, `init`,
+/// `power`, `sleep` and `s3resume`, are refused by `xl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Trigger {
+    /// A non-maskable interrupt to vCPU 0: the kernels crash with it, as
+    /// Linux does with `panic_on_unrecovered_nmi`.
+    Nmi,
+    /// A reset: the domain stops at once as crashed, as a triple fault
+    /// stops it, and its `on_crash` action follows (Domain-0 restarts).
+    Reset,
+}
+
+impl Trigger {
+    /// The trigger named `name` as `xl trigger` takes it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "nmi" => Some(Self::Nmi),
+            "reset" => Some(Self::Reset),
+            _ => None,
+        }
+    }
 }
 
 /// What `xl trace` asks for.
@@ -307,6 +337,10 @@ pub struct DomainRecord {
     pub config_json: String,
     /// The network interfaces it has, as `xl network-list` shows them.
     pub vifs: Vec<VifRecord>,
+    /// Times the domain was restarted in place (Domain-0 only).
+    pub restarts: u32,
+    /// Why it last was.
+    pub last_restart: Option<String>,
 }
 
 /// One vCPU, as `xl vcpu-list` shows it.

@@ -118,7 +118,8 @@ pub struct GuestDevice {
 
 /// What happened to a device Dom0 serves.
 pub mod event {
-    /// Serve this new device.
+    /// Serve this device: a new one, or (after Domain-0 restarted) one
+    /// whose state its page holds.
     pub const ADDED: u32 = 1;
     /// The device is gone (its guest was destroyed): stop touching its
     /// window and ports.
@@ -174,6 +175,11 @@ pub struct BackendEvent {
     /// The vif's switch port ([`kind::NET`]); for a [`kind::UPLINK`],
     /// `switch` names the switch.
     pub net: NetParams,
+    /// Dom0-physical address of the device's state page in the reserved
+    /// RAM ([`crate::virtio::saved::SavedDevice`]): zeroed for a new
+    /// device, and what the backend left there when Domain-0 restarted
+    /// (0 for an uplink, which keeps no state).
+    pub state_page: u64,
 }
 
 impl GuestDevice {

@@ -58,7 +58,7 @@ const _: () = assert!(size_of::<crate::device::Ipv4Cidr>() == 8);
 // 6 + 2 + 8 + 4 + 4.
 const _: () = assert!(size_of::<crate::device::NetParams>() == 24);
 // 4 + 4 + 4 + 2 + 2 + 8 + 8 + 4 + 4 + 4 + 4 + 8 + 8 + 8 + 8 + 4 + 16 + 4 + 24.
-const _: () = assert!(size_of::<crate::device::BackendEvent>() == 128);
+const _: () = assert!(size_of::<crate::device::BackendEvent>() == 136);
 // 8 + 4 + 4 + 16 + 8.
 const _: () = assert!(size_of::<crate::device::GuestDevice>() == 40);
 // 8 + 8 + 4 + 4 + 4 + 2 + 1 + 1.

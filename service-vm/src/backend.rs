@@ -102,6 +102,20 @@ impl Backend {
         }
     }
 
+    /// Takes the device over from the state an earlier Domain-0 left in
+    /// its page, if any, and serves its queues at once: `Some(chains to
+    /// take again)` if it did, `None` for a new device.
+    pub fn resume(&mut self) -> Option<usize> {
+        let redo = self.model.resume(&mut self.platform)?;
+        self.notify();
+        Some(redo)
+    }
+
+    /// Host I/O requests in flight on the device's hardware queue.
+    pub fn in_flight(&self) -> usize {
+        self.platform.hw_ref().map_or(0, |hw| hw.in_flight())
+    }
+
     /// The guest the device belongs to.
     pub fn domid(&self) -> DomId {
         self.event.domid

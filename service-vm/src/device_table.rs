@@ -21,6 +21,7 @@ use protocol::domain::{DomId, DOM0, MAX_VCPUS};
 use protocol::evtchn::{is_valid_port, NR_PORTS};
 use protocol::ioreq::SLOT_SIZE;
 use protocol::virtio::mmio::WINDOW_SIZE;
+use protocol::virtio::saved::SavedDevice;
 
 use crate::backend::{kind_name, model_for, vdev_name, Backend, Dom0Activity};
 use crate::hwqueue::HwQueue;
@@ -187,6 +188,7 @@ impl DeviceTable {
         if !self.reserved.holds(event.ioreq_page, slots_bytes, 8) {
             return Err("ioreq page outside the reserved RAM");
         }
+        let saved = self.saved_state(event.state_page)?;
         let model = model_for(event).ok_or("unknown device kind")?;
         let index = self
             .slots
@@ -225,6 +227,7 @@ impl DeviceTable {
             window,
             event.irq_port,
             hw,
+            saved,
         );
         for (port, route) in wanted {
             self.routes[port as usize] = route;
@@ -232,9 +235,14 @@ impl DeviceTable {
                 self.ioreq_ports.push(port);
             }
         }
-        let device = Backend::new(*event, platform, model, self.activity);
+        let mut device = Backend::new(*event, platform, model, self.activity);
+        let resumed = device.resume();
         println!(
-            "service-vm: serving {} ({}) of domain {} (device {}, {} MiB RAM{})",
+            "service-vm: {} {} ({}) of domain {} (device {}, {} MiB RAM{})",
+            match resumed {
+                Some(_) => "took over",
+                None => "serving",
+            },
             device.name(),
             kind_name(event.kind),
             event.domid,
@@ -246,12 +254,44 @@ impl DeviceTable {
                 ""
             },
         );
+        if let Some(redo) = resumed.filter(|&n| n > 0) {
+            println!(
+                "service-vm: {} of domain {}: {redo} requests taken again",
+                device.name(),
+                event.domid
+            );
+        }
         if index == self.slots.len() {
             self.slots.push(Some(device));
         } else {
             self.slots[index] = Some(device);
         }
         Ok(())
+    }
+
+    /// The device state page at `gpa` (none for 0), checked to lie in
+    /// the reserved RAM and to be no other device's.
+    fn saved_state(&self, gpa: u64) -> Result<Option<&'static SavedDevice>, &'static str> {
+        if gpa == 0 {
+            return Ok(None);
+        }
+        let bytes = core::mem::size_of::<SavedDevice>() as u64;
+        if !self.reserved.holds(gpa, bytes, 8) {
+            return Err("state page outside the reserved RAM");
+        }
+        if self
+            .slots
+            .iter()
+            .flatten()
+            .any(|d| d.event.state_page == gpa)
+        {
+            return Err("state page already in use");
+        }
+        // SAFETY: the page lies in the reserved RAM (checked above), which
+        // Dom0's identity map covers for its whole life; the core lent it
+        // to this device alone (no other device uses it, checked above),
+        // and `SavedDevice` is made of atomics, valid for any bytes.
+        Ok(Some(unsafe { &*(gpa as *const SavedDevice) }))
     }
 
     /// Gives Domain-0's switch `event.net.switch` the uplink `event`
@@ -384,6 +424,27 @@ impl DeviceTable {
             }
         }
         served + self.switches.sweep(&mut self.slots, now_ns())
+    }
+
+    /// Waits (up to `ms` milliseconds) for the host I/O in flight on every
+    /// hardware queue to complete, and returns its requests to the
+    /// guests: what Domain-0 does before it shuts down or reboots, so the
+    /// next Domain-0 has less to do again. Returns what is still in
+    /// flight.
+    pub fn finish_in_flight(&mut self, ms: u64) -> usize {
+        let deadline = time::rdtsc() + time::ns_to_ticks(ms * 1_000_000);
+        loop {
+            let mut left = 0;
+            for device in self.slots.iter_mut().flatten() {
+                device.complete();
+                device.flush();
+                left += device.in_flight();
+            }
+            if left == 0 || time::rdtsc() > deadline {
+                return left;
+            }
+            core::hint::spin_loop();
+        }
     }
 
     /// True if a ready ioreq, a completion or frames to switch wait

@@ -69,6 +69,10 @@ guest_runtime::entry!(main);
 /// keeps coming; an idle Dom0 halts.
 pub const ADAPTIVE_POLL_NS: u64 = 100_000;
 
+/// How long Domain-0 waits for its host I/O in flight before it shuts
+/// down or reboots (`xl shutdown 0`, `xl reboot 0`), in milliseconds.
+const FINISH_MS: u64 = 2_000;
+
 fn main(boot: &'static BootInfo) -> ! {
     println!(
         "service-vm: Domain-0 up: {} MiB, {} vCPU(s), TSC {} kHz, privileged={}",
@@ -100,6 +104,12 @@ fn main(boot: &'static BootInfo) -> ! {
                 "service-vm: answered {} notifications, served {served} events",
                 channels.echoed
             );
+            if control::pending() {
+                let left = devices.finish_in_flight(FINISH_MS);
+                if left > 0 {
+                    println!("service-vm: {left} requests still in flight: the next Domain-0 does them again");
+                }
+            }
             control::obey("service-vm");
         }
         let mut work = 0;

@@ -15,6 +15,7 @@ use protocol::domain::DomId;
 use protocol::hwqueue::errno::EIO;
 use protocol::hypercall::MAX_CONSOLE_WRITE;
 use protocol::trace::{Party, Step};
+use protocol::virtio::saved::SavedDevice;
 
 use crate::hwqueue::HwQueue;
 use crate::window::Window;
@@ -70,6 +71,9 @@ pub struct GuestPlatform {
     window: Window,
     irq_port: u32,
     hw: Option<HwQueue>,
+    /// The device's state page in the reserved RAM, where it outlives
+    /// this Domain-0.
+    saved: Option<&'static SavedDevice>,
     console: Vec<u8>,
     irq_failed: bool,
     console_failed: bool,
@@ -79,13 +83,14 @@ impl GuestPlatform {
     /// A platform for the device of guest `domid` whose window is at
     /// guest-physical `mmio_base`, whose RAM is `window` and whose
     /// interrupt is a send on Dom0 port `irq_port`; `hw` is its hardware
-    /// queue (block devices).
+    /// queue (block devices) and `saved` its state page.
     pub fn new(
         domid: DomId,
         mmio_base: u64,
         window: Window,
         irq_port: u32,
         hw: Option<HwQueue>,
+        saved: Option<&'static SavedDevice>,
     ) -> Self {
         Self {
             domid,
@@ -93,6 +98,7 @@ impl GuestPlatform {
             window,
             irq_port,
             hw,
+            saved,
             console: Vec::new(),
             irq_failed: false,
             console_failed: false,
@@ -235,5 +241,9 @@ impl Platform for GuestPlatform {
         if self.console.len() as u64 >= MAX_CONSOLE_WRITE {
             self.flush_console();
         }
+    }
+
+    fn saved(&self) -> Option<&SavedDevice> {
+        self.saved
     }
 }

@@ -2,7 +2,7 @@
 //! Xen's.
 
 use clap::{Parser, Subcommand};
-use protocol::control::{Request, Response};
+use protocol::control::{Request, Response, Trigger};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use toolstack::client::{daemon_running, Client};
@@ -76,6 +76,18 @@ enum Command {
     Reboot {
         /// The domain (name or id).
         domain: String,
+    },
+    /// Send a domain an event: `nmi` (the kernel crashes, as Linux does
+    /// with panic_on_unrecovered_nmi) or `reset` (it stops as crashed).
+    /// Domain-0 restarts after either, under its running guests.
+    Trigger {
+        /// The domain (name or id).
+        domain: String,
+        /// nmi or reset (Xen's init, power, sleep and s3resume are not
+        /// supported).
+        trigger: String,
+        /// The vCPU (an NMI always goes to vCPU 0).
+        vcpu: Option<u8>,
     },
     /// Stop a domain's vCPUs.
     Pause {
@@ -385,6 +397,18 @@ fn run(
             }
         }
         Command::Reboot { domain } => commands::simple(&mut connect()?, Request::Reboot(domain))?,
+        Command::Trigger {
+            domain,
+            trigger,
+            vcpu,
+        } => {
+            let trigger = Trigger::from_name(&trigger)
+                .ok_or_else(|| format!("trigger {trigger:?} is not supported (nmi or reset)"))?;
+            if vcpu.is_some_and(|v| v != 0) {
+                return Err("a trigger goes to vCPU 0".into());
+            }
+            commands::simple(&mut connect()?, Request::Trigger { domain, trigger })?
+        }
         Command::Pause { domain } => commands::simple(&mut connect()?, Request::Pause(domain))?,
         Command::Unpause { domain } => commands::simple(&mut connect()?, Request::Unpause(domain))?,
         Command::Console { domain } => commands::console::attach(connect()?, domain, || Ok(()))?,

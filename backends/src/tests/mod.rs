@@ -11,6 +11,7 @@ mod mmio;
 mod net;
 mod polling;
 mod reference;
+mod resume;
 mod switch;
 
 use std::sync::atomic::Ordering;
@@ -20,6 +21,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
 use crate::platform::{GuestBuf, HostIo, Interrupt, IoKind, IoResult, MemError, Platform};
 use crate::Submission;
+use protocol::virtio::saved::SavedDevice;
 
 /// Low RAM of the test guest.
 pub const LOW_RAM: u64 = 0x100_0000;
@@ -62,6 +64,8 @@ pub struct TestPlatform {
     pub pending: Vec<Submitted>,
     /// Fail every I/O with this errno.
     pub fail_with: Option<i32>,
+    /// Where the device saves its state, if it does.
+    pub saved: Option<std::boxed::Box<SavedDevice>>,
 }
 
 impl TestPlatform {
@@ -76,6 +80,7 @@ impl TestPlatform {
             deferred: false,
             pending: Vec::new(),
             fail_with: None,
+            saved: None,
         }
     }
 
@@ -186,6 +191,10 @@ impl Platform for TestPlatform {
 
     fn console_output(&mut self, bytes: &[u8]) {
         self.console.extend_from_slice(bytes);
+    }
+
+    fn saved(&self) -> Option<&SavedDevice> {
+        self.saved.as_deref()
     }
 }
 

@@ -19,7 +19,7 @@ use kvm_ioctls::{VcpuFd, VmFd};
 use protocol::boot::{BootInfo, BOOT_MAGIC, BOOT_VERSION, CMDLINE_MAX, FLAG_PRIVILEGED};
 use protocol::domain::NAME_MAX;
 use protocol::domain::{DomId, DOM0, DOMID_MAX};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -28,7 +28,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 const DOM0_MIN_FREE: u64 = 4 << 20;
 
 /// A VM with its RAM loaded and its vCPUs set up, not yet a domain.
-struct BuiltVm {
+pub(super) struct BuiltVm {
     vm: Arc<VmFd>,
     ram: GuestRam,
     vcpus: Vec<VcpuFd>,
@@ -152,41 +152,22 @@ impl Hypervisor {
         };
         boot::write_boot_info(&built.ram, &info);
         let domid = registration.domid;
-        let domain = Arc::new(Domain {
-            id: domid,
-            name: Mutex::new(config.name.clone()),
-            vm: built.vm,
-            ram: built.ram,
-            memory_mib: config.memory_mib,
-            vcpu_count: config.vcpus,
-            status: Mutex::new(Status {
-                life: Life::Alive,
-                paused: config.start_paused,
-                held,
-                parked: 0,
-                message: None,
-            }),
-            status_changed: Condvar::new(),
-            threads: Mutex::new(Vec::new()),
-            control_port: registration.control_port,
-            mmio: MmioMap::default(),
+        let (domain, vcpus) = built.into_domain(
+            &config,
+            domid,
+            registration.control_port,
             reserved,
-            control_irq: built.control_irq,
-            counters: Counters::default(),
-            log_limit: Default::default(),
-            console: Mutex::new(LineAssembler::default()),
+            MmioMap::default(),
+            held,
             created,
-            first_output: OnceLock::new(),
-            cpu_ns_retired: AtomicU64::new(0),
-            tsc_offset: built.tsc_offset,
-            tsc_khz: built.tsc_khz,
-        });
+        );
+        let domain = Arc::new(domain);
         self.core
             .registry()
             .domains
             .insert(domid, Arc::clone(&domain));
         registration.commit();
-        if let Err(e) = self.spawn_vcpus(&domain, built.vcpus) {
+        if let Err(e) = self.spawn_vcpus(&domain, vcpus) {
             let _ = self.teardown(domid);
             return Err(e);
         }
@@ -238,7 +219,7 @@ impl Hypervisor {
         })
     }
 
-    fn spawn_vcpus(&self, domain: &Arc<Domain>, vcpus: Vec<VcpuFd>) -> Result<()> {
+    pub(super) fn spawn_vcpus(&self, domain: &Arc<Domain>, vcpus: Vec<VcpuFd>) -> Result<()> {
         let mut threads = domain.threads.lock().expect("vcpu threads lock");
         for (index, vcpu) in vcpus.into_iter().enumerate() {
             let tid = Arc::new(AtomicI32::new(0));
@@ -257,13 +238,81 @@ impl Hypervisor {
     }
 }
 
+impl BuiltVm {
+    /// The domain this VM becomes (and its vCPUs, for their threads).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn into_domain(
+        self,
+        config: &DomainConfig,
+        domid: DomId,
+        control_port: u32,
+        reserved: Option<Arc<ReservedRam>>,
+        mmio: MmioMap,
+        held: bool,
+        created: Instant,
+    ) -> (Domain, Vec<VcpuFd>) {
+        let domain = Domain {
+            id: domid,
+            name: Mutex::new(config.name.clone()),
+            vm: self.vm,
+            ram: self.ram,
+            memory_mib: config.memory_mib,
+            vcpu_count: config.vcpus,
+            status: Mutex::new(Status {
+                life: Life::Alive,
+                paused: config.start_paused,
+                held,
+                parked: 0,
+                message: None,
+            }),
+            status_changed: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+            control_port,
+            mmio,
+            reserved,
+            control_irq: self.control_irq,
+            counters: Counters::default(),
+            log_limit: Default::default(),
+            console: Mutex::new(LineAssembler::default()),
+            created,
+            first_output: OnceLock::new(),
+            cpu_ns_retired: AtomicU64::new(0),
+            tsc_offset: self.tsc_offset,
+            tsc_khz: self.tsc_khz,
+            nmi_pending: AtomicBool::new(false),
+        };
+        (domain, self.vcpus)
+    }
+
+    /// The VM's RAM and the first address past its kernel.
+    pub(super) fn ram(&self) -> (&GuestRam, u64) {
+        (&self.ram, self.kernel_end)
+    }
+
+    /// The VM.
+    pub(super) fn vm(&self) -> &Arc<VmFd> {
+        &self.vm
+    }
+}
+
 /// The VM, its RAM with the kernel and boot tables in it, and its vCPUs
 /// set to enter the kernel.
 fn build_vm(core: &Core, config: &DomainConfig, privileged: bool) -> Result<BuiltVm> {
+    let ram = GuestRam::new(&config.name, config.memory_mib << 20)?;
+    build_vm_over(core, config, privileged, ram)
+}
+
+/// [`build_vm`] over RAM that exists already (a restarted Domain-0's,
+/// whose core-owned pages must survive), zeroed where the kernel goes.
+pub(super) fn build_vm_over(
+    core: &Core,
+    config: &DomainConfig,
+    privileged: bool,
+    ram: GuestRam,
+) -> Result<BuiltVm> {
     let vm = Arc::new(create_vm(&core.kvm)?);
     vm.create_irq_chip().map_err(kvm("KVM_CREATE_IRQCHIP"))?;
     irq::install_routes(&vm)?;
-    let ram = GuestRam::new(&config.name, config.memory_mib << 20)?;
     let region = kvm_userspace_memory_region {
         slot: 0,
         flags: 0,
@@ -358,7 +407,12 @@ fn allocate_domid(registry: &mut Registry) -> Result<DomId> {
 
 /// The boot info of domain `domid` (a guest's reserved region is empty;
 /// its trace ring is the top of its RAM).
-fn boot_info(config: &DomainConfig, built: &BuiltVm, domid: DomId, control_port: u32) -> BootInfo {
+pub(super) fn boot_info(
+    config: &DomainConfig,
+    built: &BuiltVm,
+    domid: DomId,
+    control_port: u32,
+) -> BootInfo {
     let mut cmdline = [0u8; CMDLINE_MAX];
     cmdline[..config.cmdline.len()].copy_from_slice(config.cmdline.as_bytes());
     // Checked at admission: at most NAME_MAX bytes.

@@ -3,6 +3,7 @@
 //! the core).
 
 mod create;
+mod restart;
 mod seams;
 
 use crate::domain::{Domain, DomainConfig, Life, Status};
@@ -264,23 +265,7 @@ impl Hypervisor {
             .remove(&domid)
             .ok_or(Error::NoSuchDomain(domid))?;
         domain.finish(Life::Dying, None);
-        let deadline = Instant::now() + VCPU_RESPONSE_TIMEOUT;
-        while domain
-            .threads
-            .lock()
-            .expect("vcpu threads lock")
-            .iter()
-            .any(|t| !t.handle.is_finished())
-        {
-            kick::kick_all(&domain);
-            std::thread::sleep(Duration::from_millis(1));
-            if Instant::now() > deadline {
-                tracing::error!(domid, "vCPU threads are slow to stop; still waiting");
-            }
-        }
-        for thread in std::mem::take(&mut *domain.threads.lock().expect("vcpu threads lock")) {
-            let _ = thread.handle.join();
-        }
+        join_vcpus(&domain);
         // Handlers hold backends and their memory: let them go now.
         domain.mmio.clear();
         let _ = domain.vm.unregister_irqfd(&domain.control_irq, CONTROL_GSI);
@@ -303,6 +288,31 @@ impl Hypervisor {
         }
         tracing::info!(domid, "destroyed domain {}", domain.name());
         Ok(())
+    }
+}
+
+/// Waits for the vCPU threads of `domain` (in a final state) to stop, and
+/// joins them.
+fn join_vcpus(domain: &Domain) {
+    let deadline = Instant::now() + VCPU_RESPONSE_TIMEOUT;
+    while domain
+        .threads
+        .lock()
+        .expect("vcpu threads lock")
+        .iter()
+        .any(|t| !t.handle.is_finished())
+    {
+        kick::kick_all(domain);
+        std::thread::sleep(Duration::from_millis(1));
+        if Instant::now() > deadline {
+            tracing::error!(
+                domid = domain.id,
+                "vCPU threads are slow to stop; still waiting"
+            );
+        }
+    }
+    for thread in std::mem::take(&mut *domain.threads.lock().expect("vcpu threads lock")) {
+        let _ = thread.handle.join();
     }
 }
 

@@ -176,9 +176,11 @@ impl Hypervisor {
     /// [`Hypervisor::add_mmio_handler`]).
     pub fn create_ioreq_server(&self, guest: DomId) -> Result<Arc<IoreqServer>> {
         let domain = self.domain(guest).ok_or(Error::NoSuchDomain(guest))?;
-        let dom0 = self.domain(DOM0).ok_or(Error::NoDom0)?;
         let reserved = self.reserved()?;
-        let server = IoreqServer::new(&self.core, dom0, &reserved, &domain)?;
-        Ok(Arc::new(server))
+        let server = Arc::new(IoreqServer::new(&self.core, &reserved, &domain)?);
+        let requeue: Arc<dyn crate::state::Requeue> = server.clone();
+        let weak = Arc::downgrade(&requeue);
+        self.core.ioreq_servers().push(weak);
+        Ok(server)
     }
 }

@@ -14,9 +14,6 @@ pub enum ControlError {
     /// The kernel file of a create request cannot be used.
     #[error("kernel {0}")]
     Kernel(crate::files::FileError),
-    /// Domain-0 cannot restart under running guests yet.
-    #[error("Domain-0 cannot be rebooted: its guests would lose their backends (restarting it under them is not built yet); `xl shutdown 0` stops it and hypd")]
-    Dom0Reboot,
     /// Domain-0 goes only with the daemon.
     #[error("Domain-0 cannot be destroyed; shut it down to stop hypd")]
     Dom0Destroy,

@@ -9,7 +9,9 @@ use crate::devices::{DeviceConfig, Placement};
 use crate::machine::GuestConfig;
 use hyp::DomainConfig;
 use protocol::boot::ControlRequest;
-use protocol::control::{CreateRequest, DomRef, DomainRecord, Request, Response, VcpuRecord};
+use protocol::control::{
+    CreateRequest, DomRef, DomainRecord, Request, Response, Trigger, VcpuRecord,
+};
 use protocol::domain::{DomId, DomainState, DOM0};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -32,11 +34,17 @@ fn answer(daemon: &Daemon, request: Request) -> Result<Response, ControlError> {
         Request::Shutdown(domain) => with_domain(daemon, &domain, |id| {
             Ok(core.request_shutdown(id, ControlRequest::Poweroff)?)
         })?,
+        // Domain-0 finishes its host I/O and reboots; a new one takes
+        // the guests' devices over (`Machine::restart_dom0`).
         Request::Reboot(domain) => with_domain(daemon, &domain, |id| {
-            if id == DOM0 {
-                return Err(ControlError::Dom0Reboot);
-            }
             Ok(core.request_shutdown(id, ControlRequest::Reboot)?)
+        })?,
+        Request::Trigger { domain, trigger } => with_domain(daemon, &domain, |id| {
+            match trigger {
+                Trigger::Nmi => core.inject_nmi(id)?,
+                Trigger::Reset => core.crash(id, "reset by xl trigger")?,
+            }
+            Ok(())
         })?,
         Request::Pause(domain) => with_domain(daemon, &domain, |id| Ok(core.pause(id)?))?,
         Request::Unpause(domain) => with_domain(daemon, &domain, |id| Ok(core.unpause(id)?))?,
@@ -164,6 +172,7 @@ fn resolve_all(daemon: &Daemon, domains: &[DomRef]) -> Result<Vec<DomId>, Contro
 
 fn list(daemon: &Daemon, domains: &[DomRef]) -> Result<Vec<DomainRecord>, ControlError> {
     let mut records = Vec::new();
+    let restarts = daemon.machine.dom0_restarts();
     for domid in resolve_all(daemon, domains)? {
         let Some(domain) = daemon.machine.core().domain(domid) else {
             continue;
@@ -196,6 +205,12 @@ fn list(daemon: &Daemon, domains: &[DomRef]) -> Result<Vec<DomainRecord>, Contro
                 .and_then(|r| r.request)
                 .map_or("null".into(), |r| r.config_json),
             vifs: network::list(daemon, domid),
+            restarts: if domid == DOM0 { restarts.count } else { 0 },
+            last_restart: if domid == DOM0 {
+                restarts.last.as_ref().map(|r| r.reason.clone())
+            } else {
+                None
+            },
         });
     }
     Ok(records)

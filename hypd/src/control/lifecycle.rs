@@ -6,7 +6,7 @@ use super::error::ControlError;
 use super::handlers;
 use hyp::Event;
 use protocol::control::Action;
-use protocol::domain::{DomId, DomainState, DOM0};
+use protocol::domain::{DomId, DomainState, ShutdownReason, DOM0};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ type QuickRestarts = std::collections::HashMap<DomId, u32>;
 /// each guest's lifecycle actions.
 pub fn watch(daemon: &Daemon, events: Receiver<Event>) {
     let mut quick_restarts = QuickRestarts::default();
+    let mut dom0_quick = 0;
     for event in events {
         match event {
             Event::State {
@@ -54,12 +55,20 @@ pub fn watch(daemon: &Daemon, events: Receiver<Event>) {
                     domid,
                     "domain {name} stopped: {reason}{}",
                     message
-                        .map(|m| format!(": {}", protocol::text::escape_controls(&m)))
+                        .as_ref()
+                        .map(|m| format!(": {}", protocol::text::escape_controls(m)))
                         .unwrap_or_default()
                 );
                 if domid == DOM0 {
-                    stop_all(daemon);
-                    return;
+                    let why =
+                        message.map_or_else(|| reason.to_string(), |m| format!("{reason}: {m}"));
+                    if state == DomainState::Shutdown(ShutdownReason::Poweroff)
+                        || !restart_dom0(daemon, &why, &mut dom0_quick)
+                    {
+                        stop_all(daemon);
+                        return;
+                    }
+                    continue;
                 }
                 let action = daemon.records.action(domid, reason);
                 apply(daemon, domid, &name, action, &mut quick_restarts);
@@ -116,6 +125,38 @@ fn restart(daemon: &Daemon, domid: DomId, name: &str, rename: bool) -> Result<Do
     let new = handlers::create(daemon, request)?;
     tracing::info!(domid = new, "restarted {name} as domain {new}");
     Ok(new)
+}
+
+/// Domain-0 stopped for `why` (anything but a power-off): boots a new one
+/// under the guests, unless it keeps stopping right after it starts
+/// (throttled as a guest's restarts are). False if Domain-0 cannot come
+/// back: then hypd stops.
+fn restart_dom0(daemon: &Daemon, why: &str, quick: &mut u32) -> bool {
+    let lived = daemon
+        .machine
+        .core()
+        .domain(DOM0)
+        .map_or(Duration::MAX, |d| d.uptime());
+    *quick = if lived < QUICK { *quick + 1 } else { 0 };
+    if *quick > MAX_QUICK_RESTARTS {
+        tracing::error!(
+            domid = DOM0,
+            "Domain-0 stopped {} times in a row within {} s of starting; not restarting it again: hypd stops",
+            *quick,
+            QUICK.as_secs()
+        );
+        return false;
+    }
+    match daemon.machine.restart_dom0(why) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(
+                domid = DOM0,
+                "Domain-0 could not be restarted: {e}; hypd stops"
+            );
+            false
+        }
+    }
 }
 
 /// Domain-0 stopped: the guests lose their backends, so they go too.

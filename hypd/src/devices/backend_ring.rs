@@ -54,6 +54,20 @@ impl BackendRingWriter {
         self.state.lock().expect("backend ring lock")
     }
 
+    /// Starts the ring again from the page the core zeroed for a
+    /// restarted Domain-0 (device ids go on from where they were).
+    pub fn restart(&self) {
+        // SAFETY: as in `new`: the same page, still this writer's alone,
+        // which the core zeroed while no Domain-0 ran.
+        let producer = unsafe { Producer::new(self.page.host_addr() as *mut BackendRing) };
+        self.state().producer = producer;
+    }
+
+    /// Entries Domain-0 has not consumed yet.
+    pub fn unread(&self) -> u32 {
+        self.state().producer.unread()
+    }
+
     /// A new device id, for Dom0 to tell devices apart.
     pub fn device_id(&self) -> u32 {
         let mut state = self.state();

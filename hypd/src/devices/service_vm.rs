@@ -19,10 +19,11 @@ use super::uplink::Uplinks;
 use super::window::{add_notify, place, remove_notify};
 use super::{Backing, DeviceConfig, DeviceError};
 use hwqueue::{BufferRegion, QueueTrace};
-use hyp::{Domain, ForeignWindow, Hypervisor, IoreqServer};
+use hyp::{Domain, ForeignWindow, Hypervisor, IoreqServer, ReservedPages};
 use protocol::device::{event, vdev_bytes, BackendEvent, GuestDevice, MAX_WINDOW_BYTES};
 use protocol::domain::{DomId, DOM0};
 use protocol::virtio::mmio::WINDOW_SIZE;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -37,6 +38,22 @@ struct Dom0Device {
     notify_port: u32,
     dom0_irq_port: u32,
     queue: Option<Dom0Queue>,
+    /// The disk's image, kept to lend a new Domain-0 a new queue over it.
+    image: Option<OwnedFd>,
+    /// The device's state page in Dom0's reserved RAM, which outlives
+    /// Domain-0 (`protocol::virtio::saved`); never read here.
+    state: Option<ReservedPages>,
+    /// What Dom0 was told: told again to a restarted Domain-0.
+    announced: BackendEvent,
+}
+
+impl Dom0Device {
+    /// Gives the disk its hardware queue, named in `announcement`.
+    fn use_queue(&mut self, queue: Dom0Queue, announcement: &mut BackendEvent) {
+        announcement.queue_layout = queue.layout.gpa();
+        announcement.queue_port = queue.port;
+        self.queue = Some(queue);
+    }
 }
 
 /// A guest's devices served by Domain-0. Take them away with
@@ -122,11 +139,15 @@ impl ServiceVmDevices {
             notify_port: 0,
             dom0_irq_port: 0,
             queue: None,
+            image: None,
+            state: None,
+            announced: BackendEvent::default(),
         };
         let announced = self.wire(core, &mut device, image).and_then(|mut event| {
             if let Some((net, switch)) = net {
                 event.net = net.params(switch);
             }
+            device.announced = event;
             ring.post(&event)
         });
         match announced {
@@ -158,6 +179,11 @@ impl ServiceVmDevices {
         device.guest.irq_port = core.alloc_unbound_port(self.guest, DOM0)?;
         device.dom0_irq_port =
             core.bind_interdomain_port(DOM0, self.guest, device.guest.irq_port)?;
+        let mut state = core.dom0_pages(1)?;
+        // Dom0 may write the page until it has read the device's removal.
+        state.quarantine_when_dropped();
+        let state_page = state.gpa();
+        device.state = Some(state);
         let mut announcement = BackendEvent {
             event: event::ADDED,
             kind: device.guest.kind,
@@ -171,37 +197,99 @@ impl ServiceVmDevices {
             window_base: self.window.dom0_base(),
             window_bytes: self.window.bytes(),
             vdev: device.guest.vdev,
+            state_page,
             ..Default::default()
         };
         if let Some(image) = image {
-            let readonly = image.readonly;
-            let bytes = image.bytes;
-            let guest_ram = BufferRegion {
-                host_addr: self.window.host_addr(),
-                guest_addr: self.window.dom0_base() + self.window.start(),
-                len: self.window.bytes(),
-            };
-            let mode = self.doorbells.mode();
-            // Held while the queue is made, so its ring stays open.
-            let share = self.doorbells.sq_thread();
-            let share_fd = share.as_ref().map(|q| q.ring_fd());
-            let file = image.file.into();
-            // SAFETY: the window's memory stays mapped while the queue
-            // lives: `ServiceVmDevices` unwires every device (closing its
-            // queue) before the window goes.
-            let queue = unsafe { Dom0Queue::lend(core, file, Some(guest_ram), mode, share_fd) }?;
-            drop(share);
-            let trace = QueueTrace::new(hyp::trace::core_ring(), self.guest, (window >> 12) as u32);
-            queue.trace_to(trace);
-            self.doorbells
-                .register(mode, queue.port, queue.queue(), trace);
-            announcement.readonly = u16::from(readonly);
-            announcement.disk_bytes = bytes;
-            announcement.queue_layout = queue.layout.gpa();
-            announcement.queue_port = queue.port;
-            device.queue = Some(queue);
+            announcement.readonly = u16::from(image.readonly);
+            announcement.disk_bytes = image.bytes;
+            let file: OwnedFd = image.file.into();
+            device.image = Some(file.try_clone()?);
+            let queue = self.lend_queue(core, window, file)?;
+            device.use_queue(queue, &mut announcement);
         }
         Ok(announcement)
+    }
+
+    /// Lends Dom0 a hardware queue over `file` for the disk whose window
+    /// is at `window`.
+    fn lend_queue(
+        &self,
+        core: &Hypervisor,
+        window: u64,
+        file: OwnedFd,
+    ) -> Result<Dom0Queue, DeviceError> {
+        let guest_ram = BufferRegion {
+            host_addr: self.window.host_addr(),
+            guest_addr: self.window.dom0_base() + self.window.start(),
+            len: self.window.bytes(),
+        };
+        let mode = self.doorbells.mode();
+        // Held while the queue is made, so its ring stays open.
+        let share = self.doorbells.sq_thread();
+        let share_fd = share.as_ref().map(|q| q.ring_fd());
+        // SAFETY: the window's memory stays mapped while the queue
+        // lives: `ServiceVmDevices` unwires every device (closing its
+        // queue) before the window goes.
+        let queue = unsafe { Dom0Queue::lend(core, file, Some(guest_ram), mode, share_fd) }?;
+        drop(share);
+        let trace = QueueTrace::new(hyp::trace::core_ring(), self.guest, (window >> 12) as u32);
+        queue.trace_to(trace);
+        self.doorbells
+            .register(mode, queue.port, queue.queue(), trace);
+        Ok(queue)
+    }
+
+    /// Domain-0 stopped: takes every disk's hardware queue back, once the
+    /// host I/O the old Domain-0 started has finished (so none of it
+    /// lands after the new one redoes it).
+    pub fn take_queues_back(&mut self, core: &Hypervisor) {
+        for device in &mut self.devices {
+            if let Some(queue) = device.queue.take() {
+                self.doorbells.unregister(queue.port);
+                let _ = core.close_port(DOM0, queue.port);
+                queue.close();
+            }
+        }
+    }
+
+    /// A new Domain-0 runs (held): lends it a new hardware queue for each
+    /// disk, over the same image. A disk whose queue cannot be made is
+    /// left without one (its requests fail), and the error returned.
+    pub fn lend_queues_again(&mut self, core: &Hypervisor) -> Result<(), DeviceError> {
+        let mut result = Ok(());
+        for i in 0..self.devices.len() {
+            let Some(image) = &self.devices[i].image else {
+                continue;
+            };
+            let window = self.devices[i].guest.mmio_base;
+            let lent = image
+                .try_clone()
+                .map_err(DeviceError::from)
+                .and_then(|file| self.lend_queue(core, window, file));
+            match lent {
+                Ok(queue) => {
+                    let device = &mut self.devices[i];
+                    let mut announced = device.announced;
+                    device.use_queue(queue, &mut announced);
+                    device.announced = announced;
+                }
+                Err(e) => {
+                    tracing::error!(domid = self.guest, "a new hardware queue: {e}");
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+
+    /// Tells a new Domain-0 about every device, with the state its page
+    /// holds; returns how many.
+    pub fn announce_again(&self, ring: &BackendRingWriter) -> Result<usize, DeviceError> {
+        for device in &self.devices {
+            ring.post(&device.announced)?;
+        }
+        Ok(self.devices.len())
     }
 
     /// Takes one device's wiring apart, however far it got.

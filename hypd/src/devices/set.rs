@@ -204,6 +204,33 @@ impl DeviceSet {
         }
     }
 
+    /// Domain-0 stopped: takes back the hardware queues it had for these
+    /// devices, once their host I/O finished (nothing for the host
+    /// model's).
+    pub fn take_dom0_queues(&self, core: &Hypervisor) {
+        if let Some(PlacedDevices::ServiceVm(devices)) = &mut self.state().placed {
+            devices.take_queues_back(core);
+        }
+    }
+
+    /// A new Domain-0 is held: lends it new hardware queues for these
+    /// devices.
+    pub fn lend_dom0_queues(&self, core: &Hypervisor) -> Result<(), DeviceError> {
+        match &mut self.state().placed {
+            Some(PlacedDevices::ServiceVm(devices)) => devices.lend_queues_again(core),
+            _ => Ok(()),
+        }
+    }
+
+    /// The new Domain-0 runs: tells it about these devices again. Returns
+    /// how many.
+    pub fn announce_to_dom0(&self, ring: &BackendRingWriter) -> Result<usize, DeviceError> {
+        match &self.state().placed {
+            Some(PlacedDevices::ServiceVm(devices)) => devices.announce_again(ring),
+            _ => Ok(0),
+        }
+    }
+
     /// Takes every device away; the guest `guest` is already destroyed.
     pub fn detach(&self, core: &Hypervisor, ring: Option<&BackendRingWriter>, guest: DomId) {
         let (placed, claims) = {

@@ -18,6 +18,7 @@ use super::DeviceError;
 use hyp::Hypervisor;
 use protocol::device::{event, kind, vdev_bytes, BackendEvent, NetParams};
 use protocol::domain::DOM0;
+use std::os::fd::OwnedFd;
 use std::sync::{Mutex, MutexGuard};
 
 /// Most switches (bridges) Domain-0 serves.
@@ -28,7 +29,12 @@ struct Uplink {
     bridge: String,
     tap: String,
     device_id: u32,
-    queue: Dom0Queue,
+    /// The queue, while a Domain-0 has it.
+    queue: Option<Dom0Queue>,
+    /// The tap, kept to lend a restarted Domain-0 a new queue over it.
+    file: OwnedFd,
+    /// What Dom0 was told (the queue's fields are the current queue's).
+    announced: BackendEvent,
 }
 
 /// Domain-0's switches, by bridge name.
@@ -66,25 +72,15 @@ impl Uplinks {
         let index = switches.len() as u16;
         let tap = Tap::create(&format!("vif0.{index}"), bridge)?;
         let name = tap.name().to_string();
-        // SAFETY: no guest buffer: the queue's only fixed buffer is
-        // Dom0's RAM, mapped while Dom0 (and so the queue) lives.
-        let queue = unsafe {
-            Dom0Queue::lend(
-                core,
-                tap.into_file().into(),
-                None,
-                DoorbellMode::Thread,
-                None,
-            )
-        }?;
+        let file: OwnedFd = tap.into_file().into();
+        let spare = file.try_clone()?;
+        let queue = lend(core, file)?;
         let device_id = ring.device_id();
-        let announcement = BackendEvent {
+        let mut announcement = BackendEvent {
             event: event::ADDED,
             kind: kind::UPLINK,
             device_id,
             domid: DOM0,
-            queue_layout: queue.layout.gpa(),
-            queue_port: queue.port,
             vdev: vdev_bytes(bridge),
             net: NetParams {
                 switch: index,
@@ -92,6 +88,8 @@ impl Uplinks {
             },
             ..Default::default()
         };
+        announcement.queue_layout = queue.layout.gpa();
+        announcement.queue_port = queue.port;
         if let Err(e) = ring.post(&announcement) {
             let _ = core.close_port(DOM0, queue.port);
             queue.close();
@@ -102,9 +100,61 @@ impl Uplinks {
             bridge: bridge.into(),
             tap: name,
             device_id,
-            queue,
+            queue: Some(queue),
+            file: spare,
+            announced: announcement,
         });
         Ok(index)
+    }
+
+    /// Domain-0 stopped: takes every uplink's queue back (its posted tap
+    /// reads are cancelled); the taps stay on their bridges.
+    pub fn take_queues_back(&self, core: &Hypervisor) {
+        for uplink in self.lock().iter_mut() {
+            if let Some(queue) = uplink.queue.take() {
+                let _ = core.close_port(DOM0, queue.port);
+                queue.close_uplink();
+            }
+        }
+    }
+
+    /// A new Domain-0 is held: lends it a new queue over each uplink's
+    /// tap. An uplink whose queue cannot be made stays without one (its
+    /// switch reaches only its guests), and the error is returned.
+    pub fn lend_queues_again(&self, core: &Hypervisor) -> Result<(), DeviceError> {
+        let mut result = Ok(());
+        for uplink in self.lock().iter_mut() {
+            match uplink
+                .file
+                .try_clone()
+                .map_err(DeviceError::from)
+                .and_then(|file| lend(core, file))
+            {
+                Ok(queue) => {
+                    uplink.announced.queue_layout = queue.layout.gpa();
+                    uplink.announced.queue_port = queue.port;
+                    uplink.queue = Some(queue);
+                }
+                Err(e) => {
+                    tracing::error!("uplink {}: a new queue: {e}", uplink.tap);
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+
+    /// The new Domain-0 runs: tells it about every uplink that has a
+    /// queue again. Returns how many.
+    pub fn announce_again(&self, ring: &BackendRingWriter) -> Result<usize, DeviceError> {
+        let switches = self.lock();
+        let with_queue = switches.iter().filter(|u| u.queue.is_some());
+        let mut told = 0;
+        for uplink in with_queue {
+            ring.post(&uplink.announced)?;
+            told += 1;
+        }
+        Ok(told)
     }
 
     /// The bridges with a switch, and each uplink's tap, in switch order.
@@ -126,8 +176,18 @@ impl Uplinks {
                     ..Default::default()
                 });
             }
-            let _ = core.close_port(DOM0, uplink.queue.port);
-            uplink.queue.close_uplink();
+            if let Some(queue) = uplink.queue {
+                let _ = core.close_port(DOM0, queue.port);
+                queue.close_uplink();
+            }
         }
     }
+}
+
+/// A queue over the tap `file` for Domain-0 (always rung by the doorbell
+/// thread: its reads wait for frames).
+fn lend(core: &Hypervisor, file: OwnedFd) -> Result<Dom0Queue, DeviceError> {
+    // SAFETY: no guest buffer: the queue's only fixed buffer is Dom0's
+    // RAM, mapped while Dom0 (and so the queue) lives.
+    unsafe { Dom0Queue::lend(core, file, None, DoorbellMode::Thread, None) }
 }

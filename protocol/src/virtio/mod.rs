@@ -11,7 +11,9 @@
 //! * [`console`]: virtio-console configuration space, feature bits and
 //!   queue numbers;
 //! * [`net`]: virtio-net header, configuration space, feature bits and
-//!   queue numbers, and the frame fields a switch reads.
+//!   queue numbers, and the frame fields a switch reads;
+//! * [`saved`]: a device's state as it outlives its backend (Domain-0's
+//!   restart).
 //!
 //! Every multi-byte field is little-endian on the wire (virtio 1.x has no
 //! legacy big-endian mode); the structures are `#[repr(C)]` with fixed
@@ -24,6 +26,7 @@ pub mod console;
 pub mod mmio;
 pub mod net;
 pub mod queue;
+pub mod saved;
 
 /// Builds a feature mask with bit `bit` set (feature bits are numbered
 /// 0..64 across the two 32-bit feature words of the transport).

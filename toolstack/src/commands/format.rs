@@ -52,6 +52,15 @@ pub fn list(records: &[DomainRecord], verbose: bool) -> String {
                 r.shutdown_reason.unwrap_or(0)
             ));
         }
+        if r.restarts > 0 {
+            // After Xen's columns, so tools that read those still do.
+            out.push_str(&format!(
+                "  (restarted {} time{}, last: {})",
+                r.restarts,
+                if r.restarts == 1 { "" } else { "s" },
+                protocol::text::escape_controls(r.last_restart.as_deref().unwrap_or("?"))
+            ));
+        }
         out.push('\n');
     }
     out
@@ -151,6 +160,8 @@ mod tests {
             message: None,
             config_json: "null".into(),
             vifs: Vec::new(),
+            restarts: 0,
+            last_restart: None,
         }
     }
 
@@ -174,6 +185,22 @@ off                                          6    64     1     ---s--      12.3\
 stopped                                      7    64     1     --p---      12.3\n";
         assert_eq!(list(&records, false), expected);
         assert!(list(&records[..1], true).contains("Reason-Code"));
+    }
+
+    #[test]
+    fn a_restarted_domain_0_says_how_often_and_why_after_xens_columns() {
+        let mut dom0 = record("Domain-0", 0, "running", None);
+        dom0.restarts = 3;
+        dom0.last_restart = Some("crash: NMI\x1b[2J".into());
+        let out = list(&[dom0], false);
+        let row = out.lines().nth(1).unwrap();
+        assert!(row.starts_with(
+            "Domain-0                                     0    64     1     r-----      12.3"
+        ));
+        assert!(
+            row.ends_with("(restarted 3 times, last: crash: NMI\\x1b[2J)"),
+            "{row}"
+        );
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub fn list_long(records: &[protocol::control::DomainRecord]) -> String {
                 "vcpus": r.vcpus,
                 "cpu_seconds": r.cpu_seconds,
                 "uptime_seconds": r.uptime_seconds,
+                "restarts": r.restarts,
+                "last_restart": r.last_restart,
                 "config": serde_json::from_str::<serde_json::Value>(&r.config_json).unwrap_or(serde_json::Value::Null),
                 "vifs": r.vifs.iter().map(|v| serde_json::json!({
                     "devid": v.devid,

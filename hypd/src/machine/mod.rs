@@ -15,8 +15,12 @@ use protocol::domain::{DomId, DOM0};
 use protocol::memory::{PAGE_SIZE, QUEUE_SUBMIT_ADDR};
 use protocol::report::BackendStats;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
+
+mod restart;
+pub mod restarts;
+use restarts::Dom0Restarts;
 
 /// How long taking a device away lets the guest stop using it.
 const DETACH_GRACE: Duration = Duration::from_secs(1);
@@ -57,6 +61,13 @@ pub struct Machine {
     uplinks: Uplinks,
     /// Domain-0's hardware queues' doorbells, and its submit register.
     doorbells: Arc<Dom0Doorbells>,
+    /// What Domain-0 was booted from, to boot it again.
+    dom0_config: Mutex<Option<DomainConfig>>,
+    /// Held for writing while Domain-0 restarts, for reading while a
+    /// device is given or taken: the two never overlap.
+    dom0_gate: RwLock<()>,
+    /// Domain-0's restarts so far.
+    restarts: Mutex<Dom0Restarts>,
 }
 
 impl Machine {
@@ -69,6 +80,9 @@ impl Machine {
             claims: ImageClaims::default(),
             uplinks: Uplinks::default(),
             doorbells: Arc::default(),
+            dom0_config: Mutex::default(),
+            dom0_gate: RwLock::default(),
+            restarts: Mutex::default(),
         })
     }
 
@@ -96,7 +110,8 @@ impl Machine {
     /// Boots the service VM as Domain-0 and takes the producer's end of
     /// its backend ring.
     pub fn boot_dom0(&self, config: DomainConfig) -> Result<DomId, DeviceError> {
-        let domid = self.core.create_dom0(config)?;
+        let domid = self.core.create_dom0(config.clone())?;
+        *self.dom0_config.lock().expect("dom0 config lock") = Some(config);
         let submit = Arc::clone(&self.doorbells) as Arc<dyn hyp::MmioHandler>;
         let taken = self
             .core
@@ -162,6 +177,7 @@ impl Machine {
         domain: &Domain,
         config: &DeviceConfig,
     ) -> Result<(), DeviceError> {
+        let _gate = self.dom0_gate.read().expect("dom0 gate");
         let ring = self.ring();
         let dom0 = Dom0Parts {
             ring: ring.as_deref(),
@@ -219,6 +235,7 @@ impl Machine {
         let generation = record.withdraw(&domain, vdev)?;
         self.core.raise_control(domid)?;
         table::wait_ack(&domain, generation, DETACH_GRACE);
+        let _gate = self.dom0_gate.read().expect("dom0 gate");
         record.remove(&self.core, self.ring().as_deref(), &domain, vdev)?;
         tracing::info!(domid, "detached {vdev} from domain {}", domain.name());
         Ok(())
@@ -235,6 +252,7 @@ impl Machine {
         };
         let record = self.guests().remove(&domid);
         if let Some(record) = &record {
+            let _gate = self.dom0_gate.read().expect("dom0 gate");
             record.detach(&self.core, self.ring().as_deref(), domid);
         }
         if domid == DOM0 {
