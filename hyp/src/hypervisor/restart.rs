@@ -2,17 +2,17 @@
 //! the core can boot a new one while the guests keep running: the new
 //! Domain-0 is a fresh VM with fresh vCPUs and a freshly loaded kernel,
 //! over the same RAM, so that the pages the core owns there (the reserved
-//! region: the backend ring, the ioreq pages, the hardware queues' rings,
-//! every device's state page, the foreign windows' page tables) survive.
+//! region: the backend ring, the ioreq pages, every page lent from the
+//! pool to device setup, the foreign windows' page tables) survive.
 //!
 //! What the core does, in order: wait for the old vCPU threads; zero the
 //! old kernel's RAM and load the new one; move the reserved region (its
 //! foreign windows become memory slots of the new VM) and every port of
 //! Domain-0 (its peers keep their ends and port numbers) to the new VM;
 //! hand every guest access the old Domain-0 had not answered to the new
-//! one; make the new Domain-0 held. Device setup then takes its hardware
-//! queues back and lends new ones, replays the devices on the backend
-//! ring and releases it ([`Hypervisor::release_domain`]).
+//! one; make the new Domain-0 held. Device setup then rebuilds what it
+//! lent the old one, replays the devices on the backend ring and releases
+//! it ([`Hypervisor::release_domain`]).
 
 use super::create::{boot_info, build_vm_over};
 use super::{join_vcpus, Hypervisor};
