@@ -69,7 +69,7 @@ pub struct MmioTransport<D> {
     pub(crate) interrupt_status: u32,
     pub(crate) config_generation: u32,
     last_error: Option<QueueError>,
-    pub(crate) stats: TransportStats,
+    stats: TransportStats,
 }
 
 impl<D: VirtioDevice> MmioTransport<D> {

@@ -82,7 +82,7 @@ impl ForeignWindow {
         // SAFETY: the region maps guest RAM that the window's handle on it
         // (`guest`, cloned below) keeps mapped until `Drop` has deleted
         // this slot again.
-        if let Err(source) = unsafe { reserved.map_window(slot, region) } {
+        if let Err(source) = unsafe { reserved.set_window(slot, region) } {
             reserved.free_window(slot);
             return Err(Error::Kvm {
                 what: "KVM_SET_USER_MEMORY_REGION (foreign window)",
@@ -135,7 +135,8 @@ fn memory_region(slot: usize, start: u64, len: u64, host_addr: u64) -> kvm_users
 impl Drop for ForeignWindow {
     fn drop(&mut self) {
         let region = memory_region(self.slot, self.start, 0, 0);
-        if let Err(e) = self.reserved.unmap_window(self.slot, region) {
+        // SAFETY: a zero-sized region deletes the slot; nothing is mapped.
+        if let Err(e) = unsafe { self.reserved.set_window(self.slot, region) } {
             // Dom0 may still reach the guest's memory through the slot:
             // keep that memory mapped for good, and the slot out of use,
             // rather than let a later mapping appear there.

@@ -46,8 +46,8 @@ struct IoreqSlot {
 ///
 /// The server outlives a Domain-0 restart: its page and ports are the
 /// core's, and a vCPU waiting for an answer keeps waiting while a Domain-0
-/// exists (a new one serves the slot again, see
-/// [`IoreqServer::requeue`]).
+/// exists: when Domain-0 restarts, the core makes every slot the old one
+/// had not answered ready again, for the new one to serve.
 pub struct IoreqServer {
     core: Weak<Core>,
     /// Dom0's reserved RAM, where the page is.
@@ -132,7 +132,7 @@ impl IoreqServer {
 
     /// Forwards `access` (a write of `write`, or a read) and counts it and
     /// its time in the guest's counters. Returns the data of a read
-    /// (all-ones if Dom0 does not answer before either domain stops).
+    /// (all-ones if the guest stops, or no Domain-0 is left to answer).
     fn forward_counted(&self, access: &MmioAccess, write: Option<u64>) -> u64 {
         let (Some(guest), Some(slot)) =
             (self.guest.upgrade(), self.slots.get(access.vcpu as usize))

@@ -40,19 +40,13 @@ const WINDOW_PDE: u64 = 0x87;
 /// Page-directory-pointer entry bits: present, writable, user.
 const WINDOW_PDPTE: u64 = 0x7;
 
-/// A foreign window's memory slot, as it must be in Dom0's VM.
-#[derive(Clone, Copy, Debug)]
-pub struct WindowSlot {
-    /// The region, ready for `KVM_SET_USER_MEMORY_REGION`.
-    pub region: kvm_userspace_memory_region,
-}
-
 /// What the pool has out and in.
 struct Pool {
     /// Free pages (Dom0-physical addresses).
     free: Vec<u64>,
-    /// The foreign-window slots in use: reserved (`Some(None)`) or mapped.
-    windows: [Option<Option<WindowSlot>>; MAX_FOREIGN_WINDOWS],
+    /// The foreign-window slots in use, each with its memory slot as it
+    /// must be in Dom0's VM (of size 0 while it maps nothing).
+    windows: [Option<kvm_userspace_memory_region>; MAX_FOREIGN_WINDOWS],
     /// Pages given back for later, with when.
     quarantined: Vec<(Instant, u64, usize)>,
 }
@@ -118,11 +112,12 @@ impl ReservedRam {
         vm.register_irqfd(&self.backend_irq, crate::evtchn::BACKEND_GSI)
             .map_err(crate::error::kvm("KVM_IRQFD (backend)"))?;
         let pool = self.pool();
-        for window in pool.windows.iter().flatten().flatten() {
+        let mapped = pool.windows.iter().flatten().filter(|r| r.memory_size != 0);
+        for region in mapped {
             // SAFETY: the region maps guest RAM its `ForeignWindow` keeps
             // mapped until it has deleted the slot again (through this
             // region's VM, which from now on is `vm`).
-            unsafe { vm.set_user_memory_region(window.region) }
+            unsafe { vm.set_user_memory_region(*region) }
                 .map_err(crate::error::kvm("KVM_SET_USER_MEMORY_REGION (window)"))?;
         }
         *self.vm.lock().expect("reserved vm lock") = vm;
@@ -177,17 +172,19 @@ impl ReservedRam {
     pub fn alloc_window(&self) -> Option<usize> {
         let mut pool = self.pool();
         let slot = pool.windows.iter().position(Option::is_none)?;
-        pool.windows[slot] = Some(None);
+        pool.windows[slot] = Some(kvm_userspace_memory_region::default());
         Some(slot)
     }
 
-    /// Maps window `slot` as `region` in Dom0's VM, and keeps the region
-    /// to map it again in a restarted Domain-0.
+    /// Sets window `slot`'s memory slot to `region` in Dom0's VM (a zero
+    /// size deletes it), and keeps the region to set it again in a
+    /// restarted Domain-0.
     ///
     /// # Safety
     ///
-    /// The region's memory must stay mapped until [`ReservedRam::unmap_window`].
-    pub unsafe fn map_window(
+    /// A region that maps memory must keep it mapped until the slot is
+    /// set again with a zero size.
+    pub unsafe fn set_window(
         &self,
         slot: usize,
         region: kvm_userspace_memory_region,
@@ -195,21 +192,7 @@ impl ReservedRam {
         let mut pool = self.pool();
         // SAFETY: per this function's contract.
         unsafe { self.vm().set_user_memory_region(region) }?;
-        pool.windows[slot] = Some(Some(WindowSlot { region }));
-        Ok(())
-    }
-
-    /// Deletes window `slot`'s memory slot (`deleted`, its region with a
-    /// zero size) from Dom0's VM.
-    pub fn unmap_window(
-        &self,
-        slot: usize,
-        deleted: kvm_userspace_memory_region,
-    ) -> Result<(), kvm_ioctls::Error> {
-        let mut pool = self.pool();
-        // SAFETY: a zero-sized region deletes the slot; nothing is mapped.
-        unsafe { self.vm().set_user_memory_region(deleted) }?;
-        pool.windows[slot] = Some(None);
+        pool.windows[slot] = Some(region);
         Ok(())
     }
 

@@ -284,9 +284,9 @@ impl BuiltVm {
         (domain, self.vcpus)
     }
 
-    /// The VM's RAM and the first address past its kernel.
-    pub(super) fn ram(&self) -> (&GuestRam, u64) {
-        (&self.ram, self.kernel_end)
+    /// The VM's RAM.
+    pub(super) fn ram(&self) -> &GuestRam {
+        &self.ram
     }
 
     /// The VM.

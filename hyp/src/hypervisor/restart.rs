@@ -16,7 +16,7 @@
 
 use super::create::{boot_info, build_vm_over};
 use super::{join_vcpus, Hypervisor};
-use crate::domain::DomainConfig;
+use crate::domain::{Domain, DomainConfig};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::evtchn::CONTROL_GSI;
@@ -65,7 +65,7 @@ impl Hypervisor {
             backend_ring: reserved.backend_ring(),
             ..boot_info(config, &built, DOM0, 0)
         };
-        boot::write_boot_info(built.ram().0, &info);
+        boot::write_boot_info(built.ram(), &info);
         let (domain, vcpus) = built.into_domain(
             config,
             DOM0,
@@ -113,10 +113,7 @@ impl Hypervisor {
     /// trigger DOM nmi`). The kernels treat it as Linux does with
     /// `panic_on_unrecovered_nmi`: they crash, with that reason.
     pub fn inject_nmi(&self, domid: DomId) -> Result<()> {
-        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
-        if domain.state().is_final() {
-            return Err(Error::NotRunning(domid));
-        }
+        let domain = self.running(domid)?;
         domain.request_nmi();
         kick::kick_all(&domain);
         Ok(())
@@ -125,13 +122,19 @@ impl Hypervisor {
     /// Crashes `domid` at once, as a triple fault would (`xl trigger DOM
     /// reset`): its lifecycle action follows, a restart for Domain-0.
     pub fn crash(&self, domid: DomId, reason: &str) -> Result<()> {
-        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
-        if domain.state().is_final() {
-            return Err(Error::NotRunning(domid));
-        }
+        let domain = self.running(domid)?;
         tracing::error!(domid, "domain {} crashed: {reason}", domain.name());
         self.core
             .finish_domain(&domain, crate::domain::Life::Crashed, Some(reason.into()));
         Ok(())
+    }
+
+    /// The domain `domid`, if it has not stopped.
+    fn running(&self, domid: DomId) -> Result<Arc<Domain>> {
+        let domain = self.domain(domid).ok_or(Error::NoSuchDomain(domid))?;
+        if domain.state().is_final() {
+            return Err(Error::NotRunning(domid));
+        }
+        Ok(domain)
     }
 }

@@ -106,6 +106,13 @@ impl Dom0Queue {
         })
     }
 
+    /// Names this queue (its layout page and port) in `event`, what
+    /// Domain-0 is told of the device or uplink it serves.
+    pub fn name_in(&self, event: &mut protocol::device::BackendEvent) {
+        event.queue_layout = self.layout.gpa();
+        event.queue_port = self.port;
+    }
+
     /// The queue, for the submit register of the exit mode.
     pub fn queue(&self) -> std::sync::Arc<hwqueue::HardwareQueue> {
         self.lent.queue()

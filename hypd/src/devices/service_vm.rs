@@ -47,15 +47,6 @@ struct Dom0Device {
     announced: BackendEvent,
 }
 
-impl Dom0Device {
-    /// Gives the disk its hardware queue, named in `announcement`.
-    fn use_queue(&mut self, queue: Dom0Queue, announcement: &mut BackendEvent) {
-        announcement.queue_layout = queue.layout.gpa();
-        announcement.queue_port = queue.port;
-        self.queue = Some(queue);
-    }
-}
-
 /// A guest's devices served by Domain-0. Take them away with
 /// [`ServiceVmDevices::detach`] (or `remove`), which tells Dom0 and closes
 /// the ports; the fields are in drop order regardless (the devices and
@@ -206,7 +197,8 @@ impl ServiceVmDevices {
             let file: OwnedFd = image.file.into();
             device.image = Some(file.try_clone()?);
             let queue = self.lend_queue(core, window, file)?;
-            device.use_queue(queue, &mut announcement);
+            queue.name_in(&mut announcement);
+            device.queue = Some(queue);
         }
         Ok(announcement)
     }
@@ -242,22 +234,25 @@ impl ServiceVmDevices {
 
     /// Domain-0 stopped: takes every disk's hardware queue back, once the
     /// host I/O the old Domain-0 started has finished (so none of it
-    /// lands after the new one redoes it).
+    /// lands after the new one redoes it). The announcements name no
+    /// queue until a new one is lent.
     pub fn take_queues_back(&mut self, core: &Hypervisor) {
         for device in &mut self.devices {
             if let Some(queue) = device.queue.take() {
                 self.doorbells.unregister(queue.port);
                 let _ = core.close_port(DOM0, queue.port);
                 queue.close();
+                device.announced.queue_layout = 0;
+                device.announced.queue_port = 0;
             }
         }
     }
 
     /// A new Domain-0 runs (held): lends it a new hardware queue for each
     /// disk, over the same image. A disk whose queue cannot be made is
-    /// left without one (its requests fail), and the error returned.
-    pub fn lend_queues_again(&mut self, core: &Hypervisor) -> Result<(), DeviceError> {
-        let mut result = Ok(());
+    /// left without one, and logged: Domain-0 refuses it when it is
+    /// announced, and the guest's requests to it fail.
+    pub fn lend_queues_again(&mut self, core: &Hypervisor) {
         for i in 0..self.devices.len() {
             let Some(image) = &self.devices[i].image else {
                 continue;
@@ -270,17 +265,12 @@ impl ServiceVmDevices {
             match lent {
                 Ok(queue) => {
                     let device = &mut self.devices[i];
-                    let mut announced = device.announced;
-                    device.use_queue(queue, &mut announced);
-                    device.announced = announced;
+                    queue.name_in(&mut device.announced);
+                    device.queue = Some(queue);
                 }
-                Err(e) => {
-                    tracing::error!(domid = self.guest, "a new hardware queue: {e}");
-                    result = Err(e);
-                }
+                Err(e) => tracing::error!(domid = self.guest, "a new hardware queue: {e}"),
             }
         }
-        result
     }
 
     /// Tells a new Domain-0 about every device, with the state its page

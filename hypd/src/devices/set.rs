@@ -214,11 +214,10 @@ impl DeviceSet {
     }
 
     /// A new Domain-0 is held: lends it new hardware queues for these
-    /// devices.
-    pub fn lend_dom0_queues(&self, core: &Hypervisor) -> Result<(), DeviceError> {
-        match &mut self.state().placed {
-            Some(PlacedDevices::ServiceVm(devices)) => devices.lend_queues_again(core),
-            _ => Ok(()),
+    /// devices (one that cannot be made is logged, its disk refused).
+    pub fn lend_dom0_queues(&self, core: &Hypervisor) {
+        if let Some(PlacedDevices::ServiceVm(devices)) = &mut self.state().placed {
+            devices.lend_queues_again(core);
         }
     }
 

@@ -88,8 +88,7 @@ impl Uplinks {
             },
             ..Default::default()
         };
-        announcement.queue_layout = queue.layout.gpa();
-        announcement.queue_port = queue.port;
+        queue.name_in(&mut announcement);
         if let Err(e) = ring.post(&announcement) {
             let _ = core.close_port(DOM0, queue.port);
             queue.close();
@@ -120,9 +119,8 @@ impl Uplinks {
 
     /// A new Domain-0 is held: lends it a new queue over each uplink's
     /// tap. An uplink whose queue cannot be made stays without one (its
-    /// switch reaches only its guests), and the error is returned.
-    pub fn lend_queues_again(&self, core: &Hypervisor) -> Result<(), DeviceError> {
-        let mut result = Ok(());
+    /// switch reaches only its guests, and it is not announced), logged.
+    pub fn lend_queues_again(&self, core: &Hypervisor) {
         for uplink in self.lock().iter_mut() {
             match uplink
                 .file
@@ -131,17 +129,12 @@ impl Uplinks {
                 .and_then(|file| lend(core, file))
             {
                 Ok(queue) => {
-                    uplink.announced.queue_layout = queue.layout.gpa();
-                    uplink.announced.queue_port = queue.port;
+                    queue.name_in(&mut uplink.announced);
                     uplink.queue = Some(queue);
                 }
-                Err(e) => {
-                    tracing::error!("uplink {}: a new queue: {e}", uplink.tap);
-                    result = Err(e);
-                }
+                Err(e) => tracing::error!("uplink {}: a new queue: {e}", uplink.tap),
             }
         }
-        result
     }
 
     /// The new Domain-0 runs: tells it about every uplink that has a

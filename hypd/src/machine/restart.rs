@@ -46,9 +46,9 @@ impl Machine {
         ring.restart();
         // A queue that cannot be made leaves its disk failing its
         // requests, and the rest served.
-        let _ = self.uplinks.lend_queues_again(&self.core);
+        self.uplinks.lend_queues_again(&self.core);
         for guest in &guests {
-            let _ = guest.lend_dom0_queues(&self.core);
+            guest.lend_dom0_queues(&self.core);
         }
         let rebuild = started.elapsed() - drain;
 
