@@ -3,7 +3,7 @@
 //! | key | meaning |
 //! |---|---|
 //! | `workload=NAME` | what to run (default: `disk` with a block device, else `pingpong`) |
-//! | `count=N` | iterations (pingpong, flood; pings and round trips of net), most rounds (durable), most requests per benchmark run (disk), frames of each forged kind (netspoof, default 100) or frames to broadcast (netflood, default: until shut down) |
+//! | `count=N` | iterations (pingpong, flood; pings and round trips of net), most rounds (durable), most requests per benchmark run (disk), frames of each forged kind (netspoof, default 100), frames to broadcast (netflood, default: until shut down) or rounds of attacks (hostile, default 1) |
 //! | `bench=quick\|full\|off\|MSms` | block benchmark length: ~250 ms or ~3 s per run, `MS` milliseconds, or none (`none` = `off`) |
 //! | `runs=A,B,...` | only these benchmark runs (names as in the reports, e.g. `randread-4k-qd1`) |
 //! | `poll_us=N` | longest adaptive spin before sleeping on a device (default 100, 0: never spin) |

@@ -21,7 +21,7 @@ use protocol::ioreq::{
 };
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -46,8 +46,10 @@ struct IoreqSlot {
 ///
 /// The server outlives a Domain-0 restart: its page and ports are the
 /// core's, and a vCPU waiting for an answer keeps waiting while a Domain-0
-/// exists: when Domain-0 restarts, the core makes every slot the old one
-/// had not answered ready again, for the new one to serve.
+/// exists. When Domain-0 restarts, the core holds every access the old
+/// one had not answered, and each new one, until the new one has heard of
+/// every device again: then they are made ready for it to serve. (Served
+/// earlier, an access to a device not yet replayed would meet no device.)
 pub struct IoreqServer {
     core: Weak<Core>,
     /// Dom0's reserved RAM, where the page is.
@@ -57,6 +59,9 @@ pub struct IoreqServer {
     guest: Weak<Domain>,
     page: ReservedPages,
     slots: Vec<IoreqSlot>,
+    /// While Domain-0 restarts, the slots whose access waits to be handed
+    /// to the new one; `None` hands each access over at once.
+    held: Mutex<Option<Vec<usize>>>,
 }
 
 impl IoreqServer {
@@ -74,6 +79,7 @@ impl IoreqServer {
             guest: Arc::downgrade(guest),
             page,
             slots: Vec::new(),
+            held: Mutex::new(None),
         };
         for vcpu in 0..guest.vcpu_count as usize {
             let to_dom0 = EventFd::new(EFD_NONBLOCK)?;
@@ -111,37 +117,68 @@ impl IoreqServer {
         self.slots.len() as u32
     }
 
-    /// A new Domain-0 is about to take over: every slot whose access the
-    /// old one had not answered (ready, or taken and in process) is made
-    /// ready again, with its port, for the new one to serve. The old
-    /// Domain-0 is stopped, so nothing else writes the page meanwhile.
-    fn requeue_slots(&self) -> usize {
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Vec<usize>>> {
+        self.held.lock().expect("held ioreqs lock")
+    }
+
+    /// Makes slot `index` ready (its request written) and raises its port
+    /// in Domain-0.
+    fn hand_over(&self, index: usize) {
+        let slot = &self.slots[index];
+        let flags_at = slot.gpa + FLAGS_OFFSET as u64;
+        let flags = self.reserved.ram.read(flags_at, 1).map_or(0, |b| b[0]);
+        fence(Ordering::Release);
+        // The state moves to READY last, after the rest of the slot.
+        self.reserved
+            .ram
+            .write(flags_at, &[with_state(flags, STATE_READY)]);
+        let _ = slot.to_dom0.write(1);
+    }
+
+    /// Domain-0 stopped and a new one is being made: every slot whose
+    /// access the old one had not answered (ready, or taken and in
+    /// process) is taken back from Domain-0's view, and accesses are held
+    /// until [`IoreqServer::hand_over_held`]. The old Domain-0 is stopped
+    /// and the new one not yet running, so neither reads the page
+    /// meanwhile. Returns how many accesses were waiting.
+    fn hold_slots(&self) -> usize {
         let ram = &self.reserved.ram;
-        let mut requeued = 0;
-        for slot in &self.slots {
+        let mut held = self.held();
+        let list = held.get_or_insert_with(Vec::new);
+        let before = list.len();
+        for (index, slot) in self.slots.iter().enumerate() {
             let flags_at = slot.gpa + FLAGS_OFFSET as u64;
             let flags = ram.read(flags_at, 1).map_or(0, |b| b[0]);
             ram.write_u32(slot.gpa + VP_EPORT_OFFSET as u64, slot.port);
             if matches!(state_of(flags), STATE_READY | STATE_INPROCESS) {
-                ram.write(flags_at, &[with_state(flags, STATE_READY)]);
-                requeued += 1;
+                ram.write(flags_at, &[with_state(flags, STATE_NONE)]);
+                if !list.contains(&index) {
+                    list.push(index);
+                }
             }
         }
-        requeued
+        list.len() - before
+    }
+
+    /// Hands every held access to Domain-0, and each new one from now on.
+    fn hand_over_held(&self) {
+        let mut held = self.held();
+        for index in held.take().unwrap_or_default() {
+            self.hand_over(index);
+        }
     }
 
     /// Forwards `access` (a write of `write`, or a read) and counts it and
     /// its time in the guest's counters. Returns the data of a read
     /// (all-ones if the guest stops, or no Domain-0 is left to answer).
     fn forward_counted(&self, access: &MmioAccess, write: Option<u64>) -> u64 {
-        let (Some(guest), Some(slot)) =
-            (self.guest.upgrade(), self.slots.get(access.vcpu as usize))
-        else {
+        let index = access.vcpu as usize;
+        let Some(guest) = self.guest.upgrade().filter(|_| index < self.slots.len()) else {
             return u64::MAX;
         };
         guest.counters.ioreqs.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let value = self.forward(slot, &guest, access, write);
+        let value = self.forward(index, &guest, access, write);
         let took = started.elapsed().as_nanos() as u64;
         guest.counters.ioreq_ns.fetch_add(took, Ordering::Relaxed);
         value
@@ -151,12 +188,13 @@ impl IoreqServer {
     /// Dom0.
     fn forward(
         &self,
-        slot: &IoreqSlot,
+        index: usize,
         guest: &Domain,
         access: &MmioAccess,
         write: Option<u64>,
     ) -> u64 {
         let ram = &self.reserved.ram;
+        let slot = &self.slots[index];
         let dir = if write.is_some() { DIR_WRITE } else { DIR_READ };
         let request = IoReq {
             addr: access.addr,
@@ -170,10 +208,13 @@ impl IoreqServer {
         };
         let flags_at = slot.gpa + FLAGS_OFFSET as u64;
         ram.write_struct(slot.gpa, &request);
-        fence(Ordering::Release);
-        // The state moves to READY last, after the rest of the slot.
-        ram.write(flags_at, &[IoReq::flags_for(STATE_READY, dir)]);
-        let _ = slot.to_dom0.write(1);
+        {
+            let mut held = self.held();
+            match held.as_mut() {
+                Some(list) => list.push(index),
+                None => self.hand_over(index),
+            }
+        }
         loop {
             let mut poll = libc::pollfd {
                 fd: slot.from_dom0.as_raw_fd(),
@@ -212,8 +253,12 @@ impl MmioHandler for IoreqServer {
 }
 
 impl Requeue for IoreqServer {
-    fn requeue(&self) -> usize {
-        self.requeue_slots()
+    fn hold(&self) -> usize {
+        self.hold_slots()
+    }
+
+    fn requeue(&self) {
+        self.hand_over_held();
     }
 }
 

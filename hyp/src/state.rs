@@ -17,8 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 /// What forwards guest accesses to Domain-0 and must hand the ones it
 /// has not been answered to a restarted Domain-0 (an ioreq server).
 pub(crate) trait Requeue: Send + Sync {
-    /// Makes every unanswered access ready again; returns how many.
-    fn requeue(&self) -> usize;
+    /// Holds every unanswered access, and each new one, away from
+    /// Domain-0 (it restarts); returns how many were waiting.
+    fn hold(&self) -> usize;
+    /// Hands the held accesses to the new Domain-0, and new ones from now.
+    fn requeue(&self);
 }
 
 /// The live domains, by id, and the names of those being made.

@@ -66,6 +66,8 @@ struct Stall {
     noticed: Duration,
     /// From the stop to the guest's next completed request.
     stall: Duration,
+    /// The guests still running when Domain-0 stopped.
+    running: Vec<DomId>,
 }
 
 /// Runs `guests` until all stop, stopping Domain-0 `stops` times at random
@@ -86,19 +88,20 @@ fn run(
     let deadline = Instant::now() + T;
     let mut next_stop = Instant::now() + Duration::from_millis(200 + rng.below(400));
     let mut stopped: Option<Instant> = None;
-    let mut pending: Option<(Dom0Restart, Instant, Duration, u64)> = None;
+    let mut pending: Option<(Dom0Restart, Instant, Duration, u64, Vec<DomId>)> = None;
     while !left.is_empty() {
         assert!(Instant::now() < deadline, "the guests did not finish");
         let progress = machine.core().domain(watched).map_or(0, |d| d.progress());
-        if let Some((restart, at, noticed, before)) = pending.take() {
+        if let Some((restart, at, noticed, before, running)) = pending.take() {
             if progress != before || !left.contains(&watched) {
                 stalls.push(Stall {
                     restart,
                     noticed,
                     stall: at.elapsed(),
+                    running,
                 });
             } else {
-                pending = Some((restart, at, noticed, before));
+                pending = Some((restart, at, noticed, before, running));
             }
         }
         let dom0_up = machine
@@ -144,8 +147,8 @@ fn run(
                 let before = machine.core().domain(watched).map_or(0, |d| d.progress());
                 let why = message.unwrap_or_else(|| format!("{state:?}"));
                 let restart = machine.restart_dom0(&why).expect("Domain-0 restarts");
-                pending = Some((restart, at, noticed, before));
-                next_stop = Instant::now() + Duration::from_millis(20 + rng.below(600));
+                pending = Some((restart, at, noticed, before, left.clone()));
+                next_stop = Instant::now() + Duration::from_millis(20 + rng.below(300));
             }
             Event::State { domid, state, .. } if state.is_final() => left.retain(|&g| g != domid),
             _ => {}
@@ -263,7 +266,9 @@ fn report(what: &str, stalls: &[Stall]) {
 }
 
 /// The test: twenty stops at random moments under a service-VM
-/// writer, a host-model writer beside it.
+/// writer, a host-model writer beside it, and a hostile guest attacking
+/// its own Domain-0-served disk meanwhile (its attacks' verdicts may
+/// change when a restart lands in one: only its ending is checked).
 fn twenty_stops(how: Stop) {
     let (machine, events) = machine_with_dom0();
     let (hybrid_disk, host_disk) = (
@@ -283,7 +288,17 @@ fn twenty_stops(how: Stop) {
     let host = machine
         .create(writer("host", 200, rounds, &host_disk, Placement::Host))
         .unwrap();
-    let (seen, stalls) = run(&machine, &events, &[hybrid, host], 20, how, hybrid);
+    let hostile_disk = TempDisk::new("restart-hostile", DISK);
+    let hostile = machine
+        .create(disk_guest(
+            "hostile",
+            "workload=hostile count=12",
+            &hostile_disk.path,
+            false,
+        ))
+        .unwrap();
+    let guests = [hybrid, host, hostile];
+    let (seen, stalls) = run(&machine, &events, &guests, 20, how, hybrid);
     report(&format!("{how:?}"), &stalls);
     assert_eq!(
         stalls.len(),
@@ -293,6 +308,18 @@ fn twenty_stops(how: Stop) {
     assert_eq!(machine.dom0_restarts().count, 20);
     check_writer(&machine, hybrid, &seen[&hybrid], rounds, 100, &hybrid_disk);
     check_writer(&machine, host, &seen[&host], rounds, 200, &host_disk);
+    let beside = stalls
+        .iter()
+        .filter(|s| s.running.contains(&hostile))
+        .count();
+    eprintln!("{how:?}: {beside} restarts while the hostile guest ran");
+    assert!(beside > 0, "Domain-0 restarted while the hostile guest ran");
+    let hostile_end = machine.core().domain(hostile).map(|d| d.state());
+    assert!(
+        hostile_end.is_some_and(|s| s.is_final()),
+        "the hostile guest ended: {hostile_end:?}\n{:#?}",
+        seen[&hostile].console
+    );
 }
 
 #[test]

@@ -54,9 +54,13 @@ pub fn run(boot: &BootInfo, args: &Args) -> ! {
         baseline.map_or(-1, |c| i64::from(c.status)),
         format_args!("a valid read before any attack"),
     );
-    for attack in ATTACKS {
-        run_attack(&mut out, &mut blk, &mut scratch, boot.ram_bytes, attack);
-        control::set_progress(time::rdtsc());
+    // `count=N` runs the attacks N times (a Domain-0 restart test keeps
+    // the guest attacking throughout).
+    for _ in 0..args.count.unwrap_or(1).max(1) {
+        for attack in ATTACKS {
+            run_attack(&mut out, &mut blk, &mut scratch, boot.ram_bytes, attack);
+            control::set_progress(time::rdtsc());
+        }
     }
     out.finish(ShutdownReason::Poweroff, b"")
 }

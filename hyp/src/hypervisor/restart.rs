@@ -9,10 +9,12 @@
 //! old kernel's RAM and load the new one; move the reserved region (its
 //! foreign windows become memory slots of the new VM) and every port of
 //! Domain-0 (its peers keep their ends and port numbers) to the new VM;
-//! hand every guest access the old Domain-0 had not answered to the new
-//! one; make the new Domain-0 held. Device setup then rebuilds what it
-//! lent the old one, replays the devices on the backend ring and releases
-//! it ([`Hypervisor::release_domain`]).
+//! hold every guest access the old Domain-0 had not answered, and each
+//! new one; make the new Domain-0 held. Device setup then rebuilds what
+//! it lent the old one, releases it ([`Hypervisor::release_domain`]),
+//! replays the devices on the backend ring and, once the new Domain-0
+//! has read them all, hands it the held accesses
+//! ([`Hypervisor::requeue_ioreqs`]).
 
 use super::create::{boot_info, build_vm_over};
 use super::{join_vcpus, Hypervisor};
@@ -32,7 +34,8 @@ impl Hypervisor {
     /// Boots a fresh Domain-0 from `config` in place of the one that
     /// stopped (crashed or shut down), under the running guests. The new
     /// one is held: its vCPUs run after [`Hypervisor::release_domain`].
-    /// Returns how many guest register accesses waited for it.
+    /// Guest register accesses wait for [`Hypervisor::requeue_ioreqs`].
+    /// Returns how many were waiting already.
     ///
     /// On an error the stopped Domain-0 stays in place: the caller gives
     /// up on it ([`Hypervisor::destroy`] after the guests).
@@ -59,7 +62,7 @@ impl Hypervisor {
         self.core
             .evtchn()
             .move_domain(DOM0, Arc::clone(built.vm()))?;
-        let requeued = self.requeue_ioreqs();
+        let requeued = self.hold_ioreqs();
         let info = BootInfo {
             reserved_start: reserved.start,
             backend_ring: reserved.backend_ring(),
@@ -97,16 +100,28 @@ impl Hypervisor {
         Ok(requeued)
     }
 
-    /// Hands every guest access a stopped Domain-0 had not answered to
-    /// the next one; forgets the servers that are gone.
-    fn requeue_ioreqs(&self) -> usize {
+    /// Holds every guest access a stopped Domain-0 had not answered, and
+    /// each new one, for the next one; forgets the servers that are gone.
+    fn hold_ioreqs(&self) -> usize {
         let mut servers = self.core.ioreq_servers();
         servers.retain(|s| s.strong_count() > 0);
         servers
             .iter()
             .filter_map(std::sync::Weak::upgrade)
-            .map(|s| s.requeue())
+            .map(|s| s.hold())
             .sum()
+    }
+
+    /// Hands the guest accesses held since Domain-0 restarted
+    /// ([`Hypervisor::restart_dom0`]) to the new one, and each new access
+    /// from now on. Call it once the new Domain-0 has heard of every
+    /// device: an access it served earlier could meet no device.
+    pub fn requeue_ioreqs(&self) {
+        for server in self.core.ioreq_servers().iter() {
+            if let Some(server) = server.upgrade() {
+                server.requeue();
+            }
+        }
     }
 
     /// Delivers a non-maskable interrupt to vCPU 0 of `domid` (`xl

@@ -68,6 +68,20 @@ impl BackendRingWriter {
         self.state().producer.unread()
     }
 
+    /// Waits (up to `timeout`) until Domain-0 has read every entry. Dom0
+    /// applies an entry before it serves anything else, so a device
+    /// announced before this returns is known to it from then on.
+    pub fn wait_read(&self, timeout: Duration) -> Result<(), DeviceError> {
+        let deadline = Instant::now() + timeout;
+        while self.unread() != 0 {
+            if Instant::now() > deadline {
+                return Err(DeviceError::Dom0Unresponsive);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
     /// A new device id, for Dom0 to tell devices apart.
     pub fn device_id(&self) -> u32 {
         let mut state = self.state();

@@ -25,6 +25,9 @@ use restarts::Dom0Restarts;
 /// How long taking a device away lets the guest stop using it.
 const DETACH_GRACE: Duration = Duration::from_secs(1);
 
+/// How long a new device waits for Domain-0 to read its announcement.
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(10);
+
 /// A guest to create: what the core makes, and its devices.
 #[derive(Clone, Debug)]
 pub struct GuestConfig {
@@ -165,8 +168,22 @@ impl Machine {
         for device in devices {
             self.add_device(record, &domain, device)?;
         }
+        self.wait_dom0_heard(record)?;
         record.publish(&domain);
         Ok(())
+    }
+
+    /// Waits for Domain-0 to have read what `record`'s devices announced
+    /// to it (nothing for the host model), so that the guest, told of
+    /// them next, finds every one served: an access to a device Dom0 has
+    /// not heard of would be answered as if there were none.
+    fn wait_dom0_heard(&self, record: &DeviceSet) -> Result<(), DeviceError> {
+        match self.ring() {
+            Some(ring) if record.placement() == Placement::ServiceVm => {
+                ring.wait_read(ANNOUNCE_WAIT)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Gives `domain` the device `config` in `record`'s placement (not yet
@@ -210,6 +227,11 @@ impl Machine {
     pub fn attach_device(&self, domid: DomId, device: DeviceConfig) -> Result<(), DeviceError> {
         let (domain, record) = self.running_guest(domid)?;
         self.add_device(&record, &domain, &device)?;
+        if let Err(e) = self.wait_dom0_heard(&record) {
+            let _gate = self.dom0_gate.read().expect("dom0 gate");
+            let _ = record.remove(&self.core, self.ring().as_deref(), &domain, &device.vdev);
+            return Err(e);
+        }
         record.publish(&domain);
         self.core.raise_control(domid)?;
         tracing::info!(

@@ -10,11 +10,16 @@
 //! 3. **Re-attach.** The new Domain-0 runs, and hears of every uplink and
 //!    device again on its backend ring, with the same ports, windows and
 //!    state pages: each backend resumes from the state its page holds.
+//!    Once it has read them all, the guests' register accesses held since
+//!    the stop go to it (a device it had not heard of would answer none).
 
 use super::Machine;
+use crate::devices::backend_ring::BackendRingWriter;
+use crate::devices::set::DeviceSet;
 use crate::devices::DeviceError;
 use crate::machine::restarts::{Dom0Restart, Dom0Restarts};
 use protocol::domain::DOM0;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long re-attaching waits for the new Domain-0 to read its ring.
@@ -53,17 +58,11 @@ impl Machine {
         let rebuild = started.elapsed() - drain;
 
         self.core.release_domain(DOM0)?;
-        let mut devices = self.uplinks.announce_again(&ring)?;
-        for guest in &guests {
-            devices += guest.announce_to_dom0(&ring)?;
-        }
-        let deadline = Instant::now() + REATTACH_WAIT;
-        while ring.unread() != 0 {
-            if Instant::now() > deadline {
-                return Err(DeviceError::Dom0Unresponsive);
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        let replayed = self.announce_again(&ring, &guests);
+        // On an error too: the guests' accesses then get their answers
+        // (all-ones) from whatever Domain-0 knows, or when they stop.
+        self.core.requeue_ioreqs();
+        let devices = replayed?;
         let restart = Dom0Restart {
             reason: reason.to_string(),
             drain,
@@ -84,6 +83,21 @@ impl Machine {
             restart.reattach.as_millis()
         );
         Ok(restart)
+    }
+
+    /// Tells the new Domain-0 of every uplink and of `guests`' devices, and
+    /// waits for it to read them all. Returns how many it heard of.
+    fn announce_again(
+        &self,
+        ring: &BackendRingWriter,
+        guests: &[Arc<DeviceSet>],
+    ) -> Result<usize, DeviceError> {
+        let mut devices = self.uplinks.announce_again(ring)?;
+        for guest in guests {
+            devices += guest.announce_to_dom0(ring)?;
+        }
+        ring.wait_read(REATTACH_WAIT)?;
+        Ok(devices)
     }
 
     /// Domain-0's restarts so far.
