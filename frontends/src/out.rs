@@ -71,9 +71,10 @@ impl Out {
         }
     }
 
-    /// Waits for the console to take every line (before this is dropped
-    /// with the domain still running: the device reads the lines from
-    /// this sink's buffers).
+    /// Waits for the console to take every line: the device reads the
+    /// lines from this sink's buffers, which go when it is dropped (a
+    /// line it had not read yet would be read from freed memory, and
+    /// lost). Dropping drains.
     pub fn drain(&mut self) {
         if let Some(console) = self.console.as_mut() {
             if let Err(e) = console.drain() {
@@ -87,6 +88,12 @@ impl Out {
     pub fn finish(mut self, reason: ShutdownReason, message: &[u8]) -> ! {
         self.drain();
         hypercall::shutdown(reason, message)
+    }
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        self.drain();
     }
 }
 

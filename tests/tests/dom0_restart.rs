@@ -346,3 +346,44 @@ fn a_crash_while_the_guest_sets_its_devices_up_is_taken_over() {
     assert_eq!(stalls.len(), 1, "{:#?}", seen[&id].console);
     check_writer(&machine, id, &seen[&id], 2, 300, &disk);
 }
+
+#[test]
+fn a_crash_while_a_disk_is_hot_plugged_is_taken_over() {
+    let (machine, events) = machine_with_dom0();
+    let disk = TempDisk::new("restart-hotplug", DISK);
+    let mut config = tests::disk_guest("host", "workload=idle seed=400", &disk.path, false);
+    config.devices.remove(0);
+    config.domain.memory_mib = 80;
+    let id = machine.create(config).unwrap();
+    wait_console(&events, id, "workload idle", Duration::from_secs(60)).expect("the guest idles");
+    machine
+        .attach_device(id, hypd::DeviceConfig::disk("xvdb", &disk.path, false))
+        .unwrap();
+    machine.core().inject_nmi(DOM0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut console = Vec::new();
+    let mut restarted = 0;
+    while !console.iter().any(|l: &String| l.contains("xvdb: pattern")) {
+        assert!(Instant::now() < deadline, "{console:#?}");
+        match events.recv_timeout(Duration::from_millis(50)) {
+            Ok(Event::Console { domid, line }) if domid == id => console.push(line),
+            Ok(Event::State {
+                domid,
+                state,
+                message,
+            }) if domid == DOM0 && state.is_final() => {
+                machine.restart_dom0(&message.unwrap_or_default()).unwrap();
+                restarted += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(restarted, 1);
+    assert!(
+        console
+            .iter()
+            .any(|l| l.contains("xvdb: pattern") && l.contains("0 bytes mismatched -> ok")),
+        "{console:#?}"
+    );
+    machine.destroy(id).unwrap();
+}
