@@ -511,3 +511,42 @@ fn rate_holds_a_vif_to_its_limit() {
     let port = log_line(&d, &["port of eth0 (domain 2)"]);
     assert!(!port.contains(" 0 delayed by rate"), "{port}");
 }
+
+/// Domain-0 restarts under two guests on its switch: the client's TCP
+/// stream from the server loses no byte (TCP retransmits what
+/// the restart dropped), and the uplink comes back.
+#[test]
+fn a_tcp_stream_between_two_guests_survives_domain_0_restarts() {
+    let d = Daemon::start_in_netns("net-restart");
+    guest_with_vif(&d, "server", "10.0.0.2", 2, "service-vm");
+    address_the_bridge(&d);
+    ping(&d, "10.0.0.2", 1);
+    let client = d.config(
+        "client",
+        "memory = 48\nextra = \"workload=net peer=10.0.0.2 count=50 net_mib=1024\"\nvif = [ 'mac=00:16:3e:00:00:03, ip=10.0.0.3/24' ]",
+    );
+    d.ok(&["create", client.to_str().unwrap()]);
+    // The streams start after the pings: Domain-0 (its switch, both
+    // vifs and the uplink) then crashes twice, 300 ms apart, while the
+    // server sends the client 1 GiB.
+    net_line(&d, "client", "net ping 10.0.0.2:");
+    for shown in ["1 time", "2 times"] {
+        d.ok(&["trigger", "0", "nmi"]);
+        wait_until(
+            || d.ok(&["list"]).contains(&format!("(restarted {shown}")),
+            "xl list to show the restart",
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert!(
+        !d.console("client").contains("net tcp-rx"),
+        "the stream from the server outlasted both restarts: {}",
+        d.console("client")
+    );
+    let rx = net_line(&d, "client", "net tcp-rx 10.0.0.2:80: 1073741824 bytes");
+    assert!(rx.ends_with("0 bytes mismatched"), "{rx}");
+    let tx = net_line(&d, "client", "net tcp-tx 10.0.0.2:9: 1073741824 bytes");
+    eprintln!("across two restarts: {rx}; {tx}");
+    // The switch's uplink came back too: the host reaches the server.
+    ping(&d, "10.0.0.2", 2);
+}
