@@ -6,7 +6,7 @@
 //! | `count=N` | iterations (pingpong, flood; pings and round trips of net), most rounds (durable), most requests per benchmark run (disk), frames of each forged kind (netspoof, default 100), frames to broadcast (netflood, default: until shut down) or rounds of attacks (hostile, default 1) |
 //! | `bench=quick\|full\|off\|MSms` | block benchmark length: ~250 ms or ~3 s per run, `MS` milliseconds, or none (`none` = `off`) |
 //! | `runs=A,B,...` | only these benchmark runs (names as in the reports, e.g. `randread-4k-qd1`) |
-//! | `poll_us=N` | longest adaptive spin before sleeping on a device (default 100, 0: never spin) |
+//! | `poll_us=N` | longest adaptive spin before sleeping on a device (default 200, as Linux's `guest_halt_poll_ns`; 0: never spin) |
 //! | `seed=N` | seed of the disk pattern (default: from the TSC) |
 //! | `verify_mib=N` | check only the first N MiB of the disk (default: all of it) |
 //! | `peer=A.B.C.D` | the address `workload=net` measures against; the victim of `workload=netspoof` |
@@ -66,7 +66,7 @@ impl<'a> Args<'a> {
             workload: None,
             count: None,
             bench: Bench::Quick,
-            poll_us: 100,
+            poll_us: 200,
             seed: None,
             verify_mib: None,
             runs: None,
