@@ -126,8 +126,7 @@ fn measure(out: &mut Out, stack: &mut Stack, peer: [u8; 4], args: &Args) {
     let addr: IpAddress = Ipv4Address::new(a, b, c, d).into();
     let count = args.count.unwrap_or(1000).max(1);
     let bytes = args.net_mib.max(1) << 20;
-    let warm = (0..WARMUP_TRIES).any(|_| ping(stack, addr, 1).is_ok_and(|(_, lost, _)| lost == 0));
-    if !warm {
+    if !warm_up(stack, addr) {
         for name in ["net-ping", "net-tcp-rr", "net-tcp-rx", "net-tcp-tx"] {
             out.check(
                 name,
@@ -250,6 +249,16 @@ pub fn icmp_socket(stack: &mut Stack, ident: u16) -> Result<SocketHandle, Failur
         .bind(icmp::Endpoint::Ident(ident))
         .map_err(|_| Failure::BadAnswer)?;
     Ok(stack.sockets().add(socket))
+}
+
+/// One uncounted ping, up to [`WARMUP_TRIES`] tries; true once `peer`
+/// answered. It puts the peer's MAC in the stack's neighbor cache, so that
+/// no counted ping waits for ARP: smoltcp sends at most one ARP request a
+/// second, whatever the address, so a first request sent within a second
+/// of another ARP (the guest answering some other host) waits that second
+/// and outlives its round-trip timeout.
+pub fn warm_up(stack: &mut Stack, peer: IpAddress) -> bool {
+    (0..WARMUP_TRIES).any(|_| ping(stack, peer, 1).is_ok_and(|(_, lost, _)| lost == 0))
 }
 
 /// `count` pings, one at a time: the round trips of the answered ones

@@ -17,9 +17,10 @@
 //! 3. gratuitous ARP replies from its own MAC claiming the peer's
 //!    address, broadcast;
 //!
-//! then [`CONTROL_PINGS`] ordinary pings from its real address, counted,
-//! so that a test can tell policing from a dead link, and keeps serving
-//! like `idle`. The console shows, in order:
+//! then [`CONTROL_PINGS`] ordinary pings from its real address, counted
+//! (after an uncounted one, [`netbench::warm_up`]), so that a test can
+//! tell policing from a dead link, and keeps serving like `idle`. The
+//! console shows, in order:
 //!
 //! ```text
 //! netspoof: peer 10.0.0.3 is at 00:16:3e:00:00:03
@@ -138,6 +139,8 @@ fn spoof(out: &mut Out, stack: &mut Stack, peer: [u8; 4], count: u32) {
         "netspoof: sent {sent} gratuitous ARP replies claiming {peer_ip}"
     );
     let own_ip = Ipv4Address::from(own.addr);
+    // The raw ARP above left smoltcp's neighbor cache empty.
+    netbench::warm_up(stack, IpAddress::Ipv4(peer_ip));
     match netbench::ping(stack, IpAddress::Ipv4(peer_ip), CONTROL_PINGS) {
         Ok((answered, _, _)) => outln!(
             out,
