@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use protocol::control::{Request, Response, Trigger};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use toolstack::client::{daemon_running, Client};
+use toolstack::client::{daemon_running, Client, ClientError};
 use toolstack::commands::{self, format};
 use toolstack::{bench, demo, trace};
 
@@ -317,7 +317,7 @@ fn run(
     command: Command,
     socket: &std::path::Path,
     timeout: std::time::Duration,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let connect = || Client::connect(socket).map(|c| c.with_reply_timeout(timeout));
     match command {
         Command::Create {
@@ -332,8 +332,8 @@ fn run(
             let mut warnings = Vec::new();
             // With -c the domain starts paused and runs once the console is
             // attached, so its first lines are not lost (as Xen's xl does).
-            let request = commands::create::request(&parsed.spec, paused || console, &mut warnings)
-                .map_err(|e| e.to_string())?;
+            let request =
+                commands::create::request(&parsed.spec, paused || console, &mut warnings)?;
             warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             if dry_run {
                 // What hypd would refuse about the kernel, said now.
@@ -414,13 +414,13 @@ fn run(
         Command::Console { domain } => commands::console::attach(connect()?, domain, || Ok(()))?,
         Command::Info => match connect()?.call(Request::Info)? {
             Response::Info(pairs) => print!("{}", format::info(&pairs)),
-            other => return Err(format!("unexpected reply from hypd: {other:?}")),
+            other => return Err(ClientError::unexpected(other).into()),
         },
         Command::Dmesg { clear } => match connect()?.call(Request::Dmesg { clear })? {
             Response::Dmesg(lines) => lines
                 .iter()
                 .for_each(|l| println!("{}", protocol::text::escape_controls(l))),
-            other => return Err(format!("unexpected reply from hypd: {other:?}")),
+            other => return Err(ClientError::unexpected(other).into()),
         },
         Command::Uptime { domains } => print!(
             "{}",
@@ -439,7 +439,7 @@ fn run(
         }
         Command::BlockList { domain } => match connect()?.call(Request::BlockList(domain))? {
             Response::Disks(disks) => print!("{}", format::disks(&disks)),
-            other => return Err(format!("unexpected reply from hypd: {other:?}")),
+            other => return Err(ClientError::unexpected(other).into()),
         },
         Command::BlockAttach { domain, spec } => {
             let disk =
@@ -464,7 +464,7 @@ fn run(
             for domain in domains {
                 match client.call(Request::NetworkList(domain))? {
                     Response::Vifs(vifs) => rows.extend(vifs),
-                    other => return Err(format!("unexpected reply from hypd: {other:?}")),
+                    other => return Err(ClientError::unexpected(other).into()),
                 }
             }
             print!("{}", format::vifs(&rows));
@@ -473,7 +473,7 @@ fn run(
             let (vif, ignored) = toolstack::config::parse_vif_entry(&spec.join(","))
                 .map_err(|e| format!("vif spec: {e}"))?;
             let mut warnings = ignored;
-            let vif = commands::vif::request(&vif, 1, &mut warnings).map_err(|e| e.to_string())?;
+            let vif = commands::vif::request(&vif, 1, &mut warnings)?;
             warnings.iter().for_each(|w| eprintln!("warning: {w}"));
             commands::simple(&mut connect()?, Request::NetworkAttach { domain, vif })?;
         }
@@ -482,7 +482,7 @@ fn run(
         }
         Command::VcpuList { domains } => match connect()?.call(Request::VcpuList(domains))? {
             Response::Vcpus(vcpus) => print!("{}", format::vcpus(&vcpus)),
-            other => return Err(format!("unexpected reply from hypd: {other:?}")),
+            other => return Err(ClientError::unexpected(other).into()),
         },
         Command::Trace {
             domain,
@@ -492,15 +492,14 @@ fn run(
             svg,
             timeout: seconds,
         } => {
-            let request =
-                trace::request(domain, device, requests, seconds).map_err(|e| e.to_string())?;
+            let request = trace::request(domain, device, requests, seconds)?;
             let mut client =
                 Client::connect(socket)?.with_reply_timeout(trace::reply_timeout(&request));
             let dump = match client.call(Request::Trace(request))? {
                 Response::Trace(dump) => dump,
-                other => return Err(format!("unexpected reply from hypd: {other:?}")),
+                other => return Err(ClientError::unexpected(other).into()),
             };
-            let analysis = trace::analyse(&dump).map_err(|e| e.to_string())?;
+            let analysis = trace::analyse(&dump)?;
             if json {
                 println!(
                     "{}",
@@ -510,7 +509,7 @@ fn run(
                 print!("{analysis}");
             }
             if let Some(path) = svg {
-                trace::write_svg(&analysis, &path).map_err(|e| e.to_string())?;
+                trace::write_svg(&analysis, &path)?;
                 eprintln!("xl trace: picture written to {}", path.display());
             }
         }
@@ -546,10 +545,11 @@ fn run(
         }
         Command::Other(args) => {
             let name = args.first().map(String::as_str).unwrap_or("");
-            return Err(match NOT_YET.iter().find(|(command, _)| *command == name) {
+            let message = match NOT_YET.iter().find(|(command, _)| *command == name) {
                 Some((_, why)) => format!("{name}: not supported: {why}"),
                 None => format!("unknown command '{name}' (see `xl --help`)"),
-            });
+            };
+            return Err(message.into());
         }
     }
     Ok(ExitCode::SUCCESS)

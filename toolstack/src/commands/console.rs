@@ -1,6 +1,6 @@
 //! `xl console`: follow a domain's console; Ctrl-] detaches.
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use protocol::control::{Request, Response};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -52,16 +52,18 @@ impl Drop for RawTerminal {
 pub fn attach(
     mut client: Client,
     domain: String,
-    attached: impl FnOnce() -> Result<(), String>,
-) -> Result<(), String> {
+    attached: impl FnOnce() -> Result<(), ClientError>,
+) -> Result<(), ClientError> {
     client.send(Request::Console(domain))?;
     match client.receive()? {
         Response::Ok => attached()?,
-        Response::Error(e) => return Err(e),
-        other => return Err(format!("unexpected reply from hypd: {other:?}")),
+        other => return Err(ClientError::unexpected(other)),
     }
     let _raw = RawTerminal::enter();
-    let stream = client.stream().try_clone().map_err(|e| e.to_string())?;
+    let stream = client
+        .stream()
+        .try_clone()
+        .map_err(|error| client.io(error))?;
     let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let detaching = std::sync::Arc::clone(&detached);
     std::thread::spawn(move || {
@@ -85,11 +87,10 @@ pub fn attach(
                 let _ = stdout.write_all(&bytes);
                 let _ = stdout.flush();
             }
-            Ok(Response::Error(e)) => return Err(e),
-            Ok(other) => return Err(format!("unexpected reply from hypd: {other:?}")),
+            Ok(other) => return Err(ClientError::unexpected(other)),
             // The connection closed: detached, or hypd went away.
             Err(_) if detached.load(std::sync::atomic::Ordering::Acquire) => return Ok(()),
-            Err(e) => return Err(format!("console: {e}")),
+            Err(e) => return Err(e),
         }
     }
 }

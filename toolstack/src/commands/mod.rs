@@ -5,14 +5,14 @@ pub mod create;
 pub mod format;
 pub mod vif;
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use protocol::control::{Request, Response};
 
 /// Runs a request that answers `Ok`.
-pub fn simple(client: &mut Client, request: Request) -> Result<(), String> {
+pub fn simple(client: &mut Client, request: Request) -> Result<(), ClientError> {
     match client.call(request)? {
         Response::Ok => Ok(()),
-        other => Err(format!("unexpected reply from hypd: {other:?}")),
+        other => Err(ClientError::unexpected(other)),
     }
 }
 
@@ -20,10 +20,10 @@ pub fn simple(client: &mut Client, request: Request) -> Result<(), String> {
 pub fn records(
     client: &mut Client,
     domains: Vec<String>,
-) -> Result<Vec<protocol::control::DomainRecord>, String> {
+) -> Result<Vec<protocol::control::DomainRecord>, ClientError> {
     match client.call(Request::List(domains))? {
         Response::Domains(records) => Ok(records),
-        other => Err(format!("unexpected reply from hypd: {other:?}")),
+        other => Err(ClientError::unexpected(other)),
     }
 }
 

@@ -90,8 +90,116 @@ const IGNORED_KEYS: &[&str] = &[
     "hidden-disk",
 ];
 
+/// What is wrong with a disk entry; each message names the fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskError {
+    /// A parameter given twice, with two different non-empty values.
+    GivenTwice {
+        /// The parameter.
+        name: &'static str,
+        /// Its first value.
+        first: String,
+        /// The value that disagrees with it.
+        second: String,
+    },
+    /// `script=`: block scripts are not run here.
+    Script,
+    /// A `key=value` with a key Xen's disk syntax does not have.
+    UnknownParameter(String),
+    /// `devtype=` other than `cdrom` or `disk`.
+    UnknownDevtype(String),
+    /// A deprecated `prefix:` Xen does not have.
+    UnknownPrefix(String),
+    /// A target reached over the network (`nbd:`, `rbd:`, ...): the
+    /// protocol.
+    NetworkTarget(String),
+    /// A fifth positional parameter (this one).
+    TooManyPositional(String),
+    /// A CD-ROM drive without a medium (its vdev, if given).
+    EmptyCdrom {
+        /// The drive.
+        vdev: Option<String>,
+    },
+    /// No target.
+    NoTarget,
+    /// A format Xen knows but this host does not open.
+    UnsupportedFormat(String),
+    /// A format Xen does not know.
+    UnknownFormat(String),
+    /// A vdev that is not a Xen virtual device name.
+    BadVdev(String),
+    /// No vdev.
+    NoVdev,
+    /// An access mode other than rw, w, ro or r.
+    UnknownAccess(String),
+    /// A parameter with a value outside its valid ones.
+    UnknownValue {
+        /// The parameter.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The values it may take.
+        valid: &'static [&'static str],
+    },
+}
+
+impl std::fmt::Display for DiskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const LOCAL: &str = "a target here is an image file or a block device on the host";
+        match self {
+            Self::GivenTwice {
+                name,
+                first,
+                second,
+            } => write!(f, "{name} is given twice (`{first}` and `{second}`)"),
+            Self::Script => write!(f, "block scripts (script=) are not supported: {LOCAL}"),
+            Self::UnknownParameter(k) => write!(
+                f,
+                "unknown parameter `{k}` (known: target, format, vdev, access, devtype, backend, backendtype, specification)"
+            ),
+            Self::UnknownDevtype(d) => write!(f, "unknown devtype `{d}` (expected cdrom or disk)"),
+            Self::UnknownPrefix(p) => write!(f, "unknown deprecated disk prefix `{p}:`"),
+            Self::NetworkTarget(protocol) => write!(
+                f,
+                "{protocol}: targets are not supported: this host opens no network block devices; {LOCAL}"
+            ),
+            Self::TooManyPositional(p) => write!(
+                f,
+                "too many positional parameters at `{p}` (the order is target, format, vdev, access)"
+            ),
+            Self::EmptyCdrom { vdev } => write!(
+                f,
+                "{} is an empty CD-ROM drive (no medium): removable media are not supported here; give the image as its target, or remove the entry",
+                vdev.as_deref().unwrap_or("the drive")
+            ),
+            Self::NoTarget => write!(
+                f,
+                "no target given: name the disk image, e.g. `/images/guest.img,raw,xvda,rw`"
+            ),
+            Self::UnsupportedFormat(format) => {
+                write!(f, "disk format {format} is not supported yet (only raw)")
+            }
+            Self::UnknownFormat(format) => write!(
+                f,
+                "unknown disk format `{format}` (Xen knows raw, qcow, qcow2, vhd and qed; only raw is supported here)"
+            ),
+            Self::BadVdev(v) => write!(
+                f,
+                "vdev `{v}` is not a Xen virtual device name (like xvda, xvdb1, hdc, sda, d0p1, or a device number like 51713)"
+            ),
+            Self::NoVdev => write!(f, "no vdev given: name the guest's device, e.g. xvda"),
+            Self::UnknownAccess(a) => write!(f, "unknown access `{a}` (expected rw, w, ro or r)"),
+            Self::UnknownValue { name, value, valid } => {
+                write!(f, "unknown {name} `{value}` (expected {})", valid.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for DiskError {}
+
 /// Parses one disk entry; the error says what is wrong with it.
-pub(crate) fn parse_disk(entry: &str) -> Result<ParsedDisk, String> {
+pub(crate) fn parse_disk(entry: &str) -> Result<ParsedDisk, DiskError> {
     let mut fields = Fields::default();
     let mut rest = entry;
     loop {
@@ -132,11 +240,13 @@ struct Fields {
 }
 
 /// Gives a parameter its value, refusing a second, different, non-empty one.
-fn set(slot: &mut Option<String>, name: &str, value: &str) -> Result<(), String> {
+fn set(slot: &mut Option<String>, name: &'static str, value: &str) -> Result<(), DiskError> {
     match slot {
-        Some(old) if !old.is_empty() && old != value => {
-            Err(format!("{name} is given twice (`{old}` and `{value}`)"))
-        }
+        Some(old) if !old.is_empty() && old != value => Err(DiskError::GivenTwice {
+            name,
+            first: old.clone(),
+            second: value.to_string(),
+        }),
         _ => {
             *slot = Some(value.to_string());
             Ok(())
@@ -146,7 +256,7 @@ fn set(slot: &mut Option<String>, name: &str, value: &str) -> Result<(), String>
 
 impl Fields {
     /// Handles one parameter (whitespace already trimmed).
-    fn param(&mut self, param: &str) -> Result<(), String> {
+    fn param(&mut self, param: &str) -> Result<(), DiskError> {
         if let Some((key, value)) = param.split_once('=') {
             return self.named(key.trim_end(), value.trim_start());
         }
@@ -164,7 +274,7 @@ impl Fields {
     }
 
     /// Handles a `key=value` parameter.
-    fn named(&mut self, key: &str, value: &str) -> Result<(), String> {
+    fn named(&mut self, key: &str, value: &str) -> Result<(), DiskError> {
         match key {
             "format" => set(&mut self.format, "format", value),
             "vdev" => set(&mut self.vdev, "vdev", value),
@@ -173,30 +283,26 @@ impl Fields {
             "backend" => set(&mut self.backend, "backend", value),
             "backendtype" => set(&mut self.backendtype, "backendtype", value),
             "specification" => set(&mut self.specification, "specification", value),
-            "script" => Err(no_scripts()),
+            "script" => Err(DiskError::Script),
             k if IGNORED_KEYS.contains(&k) => {
                 self.ignored.push(k.to_string());
                 Ok(())
             }
-            k => Err(format!(
-                "unknown parameter `{k}` (known: target, format, vdev, access, devtype, backend, backendtype, specification)"
-            )),
+            k => Err(DiskError::UnknownParameter(k.to_string())),
         }
     }
 
     /// Handles `devtype=` (or the `:devtype` of a deprecated vdev).
-    fn devtype(&mut self, value: &str) -> Result<(), String> {
+    fn devtype(&mut self, value: &str) -> Result<(), DiskError> {
         match value {
             "cdrom" | "disk" => set(&mut self.devtype, "devtype", value),
-            other => Err(format!(
-                "unknown devtype `{other}` (expected cdrom or disk)"
-            )),
+            other => Err(DiskError::UnknownDevtype(other.to_string())),
         }
     }
 
     /// Handles a parameter without `=`: deprecated prefixes, then the first
     /// positional slot not yet given.
-    fn positional(&mut self, mut param: &str) -> Result<(), String> {
+    fn positional(&mut self, mut param: &str) -> Result<(), DiskError> {
         while let Some((word, after)) = param.split_once(':') {
             let is_word = word.starts_with(|c: char| c.is_ascii_lowercase())
                 && word
@@ -208,12 +314,14 @@ impl Fields {
             match word {
                 "raw" | "qcow" | "qcow2" | "vhd" => set(&mut self.format, "format", word)?,
                 "tapdisk" | "tap" | "tap2" | "aio" | "ioemu" | "file" | "phy" => {}
-                _ if NETWORK_PROTOCOLS.contains(&word) => return Err(network_target(word)),
+                _ if NETWORK_PROTOCOLS.contains(&word) => {
+                    return Err(DiskError::NetworkTarget(word.to_string()))
+                }
                 // `hdc:cdrom`: a vdev with its device type, handled below.
                 _ if after.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) => {
                     break
                 }
-                _ => return Err(format!("unknown deprecated disk prefix `{word}:`")),
+                _ => return Err(DiskError::UnknownPrefix(word.to_string())),
             }
             self.prefixed = true;
             param = after;
@@ -233,15 +341,13 @@ impl Fields {
         } else if self.access.is_none() {
             self.access = Some(param.to_string());
         } else {
-            return Err(format!(
-                "too many positional parameters at `{param}` (the order is target, format, vdev, access)"
-            ));
+            return Err(DiskError::TooManyPositional(param.to_string()));
         }
         Ok(())
     }
 
     /// Sets the vdev from `vdev` or the deprecated `vdev:devtype`.
-    fn vdev_with_devtype(&mut self, param: &str) -> Result<(), String> {
+    fn vdev_with_devtype(&mut self, param: &str) -> Result<(), DiskError> {
         match param.rsplit_once(':') {
             Some((vdev, devtype)) => {
                 self.devtype(devtype)?;
@@ -252,54 +358,36 @@ impl Fields {
     }
 
     /// Checks the parameters and applies the defaults.
-    fn finish(self) -> Result<ParsedDisk, String> {
+    fn finish(self) -> Result<ParsedDisk, DiskError> {
         let cdrom = self.devtype.as_deref() == Some("cdrom");
         let target = match self.target.filter(|t| !t.is_empty()) {
             Some(t) => {
                 if let Some(protocol) = network_protocol(&t) {
-                    return Err(network_target(protocol));
+                    return Err(DiskError::NetworkTarget(protocol.to_string()));
                 }
                 PathBuf::from(t)
             }
-            None if cdrom => {
-                let vdev = self.vdev.as_deref().unwrap_or("the drive");
-                return Err(format!(
-                    "{vdev} is an empty CD-ROM drive (no medium): removable media are not supported here; give the image as its target, or remove the entry"
-                ));
-            }
-            None => {
-                return Err(
-                    "no target given: name the disk image, e.g. `/images/guest.img,raw,xvda,rw`"
-                        .into(),
-                )
-            }
+            None if cdrom => return Err(DiskError::EmptyCdrom { vdev: self.vdev }),
+            None => return Err(DiskError::NoTarget),
         };
         let format = match self.format.as_deref().unwrap_or("") {
             "" | "raw" => DiskFormat::Raw,
             f @ ("qcow" | "qcow2" | "vhd" | "qed") => {
-                return Err(format!("disk format {f} is not supported yet (only raw)"))
+                return Err(DiskError::UnsupportedFormat(f.to_string()))
             }
-            f => {
-                return Err(format!(
-                    "unknown disk format `{f}` (Xen knows raw, qcow, qcow2, vhd and qed; only raw is supported here)"
-                ))
-            }
+            f => return Err(DiskError::UnknownFormat(f.to_string())),
         };
         let vdev = match self.vdev.filter(|v| !v.is_empty()) {
             Some(v) if is_disk_vdev(&v) => v,
-            Some(v) => {
-                return Err(format!(
-                "vdev `{v}` is not a Xen virtual device name (like xvda, xvdb1, hdc, sda, d0p1, or a device number like 51713)"
-            ))
-            }
-            None => return Err("no vdev given: name the guest's device, e.g. xvda".into()),
+            Some(v) => return Err(DiskError::BadVdev(v)),
+            None => return Err(DiskError::NoVdev),
         };
         let access = match self.access.as_deref().unwrap_or("") {
             // A CD-ROM is read-only whatever the access, as in Xen.
             "" | "rw" | "w" | "ro" | "r" if cdrom => Access::ReadOnly,
             "" | "rw" | "w" => Access::ReadWrite,
             "ro" | "r" => Access::ReadOnly,
-            a => return Err(format!("unknown access `{a}` (expected rw, w, ro or r)")),
+            a => return Err(DiskError::UnknownAccess(a.to_string())),
         };
         let backendtype = one_of(
             self.backendtype,
@@ -324,11 +412,6 @@ impl Fields {
     }
 }
 
-/// The error for script-based targets.
-fn no_scripts() -> String {
-    "block scripts (script=) are not supported: a target here is an image file or a block device on the host".into()
-}
-
 /// Network block protocols a target may name (Xen's script prefixes, and
 /// the URLs QEMU-backed configs carry).
 const NETWORK_PROTOCOLS: &[&str] = &[
@@ -343,20 +426,18 @@ fn network_protocol(target: &str) -> Option<&str> {
     NETWORK_PROTOCOLS.iter().copied().find(|&p| p == scheme)
 }
 
-/// The error for a target reached over the network.
-fn network_target(protocol: &str) -> String {
-    format!(
-        "{protocol}: targets are not supported: this host opens no network block devices; a target here is an image file or a block device on the host"
-    )
-}
-
 /// Checks an optional parameter against its valid values; empty means not given.
-fn one_of(value: Option<String>, name: &str, valid: &[&str]) -> Result<Option<String>, String> {
+fn one_of(
+    value: Option<String>,
+    name: &'static str,
+    valid: &'static [&'static str],
+) -> Result<Option<String>, DiskError> {
     match value.filter(|v| !v.is_empty()) {
-        Some(v) if !valid.contains(&v.as_str()) => Err(format!(
-            "unknown {name} `{v}` (expected {})",
-            valid.join(", ")
-        )),
+        Some(v) if !valid.contains(&v.as_str()) => Err(DiskError::UnknownValue {
+            name,
+            value: v,
+            valid,
+        }),
         other => Ok(other),
     }
 }

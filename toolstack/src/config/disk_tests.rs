@@ -12,7 +12,7 @@ fn disk(entry: &str) -> DiskSpec {
 fn error(entry: &str) -> String {
     match parse_disk(entry) {
         Ok(parsed) => panic!("{entry:?}: expected an error, got {parsed:?}"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     }
 }
 
@@ -231,4 +231,31 @@ fn odd_input_never_panics() {
     ] {
         let _ = parse_disk(entry);
     }
+}
+
+#[test]
+fn errors_are_typed_for_callers_that_match_on_them() {
+    let err = |entry| parse_disk(entry).err();
+    assert_eq!(
+        err("nbd://host/export,raw,xvda"),
+        Some(DiskError::NetworkTarget("nbd".into()))
+    );
+    assert_eq!(
+        err("/i.img,raw,xvda,rw,xvdb"),
+        Some(DiskError::TooManyPositional("xvdb".into()))
+    );
+    assert_eq!(
+        err("/i.img,raw,xvda,rw,vdev=xvdb"),
+        Some(DiskError::GivenTwice {
+            name: "vdev",
+            first: "xvda".into(),
+            second: "xvdb".into()
+        })
+    );
+    assert_eq!(
+        err(",raw,hdc:cdrom,r"),
+        Some(DiskError::EmptyCdrom {
+            vdev: Some("hdc".into())
+        })
+    );
 }

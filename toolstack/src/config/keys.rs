@@ -221,7 +221,7 @@ const DISK_EXAMPLE: &str = "/images/g.img,raw,xvda,rw";
 fn disks(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<Vec<DiskSpec>, ConfigError> {
     let mut disks: Vec<DiskSpec> = Vec::new();
     for (at, index, entry) in keys.entries("disk", "disk specification", DISK_EXAMPLE)? {
-        let fail = |message: String| {
+        let fail = |message: &dyn std::fmt::Display| {
             value_error(&at, "disk", format!("entry {index} ('{entry}'): {message}"))
         };
         if entry.trim().is_empty() {
@@ -230,11 +230,11 @@ fn disks(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<Vec<DiskSpec>, C
             );
             return Err(value_error(&at, "disk", message));
         }
-        let parsed = parse_disk(entry).map_err(fail)?;
+        let parsed = parse_disk(entry).map_err(|e| fail(&e))?;
         let vdev = &parsed.spec.vdev;
         if let Some(first) = disks.iter().position(|d| &d.vdev == vdev) {
             let message = format!("vdev {vdev} is already used by entry {}", first + 1);
-            return Err(fail(message));
+            return Err(fail(&message));
         }
         if !parsed.ignored.is_empty() {
             warnings.push(format!(
@@ -251,10 +251,10 @@ fn disks(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<Vec<DiskSpec>, C
 fn vifs(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<Vec<VifSpec>, ConfigError> {
     let mut vifs: Vec<VifSpec> = Vec::new();
     for (at, index, entry) in keys.entries("vif", "vif specification", "bridge=xenbr0")? {
-        let fail = |message: String| {
+        let fail = |message: &dyn std::fmt::Display| {
             value_error(&at, "vif", format!("entry {index} ('{entry}'): {message}"))
         };
-        let parsed = parse_vif(entry).map_err(fail)?;
+        let parsed = parse_vif(entry).map_err(|e| fail(&e))?;
         for ignored in &parsed.ignored {
             warnings.push(format!("{at}: vif: entry {index}: {ignored}"));
         }
@@ -262,7 +262,7 @@ fn vifs(keys: &Keys<'_>, warnings: &mut Vec<String>) -> Result<Vec<VifSpec>, Con
         if let Some(mac) = &vif.mac {
             if let Some(first) = vifs.iter().position(|v| v.mac.as_ref() == Some(mac)) {
                 let message = format!("mac {mac} is already used by entry {}", first + 1);
-                return Err(fail(message));
+                return Err(fail(&message));
             }
         }
         vifs.push(vif);

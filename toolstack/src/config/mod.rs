@@ -25,11 +25,12 @@ mod syntax;
 mod values;
 mod vif;
 
-pub use disk::{Access, DiskFormat, DiskSpec};
+pub use disk::{Access, DiskError, DiskFormat, DiskSpec};
 pub use error::{ConfigError, Location, COMMAND_LINE};
 pub use spec::{Action, DomainSpec, GuestType, Parsed, Placement, MAX_VCPUS};
 pub use vif::{
-    first_ipv4, parse_vif_entry, rate_credit, VifSpec, DEFAULT_BRIDGE, DEFAULT_RATE_INTERVAL_US,
+    first_ipv4, parse_vif_entry, rate_credit, VifError, VifSpec, DEFAULT_BRIDGE,
+    DEFAULT_RATE_INTERVAL_US,
 };
 
 use std::path::Path;
@@ -69,6 +70,6 @@ pub fn parse_file(path: &Path, overrides: &[String]) -> Result<Parsed, ConfigErr
 /// Parses a disk specification as `xl block-attach` takes it: the same
 /// syntax as one entry of `disk = [...]`, its components possibly given as
 /// separate arguments (joined with commas).
-pub fn parse_disk_spec(components: &[String]) -> Result<DiskSpec, String> {
+pub fn parse_disk_spec(components: &[String]) -> Result<DiskSpec, DiskError> {
     disk::parse_disk(&components.join(",")).map(|parsed| parsed.spec)
 }

@@ -69,20 +69,81 @@ impl Default for VifSpec {
     }
 }
 
+/// What is wrong with a vif entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VifError {
+    /// An item without `=`.
+    NotKeyValue(String),
+    /// A key given twice.
+    GivenTwice(&'static str),
+    /// A key with nothing after `=`.
+    EmptyValue(&'static str),
+    /// A `mac=` that is not six hex pairs.
+    BadMac(String),
+    /// A `mac=` with the multicast bit set.
+    MulticastMac(String),
+    /// A `vifname=` Linux would not take as an interface name.
+    BadVifname(String),
+    /// An address of `ip=` that is not an IP address.
+    NotAnIp(String),
+    /// An address of `ip=` whose `/prefix` is out of range.
+    BadPrefix(String),
+    /// A `rate=` Xen would refuse, and why.
+    BadRate {
+        /// The rate given.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An `mtu=` out of range.
+    BadMtu(String),
+    /// A `type=` other than vif or ioemu.
+    BadType(String),
+}
+
+impl std::fmt::Display for VifError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotKeyValue(item) => write!(f, "expected key=value, found `{item}`"),
+            Self::GivenTwice(key) => write!(f, "{key} is given twice"),
+            Self::EmptyValue(key) => write!(f, "{key} has an empty value"),
+            Self::BadMac(mac) => write!(f, "mac `{mac}` is not six hex pairs like 00:16:3e:12:34:56"),
+            Self::MulticastMac(mac) => write!(
+                f,
+                "mac `{mac}` is a multicast address (the first byte must be even)"
+            ),
+            Self::BadVifname(name) => write!(
+                f,
+                "vifname `{name}` is not an interface name (at most 15 characters, no `/`, `:` or spaces)"
+            ),
+            Self::NotAnIp(addr) => write!(f, "ip `{addr}` is not an IP address"),
+            Self::BadPrefix(addr) => write!(f, "ip `{addr}` has a bad prefix length"),
+            Self::BadRate { value, why } => write!(
+                f,
+                "rate `{value}` {why} (write it like 10Mb/s, 250KB/s or 1MB/s@20ms)"
+            ),
+            Self::BadMtu(mtu) => write!(f, "mtu `{mtu}` is not a number from 68 to 65535"),
+            Self::BadType(t) => write!(f, "type `{t}` is not vif or ioemu"),
+        }
+    }
+}
+
+impl std::error::Error for VifError {}
+
 /// Parses one vif entry as `xl network-attach` takes it; returns the vif
 /// and one sentence per key it ignored, or what is wrong with it.
-pub fn parse_vif_entry(entry: &str) -> Result<(VifSpec, Vec<String>), String> {
+pub fn parse_vif_entry(entry: &str) -> Result<(VifSpec, Vec<String>), VifError> {
     parse_vif(entry).map(|p| (p.spec, p.ignored))
 }
 
 /// Parses one vif entry; the error says what is wrong with it.
-pub(crate) fn parse_vif(entry: &str) -> Result<ParsedVif, String> {
+pub(crate) fn parse_vif(entry: &str) -> Result<ParsedVif, VifError> {
     let mut vif = VifSpec::default();
     let mut ignored = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for item in entry.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let Some((key, value)) = item.split_once('=') else {
-            return Err(format!("expected key=value, found `{item}`"));
+            return Err(VifError::NotKeyValue(item.to_string()));
         };
         let (key, value) = (key.trim(), value.trim());
         if IGNORED_KEYS.contains(&key) {
@@ -97,11 +158,11 @@ pub(crate) fn parse_vif(entry: &str) -> Result<ParsedVif, String> {
             continue;
         };
         if seen.contains(&key) {
-            return Err(format!("{key} is given twice"));
+            return Err(VifError::GivenTwice(key));
         }
         seen.push(key);
         if value.is_empty() {
-            return Err(format!("{key} has an empty value"));
+            return Err(VifError::EmptyValue(key));
         }
         let text = Some(value.to_string());
         match key {
@@ -122,8 +183,8 @@ pub(crate) fn parse_vif(entry: &str) -> Result<ParsedVif, String> {
 
 /// Checks a MAC address (six colon-separated hex pairs, not multicast) and
 /// returns it in lower case.
-pub(crate) fn mac(value: &str) -> Result<String, String> {
-    let bad = || format!("mac `{value}` is not six hex pairs like 00:16:3e:12:34:56");
+pub(crate) fn mac(value: &str) -> Result<String, VifError> {
+    let bad = || VifError::BadMac(value.to_string());
     let pairs: Vec<&str> = value.split(':').collect();
     let ok = pairs.len() == 6
         && pairs
@@ -137,29 +198,25 @@ pub(crate) fn mac(value: &str) -> Result<String, String> {
         .and_then(|p| u8::from_str_radix(p, 16).ok())
         .ok_or_else(bad)?;
     if first & 1 == 1 {
-        return Err(format!(
-            "mac `{value}` is a multicast address (the first byte must be even)"
-        ));
+        return Err(VifError::MulticastMac(value.to_string()));
     }
     Ok(value.to_ascii_lowercase())
 }
 
 /// Checks a backend interface name (what Linux allows: 1 to 15 characters,
 /// no `/`, `:` or whitespace).
-fn vifname(value: &str) -> Result<String, String> {
+fn vifname(value: &str) -> Result<String, VifError> {
     let ok =
         value.len() <= 15 && !value.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
     if ok {
         Ok(value.to_string())
     } else {
-        Err(format!(
-            "vifname `{value}` is not an interface name (at most 15 characters, no `/`, `:` or spaces)"
-        ))
+        Err(VifError::BadVifname(value.to_string()))
     }
 }
 
 /// Checks space-separated IP addresses, each optionally with a `/prefix`.
-fn ip(value: &str) -> Result<String, String> {
+fn ip(value: &str) -> Result<String, VifError> {
     for addr in value.split_whitespace() {
         let (host, prefix) = match addr.split_once('/') {
             Some((h, p)) => (h, Some(p)),
@@ -168,10 +225,10 @@ fn ip(value: &str) -> Result<String, String> {
         let max = match host.parse::<std::net::IpAddr>() {
             Ok(std::net::IpAddr::V4(_)) => 32,
             Ok(std::net::IpAddr::V6(_)) => 128,
-            Err(_) => return Err(format!("ip `{addr}` is not an IP address")),
+            Err(_) => return Err(VifError::NotAnIp(addr.to_string())),
         };
         if prefix.is_some_and(|p| !p.parse::<u8>().is_ok_and(|n| n <= max)) {
-            return Err(format!("ip `{addr}` has a bad prefix length"));
+            return Err(VifError::BadPrefix(addr.to_string()));
         }
     }
     Ok(value.to_string())
@@ -179,9 +236,11 @@ fn ip(value: &str) -> Result<String, String> {
 
 /// Checks a rate as Xen does: `<N>[GMK](B|b)/s`, optionally followed by
 /// `@<N>[s|ms|us]` (the replenishment interval).
-pub(crate) fn rate(value: &str) -> Result<String, String> {
-    let bad =
-        |why: &str| format!("rate `{value}` {why} (write it like 10Mb/s, 250KB/s or 1MB/s@20ms)");
+pub(crate) fn rate(value: &str) -> Result<String, VifError> {
+    let bad = |why: &'static str| VifError::BadRate {
+        value: value.to_string(),
+        why,
+    };
     let (amount, interval) = match value.split_once('@') {
         Some((a, i)) => (a, Some(i)),
         None => (value, None),
@@ -286,18 +345,18 @@ pub fn first_ipv4(value: &str) -> Option<([u8; 4], Option<u8>)> {
 }
 
 /// Checks an MTU (68, IPv4's minimum, to 65535).
-fn mtu(value: &str) -> Result<u32, String> {
+fn mtu(value: &str) -> Result<u32, VifError> {
     match value.parse::<u32>() {
         Ok(n) if (68..=65535).contains(&n) => Ok(n),
-        _ => Err(format!("mtu `{value}` is not a number from 68 to 65535")),
+        _ => Err(VifError::BadMtu(value.to_string())),
     }
 }
 
 /// Checks Xen's vif `type`.
-fn vif_type(value: &str) -> Result<String, String> {
+fn vif_type(value: &str) -> Result<String, VifError> {
     match value {
         "vif" | "ioemu" => Ok(value.to_string()),
-        _ => Err(format!("type `{value}` is not vif or ioemu")),
+        _ => Err(VifError::BadType(value.to_string())),
     }
 }
 

@@ -12,7 +12,7 @@ fn vif(entry: &str) -> VifSpec {
 fn error(entry: &str) -> String {
     match parse_vif(entry) {
         Ok(v) => panic!("{entry:?}: expected an error, got {v:?}"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     }
 }
 
@@ -159,4 +159,25 @@ fn the_first_ipv4_address_of_ip() {
     );
     assert_eq!(first_ipv4("fe80::1/64"), None);
     assert_eq!(first_ipv4("10.0.0.2/0"), None);
+}
+
+#[test]
+fn errors_are_typed_for_callers_that_match_on_them() {
+    let err = |entry| parse_vif(entry).err();
+    assert_eq!(
+        err("mac=01:00:5e:00:00:01"),
+        Some(VifError::MulticastMac("01:00:5e:00:00:01".into()))
+    );
+    assert_eq!(err("mtu=67"), Some(VifError::BadMtu("67".into())));
+    assert_eq!(
+        err("ip=10.0.0.2,ip=10.0.0.3"),
+        Some(VifError::GivenTwice("ip"))
+    );
+    assert_eq!(
+        err("rate=10Mb"),
+        Some(VifError::BadRate {
+            value: "10Mb".into(),
+            why: "does not end in /s"
+        })
+    );
 }
