@@ -75,11 +75,15 @@ pub fn request(
 }
 
 /// Parses `file` with the command-line overrides, printing warnings.
-pub fn parse(file: &Path, overrides: &[String], quiet: bool) -> Result<config::Parsed, String> {
+pub fn parse(
+    file: &Path,
+    overrides: &[String],
+    quiet: bool,
+) -> Result<config::Parsed, config::ConfigError> {
     if !quiet {
         eprintln!("Parsing config from {}", file.display());
     }
-    let parsed = config::parse_file(file, overrides).map_err(|e| e.to_string())?;
+    let parsed = config::parse_file(file, overrides)?;
     for warning in &parsed.warnings {
         eprintln!("warning: {warning}");
     }

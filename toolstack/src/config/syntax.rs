@@ -115,9 +115,11 @@ pub(crate) fn parse_into(
         } = statement;
         let earlier = settings.get(&key);
         if let (true, Some(old)) = (add, earlier) {
-            value = joined(&old.value, value).map_err(|message| ConfigError::Syntax {
+            value = joined(&old.value, value).ok_or_else(|| ConfigError::Syntax {
                 at: at(line),
-                message: format!("`{key} +=`: {message}"),
+                message: format!(
+                    "`{key} +=`: cannot add a list to a single value, or a single value to a list"
+                ),
             })?;
         } else if let Some(old) = earlier.filter(|old| numbered && old.at.source == source) {
             warnings.push(format!(
@@ -139,8 +141,9 @@ pub(crate) fn parse_into(
     Ok(warnings)
 }
 
-/// `old` with `new` added to it (`+=`): strings joined, lists appended.
-fn joined(old: &Value, new: Value) -> Result<Value, String> {
+/// `old` with `new` added to it (`+=`): strings joined, lists appended;
+/// None if one is a list and the other is not.
+fn joined(old: &Value, new: Value) -> Option<Value> {
     let kind = match (&old.kind, new.kind) {
         (ValueKind::List(items), ValueKind::List(more)) => {
             ValueKind::List(items.iter().cloned().chain(more).collect())
@@ -148,11 +151,9 @@ fn joined(old: &Value, new: Value) -> Result<Value, String> {
         (ValueKind::Str(a) | ValueKind::Num(a), ValueKind::Str(b) | ValueKind::Num(b)) => {
             ValueKind::Str(format!("{a}{b}"))
         }
-        (ValueKind::List(_), _) | (_, ValueKind::List(_)) => {
-            return Err("cannot add a list to a single value, or a single value to a list".into())
-        }
+        (ValueKind::List(_), _) | (_, ValueKind::List(_)) => return None,
     };
-    Ok(Value {
+    Some(Value {
         line: old.line,
         kind,
     })
